@@ -1,0 +1,48 @@
+# husk: build, demo, test, bench.
+PREFIX ?= /usr/local
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+GOFLAGS_BUILD := -trimpath -buildvcs=false
+DEMO_DIR ?= build/demo
+
+.PHONY: all build install demo test test-deps check lint bench clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/husk ./cmd/runtime
+	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/containerd-shim-husk-v2 ./cmd/shim
+
+install: build
+	install -D -m 0755 bin/husk $(DESTDIR)$(PREFIX)/bin/husk
+	install -D -m 0755 bin/containerd-shim-husk-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-husk-v2
+
+# Runs a real container: the rootfs is one static Go binary built here, nothing is downloaded.
+demo: build
+	@test "$$(id -u)" = 0 || { echo "make demo: run as root (containers need CAP_SYS_ADMIN)"; exit 1; }
+	rm -rf $(DEMO_DIR)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o build/demo-bin ./integration/demo
+	build/demo-bin -bundle $(DEMO_DIR)
+	bin/husk --root build/state run --bundle $(DEMO_DIR) husk-demo-$$$$
+
+# Installs what the tests need on a fresh Debian machine (idempotent).
+test-deps:
+	./.ci/install-deps
+
+test: build test-deps lint
+	@mkdir -p build
+	$(GO) test -count=1 -timeout 20m ./specs/... ./libcontainer/...
+	HUSK_BINARY=$(CURDIR)/bin/husk $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|SKIP|\.go:[0-9]+:'; exit $${PIPESTATUS[0]}
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: build
+	./.ci/install-deps
+	HUSK_BINARY=$(CURDIR)/bin/husk $(GO) test -count=1 -run XXX -bench . -benchtime 20x -timeout 30m ./integration/...
+
+clean:
+	rm -rf bin build

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/urfave/cli"
+
+	"github.com/husk-runtime/husk/libcontainer"
+	"github.com/husk-runtime/husk/specs"
+)
+
+var execCommand = cli.Command{
+	Name:      "exec",
+	Usage:     "run a new process inside a running container",
+	ArgsUsage: "<container-id> <command> [args...]",
+	Flags: []cli.Flag{
+		cli.StringFlag{Name: "process, p", Usage: "path to a process.json"},
+		cli.BoolFlag{Name: "tty, t", Usage: "allocate a pseudo-TTY"},
+		cli.StringFlag{Name: "console-socket", Usage: "unix socket that receives the pty master"},
+		cli.StringFlag{Name: "pidfd-socket", Usage: "accepted for compatibility, not used yet"},
+		cli.BoolFlag{Name: "detach, d", Usage: "return once the process has started"},
+		cli.StringFlag{Name: "pid-file", Usage: "file to write the process pid to"},
+		cli.StringSliceFlag{Name: "env, e", Usage: "add an environment variable"},
+		cli.StringFlag{Name: "cwd", Usage: "working directory"},
+		cli.StringFlag{Name: "user, u", Usage: "uid[:gid]"},
+		cli.Int64SliceFlag{Name: "additional-gids, g", Usage: "additional gids"},
+		cli.StringSliceFlag{Name: "cap, c", Usage: "add a capability"},
+		cli.BoolFlag{Name: "no-new-privs", Usage: "set no_new_privs"},
+		cli.StringFlag{Name: "apparmor", Usage: "AppArmor profile"},
+		cli.StringFlag{Name: "process-label", Usage: "SELinux label"},
+		cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra fds (from 3) to the process"},
+		cli.BoolFlag{Name: "ignore-paused", Hidden: true},
+	},
+	SkipArgReorder: true,
+	Action: func(c *cli.Context) error {
+		if c.NArg() < 1 {
+			return errors.New("exec: a container id is required")
+		}
+		id := c.Args().First()
+		ct, err := libcontainer.Load(c.GlobalString("root"), id)
+		if err != nil {
+			return err
+		}
+		p, err := execProcess(c, ct.Config())
+		if err != nil {
+			ct.Close()
+			return err
+		}
+		detach := c.Bool("detach")
+		o := libcontainer.ExecOpts{
+			Process: p, ConsoleSocket: c.String("console-socket"), PidFile: c.String("pid-file"),
+			PreserveFds: c.Int("preserve-fds"),
+			Stdio:       libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		}
+		var term *terminal
+		if p.Terminal && o.ConsoleSocket == "" {
+			if detach {
+				ct.Close()
+				return errors.New("exec: --tty with --detach needs --console-socket")
+			}
+			if term, err = newTerminal(); err != nil {
+				ct.Close()
+				return err
+			}
+			defer term.Close()
+			o.ConsoleConn = term.remote
+		}
+		sigc := make(chan os.Signal, 128)
+		if !detach {
+			signal.Notify(sigc)
+		}
+		cmd, err := ct.Exec(o)
+		ct.Close()
+		if err != nil {
+			return err
+		}
+		if term != nil {
+			if err := term.receive(); err != nil {
+				cmd.Process.Kill()
+				return err
+			}
+		}
+		if detach {
+			cmd.Process.Release()
+			return nil
+		}
+		status := forwardAndWait(sigc, cmd.Process, term, func() (syscall.WaitStatus, error) {
+			err := cmd.Wait()
+			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if cmd.ProcessState != nil {
+				err = nil
+			}
+			return ws, err
+		})
+		if term != nil {
+			term.Close()
+		}
+		os.Exit(status)
+		return nil
+	},
+}
+
+// execProcess builds the process to exec: a process.json as given, or the container's own
+// process with the command line's changes, as runc does.
+func execProcess(c *cli.Context, cfg *rspec.Spec) (*rspec.Process, error) {
+	if path := c.String("process"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("exec --process: %w", err)
+		}
+		p, err := specs.ParseProcess(data)
+		if err != nil {
+			return nil, fmt.Errorf("exec --process %s: %w", path, err)
+		}
+		if p.Cwd == "" {
+			p.Cwd = "/"
+		}
+		return p, specs.ValidateProcess(p)
+	}
+	if c.NArg() < 2 {
+		return nil, errors.New("exec: a command is required (or --process)")
+	}
+	p := *cfg.Process
+	p.Args = c.Args()[1:]
+	p.Terminal = c.Bool("tty")
+	p.ConsoleSize = nil
+	p.Env = append(append([]string(nil), p.Env...), c.StringSlice("env")...)
+	if cwd := c.String("cwd"); cwd != "" {
+		p.Cwd = cwd
+	}
+	if u := c.String("user"); u != "" {
+		uidStr, gidStr, hasGid := strings.Cut(u, ":")
+		uid, err := strconv.ParseUint(uidStr, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("exec --user %q: want uid[:gid]", u)
+		}
+		p.User.UID = uint32(uid)
+		if hasGid {
+			gid, err := strconv.ParseUint(gidStr, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("exec --user %q: want uid[:gid]", u)
+			}
+			p.User.GID = uint32(gid)
+		}
+	}
+	for _, g := range c.Int64Slice("additional-gids") {
+		p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+	}
+	if caps := c.StringSlice("cap"); len(caps) > 0 {
+		old := p.Capabilities
+		if old == nil {
+			old = &rspec.LinuxCapabilities{}
+		}
+		// Never inheritable (CVE-2022-29162).
+		nc := &rspec.LinuxCapabilities{
+			Bounding:    append(append([]string(nil), old.Bounding...), caps...),
+			Effective:   append(append([]string(nil), old.Effective...), caps...),
+			Permitted:   append(append([]string(nil), old.Permitted...), caps...),
+			Inheritable: old.Inheritable,
+			Ambient:     old.Ambient,
+		}
+		p.Capabilities = nc
+	}
+	if c.Bool("no-new-privs") {
+		p.NoNewPrivileges = true
+	}
+	if a := c.String("apparmor"); a != "" {
+		p.ApparmorProfile = a
+	}
+	if l := c.String("process-label"); l != "" {
+		p.SelinuxLabel = l
+	}
+	return &p, specs.ValidateProcess(&p)
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"github.com/urfave/cli"
+
+	"github.com/husk-runtime/husk/libcontainer"
+	"github.com/husk-runtime/husk/specs"
+)
+
+var specCommand = cli.Command{
+	Name:  "spec",
+	Usage: "write a default config.json",
+	Flags: []cli.Flag{
+		cli.StringFlag{Name: "bundle, b", Usage: "directory to write config.json to"},
+		cli.BoolFlag{Name: "rootless", Usage: "a config for an unprivileged user"},
+	},
+	Action: func(c *cli.Context) error {
+		s := specs.Default()
+		if c.Bool("rootless") {
+			specs.ToRootless(s, uint32(os.Geteuid()), uint32(os.Getegid()))
+		}
+		path := filepath.Join(c.String("bundle"), "config.json")
+		if _, err := os.Stat(path); err == nil {
+			return fmt.Errorf("spec: %s already exists; remove it first", path)
+		}
+		b, err := json.MarshalIndent(s, "", "\t")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(path, append(b, '\n'), 0o644)
+	},
+}
+
+var featuresCommand = cli.Command{
+	Name:  "features",
+	Usage: "print the runtime-spec features husk supports, as JSON",
+	Action: func(c *cli.Context) error {
+		var mounts []string
+		for _, o := range []string{"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync", "unbindable"} {
+			mounts = append(mounts, o)
+		}
+		t := true
+		f := false
+		feat := features.Features{
+			OCIVersionMin: "1.0.0",
+			OCIVersionMax: rspec.Version,
+			Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+			MountOptions:  mounts,
+			Linux: &features.Linux{
+				Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
+				Capabilities: specs.AllCapabilities(),
+				Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f, Rdma: &f},
+				Seccomp: &features.Seccomp{
+					Enabled:   &t,
+					Actions:   []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"},
+					Operators: []string{"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"},
+					Archs:     []string{"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"},
+				},
+				Apparmor: &features.Apparmor{Enabled: &t},
+				Selinux:  &features.Selinux{Enabled: &t},
+			},
+			Annotations: map[string]string{"io.github.husk-runtime.husk.version": version},
+		}
+		return printJSON(feat)
+	},
+}
+
+var psCommand = cli.Command{
+	Name:            "ps",
+	Usage:           "list the processes of a container",
+	ArgsUsage:       "<container-id> [ps options]",
+	SkipArgReorder:  true,
+	SkipFlagParsing: false,
+	Flags:           []cli.Flag{cli.StringFlag{Name: "format, f", Value: "table", Usage: "table or json"}},
+	Action: func(c *cli.Context) error {
+		return withContainer(c, func(ct *libcontainer.Container) error {
+			pids, err := ct.Cgroup().Pids()
+			if err != nil {
+				return fmt.Errorf("ps: %w", err)
+			}
+			if pids == nil {
+				pids = []int{}
+			}
+			switch c.String("format") {
+			case "json":
+				return printJSON(pids)
+			case "table":
+			default:
+				return fmt.Errorf("ps: unknown format %q (table or json)", c.String("format"))
+			}
+			args := c.Args().Tail()
+			if len(args) == 0 {
+				args = []string{"-ef"}
+			}
+			out, err := exec.Command("ps", args...).Output()
+			if err != nil {
+				return fmt.Errorf("ps %s: %w", strings.Join(args, " "), err)
+			}
+			lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+			col := -1
+			for i, h := range strings.Fields(lines[0]) {
+				if h == "PID" {
+					col = i
+				}
+			}
+			if col < 0 {
+				return errors.New("ps: the ps output has no PID column")
+			}
+			in := map[int]bool{}
+			for _, p := range pids {
+				in[p] = true
+			}
+			fmt.Println(lines[0])
+			for _, l := range lines[1:] {
+				fs := strings.Fields(l)
+				if len(fs) > col {
+					if p, err := strconv.Atoi(fs[col]); err == nil && in[p] {
+						fmt.Println(l)
+					}
+				}
+			}
+			return nil
+		})
+	},
+}

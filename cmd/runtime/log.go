@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// logger writes runc-style log lines: logrus JSON ({"level","msg","time"}) or text.
+type logger struct {
+	f     *os.File
+	json  bool
+	debug bool
+}
+
+var log = &logger{}
+
+func setupLog(path, format string, debug bool) error {
+	switch format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: must be text or json", format)
+	}
+	log.json = format == "json"
+	log.debug = debug
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log %s: %w", path, err)
+		}
+		log.f = f
+	}
+	return nil
+}
+
+func (l *logger) write(level, msg string) {
+	if l.f == nil {
+		return // stderr already gets errors from fatal; do not print them twice
+	}
+	now := time.Now().Format(time.RFC3339Nano)
+	if l.json {
+		b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
+		l.f.Write(append(b, '\n'))
+		return
+	}
+	fmt.Fprintf(l.f, "time=%q level=%s msg=%q\n", now, level, msg)
+}
+
+func logError(msg string) { log.write("error", msg) }
+
+func logDebug(format string, args ...any) {
+	if log.debug {
+		msg := fmt.Sprintf(format, args...)
+		if log.f == nil {
+			fmt.Fprintln(os.Stderr, "husk: debug: "+msg)
+			return
+		}
+		log.write("debug", msg)
+	}
+}
+
+func logWarn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if log.f == nil {
+		fmt.Fprintln(os.Stderr, "husk: warning: "+msg)
+		return
+	}
+	log.write("warning", msg)
+}

@@ -1,0 +1,323 @@
+// Package cgroups is husk's one small interface over containerd/cgroups for v1, hybrid and
+// unified hosts. A container's cgroup is resolved once at create and recorded as per-controller
+// paths, so any later process (start, delete, the shim) acts on the same cgroup.
+package cgroups
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	mountRoot   = "/sys/fs/cgroup"
+	unifiedRoot = "/sys/fs/cgroup/unified" // the cgroup2 mount on hybrid hosts
+)
+
+// Paths records where a container's cgroup lives: per v1 controller ("memory" -> "/a/b") and the
+// cgroup2 path ("" key), relative to each hierarchy's mount.
+type Paths map[string]string
+
+// Manager acts on one container's cgroup.
+type Manager struct {
+	paths Paths
+	mode  cgroups.CGMode
+}
+
+// Mode reports the host's cgroup layout.
+func Mode() cgroups.CGMode { return cgroups.Mode() }
+
+// Resolve turns linux.cgroupsPath into per-hierarchy paths. An absolute path is taken from each
+// hierarchy's root; a relative one (or the default, the container id) nests under the caller's
+// own cgroup, as runc does, so a runtime inside a container cannot escape its subtree.
+func Resolve(cgroupsPath, id string) (Paths, error) {
+	if strings.Contains(cgroupsPath, ":") {
+		return nil, fmt.Errorf("linux.cgroupsPath %q: the systemd form slice:prefix:name needs a systemd cgroup manager, which husk does not support yet", cgroupsPath)
+	}
+	p := cgroupsPath
+	if p == "" {
+		p = id
+	}
+	clean := filepath.Clean("/" + p)
+	if clean == "/" {
+		return nil, fmt.Errorf("linux.cgroupsPath %q: refusing to use the root cgroup", cgroupsPath)
+	}
+	own, err := ownCgroups()
+	if err != nil {
+		return nil, err
+	}
+	paths := Paths{}
+	for ctrl, base := range own {
+		if filepath.IsAbs(p) {
+			paths[ctrl] = clean
+		} else {
+			paths[ctrl] = filepath.Join(base, clean)
+		}
+	}
+	return paths, nil
+}
+
+// ownCgroups parses /proc/self/cgroup into controller -> path ("" for cgroup2). Named
+// hierarchies (name=systemd) are skipped: husk does not manage them.
+func ownCgroups() (Paths, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("read own cgroup: %w", err)
+	}
+	defer f.Close()
+	paths := Paths{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		parts := strings.SplitN(s.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "" {
+			paths[""] = parts[2]
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if strings.HasPrefix(c, "name=") {
+				continue
+			}
+			paths[c] = parts[2]
+		}
+	}
+	return paths, s.Err()
+}
+
+// Create makes the cgroup and applies resources. On failure nothing is left behind.
+func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
+	m := &Manager{paths: paths, mode: cgroups.Mode()}
+	if m.mode == cgroups.Unified {
+		r := v2Resources(res)
+		if _, err := cgroup2.NewManager(mountRoot, paths[""], r); err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", paths[""], err)
+		}
+		return m, nil
+	}
+	if _, err := cgroup1.New(m.v1Path, res, cgroup1.WithHierarchy(v1Hierarchy)); err != nil {
+		_ = m.Destroy()
+		return nil, fmt.Errorf("create cgroup %s: %w", paths.String(), err)
+	}
+	if m.mode == cgroups.Hybrid && paths[""] != "" {
+		// Controller-free v2 features (freeze, kill, events) come from the unified hierarchy.
+		if err := os.MkdirAll(filepath.Join(unifiedRoot, paths[""]), 0o755); err != nil {
+			_ = m.Destroy()
+			return nil, fmt.Errorf("create cgroup2 %s: %w", paths[""], err)
+		}
+	}
+	return m, nil
+}
+
+// Load returns the manager of an existing container's recorded paths.
+func Load(paths Paths) *Manager { return &Manager{paths: paths, mode: cgroups.Mode()} }
+
+func (p Paths) String() string {
+	for _, k := range []string{"", "memory", "pids", "cpu"} {
+		if v, ok := p[k]; ok {
+			return v
+		}
+	}
+	for _, v := range p {
+		return v
+	}
+	return ""
+}
+
+func v1Hierarchy() ([]cgroup1.Subsystem, error) {
+	all, err := cgroup1.Default()
+	if err != nil {
+		return nil, err
+	}
+	var out []cgroup1.Subsystem
+	for _, s := range all {
+		if s.Name() == "systemd" {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (m *Manager) v1Path(n cgroup1.Name) (string, error) {
+	p, ok := m.paths[string(n)]
+	if !ok {
+		// cpu and cpuacct share a hierarchy on many hosts and are listed as "cpu,cpuacct".
+		for k, v := range m.paths {
+			for _, c := range strings.Split(k, ",") {
+				if c == string(n) {
+					return v, nil
+				}
+			}
+		}
+		return "", cgroup1.ErrControllerNotActive
+	}
+	return p, nil
+}
+
+// dirs lists every directory of the cgroup, one per hierarchy, the cgroup2 one first.
+func (m *Manager) dirs() []string {
+	var out []string
+	seen := map[string]bool{}
+	if p, ok := m.paths[""]; ok {
+		root := unifiedRoot
+		if m.mode == cgroups.Unified {
+			root = mountRoot
+		}
+		d := filepath.Join(root, p)
+		out = append(out, d)
+		seen[d] = true
+	}
+	if m.mode == cgroups.Unified {
+		return out
+	}
+	for ctrl, p := range m.paths {
+		if ctrl == "" {
+			continue
+		}
+		d := filepath.Join(mountRoot, ctrl, p)
+		if !seen[d] {
+			if _, err := os.Stat(filepath.Join(mountRoot, ctrl)); err == nil {
+				out = append(out, d)
+				seen[d] = true
+			}
+		}
+	}
+	return out
+}
+
+// Apply moves pid into every hierarchy of the cgroup.
+func (m *Manager) Apply(pid int) error {
+	b := []byte(strconv.Itoa(pid))
+	for _, d := range m.dirs() {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), b, 0); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("add pid %d to cgroup %s: %w", pid, d, err)
+		}
+	}
+	return nil
+}
+
+// Pids lists the processes in the cgroup (and its children).
+func (m *Manager) Pids() ([]int, error) {
+	dirs := m.dirs()
+	if len(dirs) == 0 {
+		return nil, nil
+	}
+	var best string
+	for _, d := range dirs {
+		// Prefer a v1 hierarchy where the container cannot create sub-cgroups unseen.
+		if strings.Contains(d, "/pids/") || strings.Contains(d, "/freezer/") || best == "" {
+			best = d
+		}
+	}
+	var pids []int
+	err := filepath.WalkDir(best, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		for _, l := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(l); err == nil {
+				pids = append(pids, n)
+			}
+		}
+		return nil
+	})
+	return pids, err
+}
+
+// Signal sends sig to every process in the cgroup, through cgroup.kill for SIGKILL where the
+// kernel offers it (atomic, no fork race), else pid by pid.
+func (m *Manager) Signal(sig unix.Signal) error {
+	if sig == unix.SIGKILL {
+		for _, d := range m.dirs() {
+			if strings.HasPrefix(d, unifiedRoot) || m.mode == cgroups.Unified {
+				if err := os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0); err == nil {
+					return nil
+				}
+			}
+		}
+	}
+	pids, err := m.Pids()
+	if err != nil {
+		return err
+	}
+	for _, p := range pids {
+		if err := unix.Kill(p, sig); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("signal pid %d: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Destroy removes the container's leaf cgroup in every hierarchy; parents it created stay, as
+// they may be shared (/kubepods/...).
+func (m *Manager) Destroy() error {
+	var firstErr error
+	for _, d := range m.dirs() {
+		if err := removeTree(d); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// removeTree removes a cgroup directory and any sub-cgroups the container made, deepest first.
+func removeTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeTree(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	var rmErr error
+	for i := 0; i < 50; i++ {
+		rmErr = unix.Rmdir(dir)
+		if rmErr == nil || rmErr == unix.ENOENT {
+			return nil
+		}
+		if rmErr != unix.EBUSY {
+			break
+		}
+		// A process that was just killed may still be leaving the cgroup.
+		unix.Nanosleep(&unix.Timespec{Nsec: 2_000_000}, nil)
+	}
+	return fmt.Errorf("remove cgroup %s: %w", dir, rmErr)
+}
+
+// Paths returns the recorded paths.
+func (m *Manager) Paths() Paths { return m.paths }

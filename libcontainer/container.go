@@ -1,0 +1,559 @@
+// Package libcontainer is husk's container engine: the create/start/exec/kill/delete state
+// machine on the parent side, and the init process that prepares the container from inside.
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
+	"github.com/husk-runtime/husk/libcontainer/exeseal"
+)
+
+var (
+	ErrExists     = errors.New("container already exists")
+	ErrNotExist   = errors.New("container does not exist")
+	ErrNotRunning = errors.New("container is not running")
+)
+
+var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+
+// Container is one container under a state root. Methods that change it hold its lock.
+type Container struct {
+	root  string
+	dir   string
+	state *State
+	lock  *os.File
+	init  *exec.Cmd // set in the process that created the container (for `run`)
+}
+
+// Stdio is the standard streams given to the container's process.
+type Stdio struct {
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
+}
+
+// CreateOpts carries what `husk create` and `husk run` are given.
+type CreateOpts struct {
+	ID            string
+	Bundle        string // absolute
+	Spec          *rspec.Spec
+	ConsoleSocket string   // path of a unix socket that receives the pty master
+	ConsoleConn   *os.File // or an already connected socket (foreground run)
+	PidFile       string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFds   int
+	Stdio         Stdio
+}
+
+// ValidateID rejects ids that would be unsafe as a directory name.
+func ValidateID(id string) error {
+	if id == "" {
+		return errors.New("container id must not be empty")
+	}
+	if !validID.MatchString(id) || id == "." || id == ".." || len(id) > 1024 {
+		return fmt.Errorf("invalid container id %q", id)
+	}
+	return nil
+}
+
+// ensureRoot makes the state root, private to root.
+func ensureRoot(root string) error {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("state root %s: %w", root, err)
+	}
+	return nil
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// Load opens an existing container and takes its lock; call Close when done.
+func Load(root, id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	lock, err := lockDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %s: %w", id, ErrNotExist)
+		}
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	st, err := readState(dir)
+	if err != nil {
+		lock.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			// A create still in progress (or killed half-way) has a directory but no state yet.
+			return nil, fmt.Errorf("container %s: %w", id, ErrNotExist)
+		}
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	return &Container{root: root, dir: dir, state: st, lock: lock}, nil
+}
+
+// List returns the ids of all containers under root.
+func List(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && ValidateID(e.Name()) == nil {
+			if _, err := os.Stat(filepath.Join(root, e.Name(), stateFile)); err == nil {
+				ids = append(ids, e.Name())
+			}
+		}
+	}
+	return ids, nil
+}
+
+// Close releases the container's lock.
+func (c *Container) Close() {
+	if c.lock != nil {
+		c.lock.Close()
+		c.lock = nil
+	}
+}
+
+// ID returns the container id.
+func (c *Container) ID() string { return c.state.ID }
+
+// Config returns the spec the container was created with.
+func (c *Container) Config() *rspec.Spec { return c.state.Config }
+
+// Status derives the container's current status.
+func (c *Container) Status() Status { return c.status() }
+
+// Pid returns the init pid, or 0 once it has stopped.
+func (c *Container) Pid() int {
+	if c.state.initAlive() {
+		return c.state.InitPid
+	}
+	return 0
+}
+
+// Cgroup returns the container's cgroup manager.
+func (c *Container) Cgroup() *cgroups.Manager { return cgroups.Load(c.state.Cgroup) }
+
+// OCIState returns the state as `husk state` prints it.
+func (c *Container) OCIState() OCIState {
+	st := c.status()
+	pid := c.state.InitPid
+	if st == Stopped {
+		pid = 0
+	}
+	return OCIState{
+		OCIVersion: rspec.Version, ID: c.state.ID, Pid: pid, Status: st,
+		Bundle: c.state.Bundle, Rootfs: c.state.Rootfs, Created: c.state.Created,
+		Annotations: c.state.Config.Annotations, Owner: c.state.Owner,
+	}
+}
+
+func (c *Container) hookState(status Status) *rspec.State {
+	return &rspec.State{
+		Version: rspec.Version, ID: c.state.ID, Status: rspec.ContainerState(status),
+		Pid: c.state.InitPid, Bundle: c.state.Bundle, Annotations: c.state.Config.Annotations,
+	}
+}
+
+// undoStack runs registered cleanups in reverse when a multi-step operation fails.
+type undoStack []func()
+
+func (u *undoStack) push(f func()) { *u = append(*u, f) }
+func (u *undoStack) run() {
+	for i := len(*u) - 1; i >= 0; i-- {
+		(*u)[i]()
+	}
+	*u = nil
+}
+
+// Create sets up a container whose init waits, inside its namespaces, for Start.
+func Create(root string, o CreateOpts) (c *Container, err error) {
+	if err := ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	if o.Spec.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
+		return nil, errors.New("process.terminal is true: --console-socket is required")
+	}
+	if !o.Spec.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleConn != nil) {
+		return nil, errors.New("--console-socket given but process.terminal is false")
+	}
+	if err := ensureRoot(root); err != nil {
+		return nil, err
+	}
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+	dir := filepath.Join(root, o.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s: %w", o.ID, ErrExists)
+		}
+		return nil, fmt.Errorf("container %s: state dir: %w", o.ID, err)
+	}
+	undo.push(func() { os.RemoveAll(dir) })
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	undo.push(func() { lock.Close() })
+
+	c = &Container{root: root, dir: dir, lock: lock, state: &State{
+		ID: o.ID, Bundle: o.Bundle, Rootfs: rootfsOf(o.Spec, o.Bundle), Created: time.Now().UTC(),
+		Owner: "", Config: o.Spec, NoPivot: o.NoPivot,
+	}}
+
+	fifo := filepath.Join(dir, fifoName)
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer fifoFile.Close()
+
+	paths, err := cgroups.Resolve(o.Spec.Linux.CgroupsPath, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := cgroups.Create(paths, cgroupResources(o.Spec))
+	if err != nil {
+		return nil, err
+	}
+	undo.push(func() { cg.Destroy() })
+	c.state.Cgroup = paths
+
+	console, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
+	if err != nil {
+		return nil, err
+	}
+	if console != nil {
+		defer console.Close()
+	}
+
+	p := &initProcess{
+		mode: "create", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
+		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
+		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings,
+	}
+	cfg := &initConfig{
+		Mode: "create", ID: o.ID, Spec: o.Spec, Process: o.Spec.Process, Rootfs: c.state.Rootfs,
+		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
+	}
+	cmd, sync, err := p.start(cfg, cg)
+	if err != nil {
+		return nil, err
+	}
+	undo.push(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	defer sync.Close()
+	c.state.InitPid = cmd.Process.Pid
+
+	for {
+		m, err := sync.recv()
+		if err != nil {
+			return nil, initError(o.ID, err)
+		}
+		if m.Type == msgReady {
+			break
+		}
+		if m.Type != msgHooks {
+			return nil, fmt.Errorf("container %s: protocol error: unexpected %q", o.ID, m.Type)
+		}
+		hs := c.hookState(Creating)
+		if err := runHooks(o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+		if err := runHooks(o.Spec.Hooks.CreateRuntime, "createRuntime", hs); err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+		if err := sync.send(syncMsg{Type: msgHooksDone}); err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+	}
+
+	startTime, _, err := procStartTime(cmd.Process.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
+	}
+	c.state.InitStartTime = startTime
+	if err := writeState(dir, c.state); err != nil {
+		return nil, err
+	}
+	if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+		return nil, err
+	}
+	c.init = cmd
+	return c, nil
+}
+
+func rootfsOf(s *rspec.Spec, bundle string) string {
+	p := s.Root.Path
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(bundle, p)
+	}
+	return filepath.Clean(p)
+}
+
+// initError turns what the init reported (or its silent death) into a user-facing error.
+func initError(id string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("container %s: init process exited before it was ready", id)
+	}
+	return fmt.Errorf("container %s: %w", id, err)
+}
+
+func writePidFile(path string, pid int) error {
+	if path == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(tmp, abs); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// Start releases a created container's init, which then execs the user process.
+func (c *Container) Start() error {
+	switch st := c.status(); st {
+	case Created:
+	case Stopped:
+		return fmt.Errorf("container %s: cannot start a container that has stopped", c.state.ID)
+	default:
+		return fmt.Errorf("container %s: cannot start an already %s container", c.state.ID, st)
+	}
+	fifo := filepath.Join(c.dir, fifoName)
+	f, err := os.OpenFile(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: open exec fifo: %w", c.state.ID, err)
+	}
+	defer f.Close()
+	// Opening the read end released the init's blocking open; wait for its byte, watching
+	// that it has not died meanwhile.
+	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 100)
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("container %s: wait for init: %w", c.state.ID, err)
+		}
+		if n > 0 {
+			break
+		}
+		if !c.state.initAlive() {
+			return fmt.Errorf("container %s: init process died before start", c.state.ID)
+		}
+	}
+	buf := make([]byte, 1)
+	if n, _ := unix.Read(int(f.Fd()), buf); n != 1 {
+		return fmt.Errorf("container %s: init process died before start", c.state.ID)
+	}
+	if err := os.Remove(fifo); err != nil {
+		return fmt.Errorf("container %s: %w", c.state.ID, err)
+	}
+	if h := c.state.Config.Hooks; h != nil && len(h.Poststart) > 0 {
+		if err := runHooks(h.Poststart, "poststart", c.hookState(Running)); err != nil {
+			// The spec says a failing poststart hook is only logged; runc kills the container,
+			// which users of `docker run` expect too.
+			c.signalInit(unix.SIGKILL)
+			return fmt.Errorf("container %s: %w", c.state.ID, err)
+		}
+	}
+	return nil
+}
+
+// Wait waits for the init process of a container this process created (run) and returns its
+// wait status.
+func (c *Container) Wait() (syscall.WaitStatus, error) {
+	if c.init == nil {
+		return 0, errors.New("not the parent of this container's init")
+	}
+	err := c.init.Wait()
+	ws, _ := c.init.ProcessState.Sys().(syscall.WaitStatus)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = nil
+	}
+	return ws, err
+}
+
+// InitProcess returns the os.Process of the init when this process created it.
+func (c *Container) InitProcess() *os.Process {
+	if c.init == nil {
+		return nil
+	}
+	return c.init.Process
+}
+
+// Signal sends sig to the init, or with all to every process of the container.
+func (c *Container) Signal(sig unix.Signal, all bool) error {
+	st := c.status()
+	if st == Stopped && !all {
+		return fmt.Errorf("container %s: %w", c.state.ID, ErrNotRunning)
+	}
+	var err error
+	if all {
+		err = c.Cgroup().Signal(sig)
+	} else {
+		err = c.signalInit(sig)
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: kill: %w", c.state.ID, err)
+	}
+	if st == Paused && sig == unix.SIGKILL {
+		// A frozen process cannot die; thaw it so the kill takes effect.
+		_ = c.Cgroup().Thaw()
+	}
+	return nil
+}
+
+// Pause freezes the container.
+func (c *Container) Pause() error {
+	switch st := c.status(); st {
+	case Running, Created:
+	default:
+		return fmt.Errorf("container %s: cannot pause a %s container", c.state.ID, st)
+	}
+	if err := c.Cgroup().Freeze(); err != nil {
+		return fmt.Errorf("container %s: pause: %w", c.state.ID, err)
+	}
+	return nil
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume() error {
+	if st := c.status(); st != Paused {
+		return fmt.Errorf("container %s: cannot resume a %s container", c.state.ID, st)
+	}
+	if err := c.Cgroup().Thaw(); err != nil {
+		return fmt.Errorf("container %s: resume: %w", c.state.ID, err)
+	}
+	return nil
+}
+
+// Delete removes a stopped (or, with force, any) container and everything husk made for it.
+func (c *Container) Delete(force bool) error {
+	switch st := c.status(); st {
+	case Stopped:
+	case Created, Creating:
+		c.killAndWait()
+	default:
+		if !force {
+			return fmt.Errorf("container %s: cannot delete a %s container without --force", c.state.ID, st)
+		}
+		c.killAndWait()
+	}
+	return c.destroy()
+}
+
+func (c *Container) killAndWait() {
+	cg := c.Cgroup()
+	_ = c.signalInit(unix.SIGKILL)
+	_ = cg.Thaw()
+	for i := 0; i < 1000 && c.state.initAlive(); i++ {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (c *Container) destroy() error {
+	cg := c.Cgroup()
+	// Without a private pid namespace the init's death leaves its children running.
+	_ = cg.Signal(unix.SIGKILL)
+	_ = cg.Thaw()
+	var errs []string
+	for i := 0; i < 500; i++ {
+		pids, _ := cg.Pids()
+		if len(pids) == 0 {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := cg.Destroy(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if h := c.state.Config.Hooks; h != nil && len(h.Poststop) > 0 {
+		if err := runHooks(h.Poststop, "poststop", c.hookState(Stopped)); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("container %s: delete: %s", c.state.ID, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// startLocked runs f on a goroutine locked to a fresh OS thread that first joins the pid and
+// time namespaces given: those apply to children of the calling thread only, so the child
+// started by f is born inside them. The thread is thrown away afterwards.
+func startLocked(nsfds []*os.File, f func() error) error {
+	if len(nsfds) == 0 {
+		return f()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- err
+			return
+		}
+		for _, ns := range nsfds {
+			if err := unix.Setns(int(ns.Fd()), 0); err != nil {
+				errc <- fmt.Errorf("join %s: %w", ns.Name(), err)
+				return
+			}
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// sealedBinary is opened per process start; see exeseal.
+func sealedBinary() (*os.File, error) { return exeseal.Open() }

@@ -1,0 +1,64 @@
+package libcontainer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// runHooks runs hooks in order with the container state on stdin; the first failure stops them.
+func runHooks(hooks []rspec.Hook, phase string, st *rspec.State) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	state, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	for i, h := range hooks {
+		if err := runHook(h, state); err != nil {
+			return fmt.Errorf("%s hook #%d (%s): %w", phase, i, h.Path, err)
+		}
+	}
+	return nil
+}
+
+func runHook(h rspec.Hook, state []byte) error {
+	ctx := context.Background()
+	if h.Timeout != nil {
+		if *h.Timeout <= 0 {
+			return fmt.Errorf("timeout must be positive, got %d", *h.Timeout)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, h.Path)
+	if len(h.Args) > 0 {
+		cmd.Args = h.Args
+	} else {
+		cmd.Args = []string{h.Path}
+	}
+	cmd.Env = h.Env
+	cmd.Stdin = bytes.NewReader(state)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("timed out after %ds", *h.Timeout)
+	}
+	if err != nil {
+		if msg := strings.TrimSpace(out.String()); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,279 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+// IsInit reports whether this process was started as a husk init.
+func IsInit() bool { return os.Getenv("_HUSK_INIT") != "" }
+
+// Init is the entry point of `husk init`, the process that becomes the container. It never
+// returns: it execs the user's process or reports an error to the parent and exits.
+func Init() {
+	// Capabilities, no_new_privs and the seccomp filter are per thread: everything happens on
+	// this thread, which is the one that finally calls execve.
+	runtime.LockOSThread()
+	fd, err := strconv.Atoi(os.Getenv("_HUSK_SYNCFD"))
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Unsetenv("_HUSK_INIT")
+	os.Unsetenv("_HUSK_SYNCFD")
+	os.Unsetenv("GOMAXPROCS")
+	pipe := newSyncPipe(os.NewFile(uintptr(fd), "sync"))
+	m, err := pipe.expect(msgConfig)
+	if err != nil {
+		os.Exit(1)
+	}
+	cfg := m.Config
+	if cfg.Mode == "create" {
+		err = initContainer(pipe, cfg)
+	} else {
+		err = initExec(pipe, cfg)
+	}
+	_ = pipe.send(syncMsg{Type: msgError, Message: err.Error()})
+	os.Exit(1)
+}
+
+func hasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func initContainer(pipe *syncPipe, cfg *initConfig) error {
+	spec := cfg.Spec
+	// The cgroup and time namespaces are made here, after the parent placed us in our cgroup,
+	// so the cgroup namespace is rooted at the container's own cgroup.
+	if hasNewNamespace(spec, rspec.CgroupNamespace) {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("new cgroup namespace: %w", err)
+		}
+	}
+	if hasNewNamespace(spec, rspec.TimeNamespace) {
+		if err := setupTimeNamespace(spec.Linux.TimeOffsets); err != nil {
+			return err
+		}
+	}
+	if !cfg.NoNewKeyring {
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && err != unix.ENOSYS {
+			return fmt.Errorf("join session keyring: %w", err)
+		}
+	}
+	if hasNewNamespace(spec, rspec.NetworkNamespace) {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	if hasNewNamespace(spec, rspec.MountNamespace) {
+		if err := prepareRootfs(cfg); err != nil {
+			return err
+		}
+	} else {
+		return errors.New("linux.namespaces: a new mount namespace is required")
+	}
+	if cfg.HasRuntimeHooks {
+		if err := pipe.send(syncMsg{Type: msgHooks}); err != nil {
+			return err
+		}
+		if _, err := pipe.expect(msgHooksDone); err != nil {
+			return err
+		}
+	}
+	if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
+		if err := runHooks(spec.Hooks.CreateContainer, "createContainer", &rspec.State{
+			Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreating, Pid: os.Getpid(),
+			Bundle: cfg.Bundle, Annotations: spec.Annotations,
+		}); err != nil {
+			return err
+		}
+	}
+	if err := finishRootfs(cfg); err != nil {
+		return err
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("sethostname: %w", err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("setdomainname: %w", err)
+		}
+	}
+	for k, v := range spec.Linux.Sysctl {
+		if err := writeProcSys(k, v); err != nil {
+			return err
+		}
+	}
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
+	name, err := prepareProcess(cfg)
+	if err != nil {
+		return err
+	}
+	if err := pipe.send(syncMsg{Type: msgReady}); err != nil {
+		return err
+	}
+	pipe.Close()
+
+	// Block until `husk start` opens the other end of the exec fifo.
+	ff, err := unix.Open("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	if _, err := unix.Write(ff, []byte("0")); err != nil {
+		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	unix.Close(ff)
+	unix.Close(cfg.FifoFd)
+	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
+		if err := runHooks(spec.Hooks.StartContainer, "startContainer", &rspec.State{
+			Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreated, Pid: os.Getpid(),
+			Bundle: cfg.Bundle, Annotations: spec.Annotations,
+		}); err != nil {
+			// The parent is gone; the user sees the failure as the container's exit.
+			fmt.Fprintln(os.Stderr, "husk:", err)
+			os.Exit(127)
+		}
+	}
+	return execProcess(name, cfg)
+}
+
+func initExec(pipe *syncPipe, cfg *initConfig) error {
+	if cfg.Process.Terminal {
+		if _, err := unix.Setsid(); err != nil {
+			return fmt.Errorf("setsid: %w", err)
+		}
+	}
+	name, err := prepareProcess(cfg)
+	if err != nil {
+		return err
+	}
+	err = execProcess(name, cfg)
+	// Reached only if execve failed; the pipe is still open because exec did not happen.
+	return err
+}
+
+// execProcess loads a no_new_privs seccomp filter as late as possible (so the filter need not
+// allow husk's own syscalls), then replaces this process with the user's.
+func execProcess(name string, cfg *initConfig) error {
+	p := cfg.Process
+	if cfg.Spec.Linux.Seccomp != nil && p.NoNewPrivileges {
+		if err := loadSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
+	if err := unix.Exec(name, p.Args, os.Environ()); err != nil {
+		return fmt.Errorf("exec %q: %w", p.Args[0], err)
+	}
+	return nil
+}
+
+// prepareProcess applies everything about the process (console, limits, credentials,
+// capabilities, cwd, fds) and returns the resolved path of the program to exec.
+func prepareProcess(cfg *initConfig) (string, error) {
+	p := cfg.Process
+	if cfg.ConsoleFd > 0 {
+		if err := setupConsole(cfg.ConsoleFd, p.ConsoleSize); err != nil {
+			return "", err
+		}
+	}
+	for _, r := range p.Rlimits {
+		res := specs.Rlimits[r.Type]
+		if err := unix.Prlimit(0, res, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}, nil); err != nil {
+			return "", fmt.Errorf("setrlimit %s: %w", r.Type, err)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := writeProcFile("self/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
+			return "", err
+		}
+	}
+	if err := applyLabels(p); err != nil {
+		return "", err
+	}
+	os.Clearenv()
+	for _, kv := range p.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
+	if _, ok := os.LookupEnv("HOME"); !ok {
+		os.Setenv("HOME", "/")
+	}
+	if cfg.PreserveFds > 0 && os.Getenv("LISTEN_FDS") != "" {
+		os.Setenv("LISTEN_PID", "1")
+	}
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return "", fmt.Errorf("chdir to cwd %q: %w", p.Cwd, err)
+	}
+	// CVE-2024-21626: a cwd reached through a leaked fd lies outside the root, which getcwd
+	// reports as unreachable.
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return "", fmt.Errorf("cwd %q is outside the container root", p.Cwd)
+	}
+	name, err := exec.LookPath(p.Args[0])
+	if err != nil {
+		return "", fmt.Errorf("exec: %q: executable file not found in $PATH", p.Args[0])
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return "", fmt.Errorf("set no_new_privs: %w", err)
+		}
+	}
+	if cfg.Spec.Linux.Seccomp != nil && !p.NoNewPrivileges {
+		// Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: do it now.
+		if err := loadSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
+			return "", err
+		}
+	}
+	if err := setupUser(p); err != nil {
+		return "", err
+	}
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return "", fmt.Errorf("chdir to cwd %q as uid %d: %w", p.Cwd, p.User.UID, err)
+	}
+	// Nothing of husk's may reach the user process: mark every fd past stdio and the preserved
+	// ones close-on-exec (CVE-2024-21626).
+	if err := unix.CloseRange(uint(3+cfg.PreserveFds), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return "", fmt.Errorf("close fds: %w", err)
+	}
+	return name, nil
+}
+
+func setupTimeNamespace(offsets map[string]rspec.LinuxTimeOffset) error {
+	if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+		return fmt.Errorf("new time namespace: %w", err)
+	}
+	var b strings.Builder
+	for clock, off := range offsets {
+		switch clock {
+		case "monotonic", "boottime":
+		default:
+			return fmt.Errorf("linux.timeOffsets: unknown clock %q", clock)
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
+	}
+	if b.Len() > 0 {
+		if err := writeProcFile("self/timens_offsets", b.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

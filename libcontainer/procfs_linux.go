@@ -1,0 +1,71 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// verifyProcfs checks that the container's /proc is a real procfs, not a directory or a FUSE
+// mount an image put there to catch husk's writes (CVE-2019-16884, CVE-2023-27561).
+func verifyProcfs() error {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs("/proc", &sfs); err != nil {
+		return fmt.Errorf("/proc: %w", err)
+	}
+	if sfs.Type != unix.PROC_SUPER_MAGIC {
+		return errors.New("/proc in the container is not a procfs; a proc mount at /proc is required")
+	}
+	return nil
+}
+
+// writeProcFile writes value to /proc/<rel>, checking the file opened really lives on procfs so
+// a container cannot redirect the write with an overmount or symlink (CVE-2025-52881).
+func writeProcFile(rel, value string) error {
+	fd, err := unix.Open("/proc/"+rel, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("open /proc/%s: %w", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("/proc/%s is not on procfs; refusing to write", rel)
+	}
+	if _, err := f.WriteString(value); err != nil {
+		return fmt.Errorf("write /proc/%s: %w", rel, err)
+	}
+	return nil
+}
+
+// writeProcSys sets a sysctl ("net.ipv4.ip_forward") through /proc/sys.
+func writeProcSys(key, value string) error {
+	if err := writeProcFile("sys/"+strings.ReplaceAll(key, ".", "/"), value); err != nil {
+		return fmt.Errorf("sysctl %s: %w", key, err)
+	}
+	return nil
+}
+
+// loopbackUp brings up lo in a new network namespace, as runc does.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,582 @@
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+// procFd names an open fd so that mount(2) acts on exactly the inode we resolved and checked,
+// not on whatever a path names by the time the kernel walks it (CVE-2021-30465).
+func procFd(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// prepareRootfs does everything that must happen before pivot_root: root propagation, the
+// rootfs bind, the spec's mounts and /dev.
+func prepareRootfs(cfg *initConfig) error {
+	spec := cfg.Spec
+	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	if spec.Linux.RootfsPropagation != "" {
+		prop = specs.PropagationFlags[spec.Linux.RootfsPropagation]
+	}
+	if err := unix.Mount("", "/", "", prop, ""); err != nil {
+		return fmt.Errorf("make / %s: %w", spec.Linux.RootfsPropagation, err)
+	}
+	if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind rootfs %s: %w", cfg.Rootfs, err)
+	}
+	root, err := os.OpenFile(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	defer root.Close()
+	devBound := false
+	for _, m := range spec.Mounts {
+		if err := mountInRoot(root, cfg, m); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		if path.Clean(m.Destination) == "/dev" && isBind(m) {
+			devBound = true
+		}
+	}
+	if !devBound {
+		if err := createDevices(root, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isBind(m rspec.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkNoEscape walks dest the way a naive host-side resolution would and refuses a relative
+// symlink that climbs out of the rootfs: such a destination is an attack on the host, and
+// saying so beats silently mounting somewhere the user did not mean.
+func checkNoEscape(rootfs, dest string) error {
+	parts := strings.Split(strings.Trim(path.Clean(dest), "/"), "/")
+	var stack []string
+	for hops := 0; len(parts) > 0; {
+		p := parts[0]
+		parts = parts[1:]
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return fmt.Errorf("destination %q escapes the rootfs", dest)
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		cur := filepath.Join(append([]string{rootfs}, append(stack, p)...)...)
+		target, err := os.Readlink(cur)
+		if err != nil {
+			stack = append(stack, p)
+			continue
+		}
+		if hops++; hops > 40 {
+			return fmt.Errorf("destination %q: too many levels of symbolic links", dest)
+		}
+		if strings.HasPrefix(target, "/") {
+			stack = nil // absolute links are relative to the container root
+		} else {
+			// A relative link that climbs above the root escapes it.
+			depth := len(stack)
+			for _, t := range strings.Split(target, "/") {
+				switch t {
+				case "..":
+					depth--
+					if depth < 0 {
+						return fmt.Errorf("destination %q escapes the rootfs through symlink %s -> %s", dest, "/"+strings.Join(append(stack, p), "/"), target)
+					}
+				case "", ".":
+				default:
+					depth++
+				}
+			}
+		}
+		parts = append(strings.Split(target, "/"), parts...)
+	}
+	return nil
+}
+
+// openDest resolves (creating if needed) a mount destination inside root, as a directory or,
+// for a file source, as a file. Symlinks are followed but never out of root.
+func openDest(root *os.File, rootfs, dest string, file bool) (*os.File, error) {
+	if err := checkNoEscape(rootfs, dest); err != nil {
+		return nil, err
+	}
+	if f, err := pathrs.OpenatInRoot(root, dest); err == nil {
+		return f, nil
+	}
+	if !file {
+		return pathrs.MkdirAllHandle(root, dest, 0o755)
+	}
+	dir, err := pathrs.MkdirAllHandle(root, path.Dir(path.Clean(dest)), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat(int(dir.Fd()), path.Base(dest), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil && err != unix.EEXIST {
+		return nil, err
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	return pathrs.OpenatInRoot(root, dest)
+}
+
+// isProcOrSys is for CVE-2023-27561/CVE-2019-19921: procfs and sysfs must land on a real
+// directory, not on a symlink the image planted.
+func checkRealDir(rootfs, dest string, f *os.File) error {
+	got, err := os.Readlink(procFd(f))
+	if err != nil {
+		return err
+	}
+	if got != filepath.Join(rootfs, path.Clean(dest)) {
+		return fmt.Errorf("destination %s is a symlink (to %s); refusing to mount there", dest, strings.TrimPrefix(got, rootfs))
+	}
+	return nil
+}
+
+func mountInRoot(root *os.File, cfg *initConfig, m rspec.Mount) error {
+	opts, err := specs.ParseMountOptions(m.Options)
+	if err != nil {
+		return err
+	}
+	if m.Type == "bind" {
+		opts.Bind = true
+	}
+	switch {
+	case opts.Bind:
+		return bindMount(root, cfg, m, opts)
+	case m.Type == "cgroup":
+		return mountCgroup(root, cfg, m, opts)
+	}
+	dst, err := openDest(root, cfg.Rootfs, m.Destination, false)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if m.Type == "proc" || m.Type == "sysfs" {
+		if err := checkRealDir(cfg.Rootfs, m.Destination, dst); err != nil {
+			return err
+		}
+	}
+	flags := opts.Flags
+	data := opts.Data
+	if m.Type == "mqueue" || m.Type == "sysfs" {
+		// These refuse some flags when not owned by our user namespace; the spec values work.
+	}
+	if err := unix.Mount(m.Source, procFd(dst), m.Type, flags, data); err != nil {
+		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
+			// Without a network namespace of our own the kernel refuses a new sysfs; bind the
+			// host's read-only instead, as runc does for rootless containers.
+			return bindMount(root, cfg, rspec.Mount{Destination: m.Destination, Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}, specs.MountOptions{Bind: true, Recursive: true, Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC})
+		}
+		return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+	}
+	return applyPropagation(dst, opts)
+}
+
+func applyPropagation(dst *os.File, opts specs.MountOptions) error {
+	for _, p := range opts.Propagation {
+		if err := unix.Mount("", procFd(dst), "", p, ""); err != nil {
+			return fmt.Errorf("set propagation: %w", err)
+		}
+	}
+	return nil
+}
+
+func bindMount(root *os.File, cfg *initConfig, m rspec.Mount, opts specs.MountOptions) error {
+	src := m.Source
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(cfg.Bundle, src)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("bind source: %w", err)
+	}
+	dst, err := openDest(root, cfg.Rootfs, m.Destination, !st.IsDir())
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	srcf, err := os.OpenFile(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bind source: %w", err)
+	}
+	defer srcf.Close()
+	flags := uintptr(unix.MS_BIND)
+	if opts.Recursive {
+		flags |= unix.MS_REC
+	}
+	if err := unix.Mount(procFd(srcf), procFd(dst), "", flags, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", m.Source, err)
+	}
+	// The mount now covers dst's path; reopen to act on the new mount, not the one below.
+	mnt, err := pathrs.OpenatInRoot(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	defer mnt.Close()
+	if remountFlags := opts.Flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC); remountFlags != 0 {
+		if err := remount(mnt, remountFlags); err != nil {
+			return err
+		}
+	}
+	return applyPropagation(mnt, opts)
+}
+
+// remount applies per-mount flags to a bind mount, keeping the flags the kernel locked (a bind
+// from a more privileged namespace cannot drop nosuid/nodev/noexec/ro).
+func remount(f *os.File, flags uintptr) error {
+	err := unix.Mount("", procFd(f), "", unix.MS_BIND|unix.MS_REMOUNT|flags, "")
+	if err == nil {
+		return nil
+	}
+	var sfs unix.Statfs_t
+	if serr := unix.Fstatfs(int(f.Fd()), &sfs); serr != nil {
+		return fmt.Errorf("remount: %w", err)
+	}
+	locked := uintptr(sfs.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY | unix.MS_NOATIME | unix.MS_RELATIME | unix.MS_STRICTATIME)
+	if err2 := unix.Mount("", procFd(f), "", unix.MS_BIND|unix.MS_REMOUNT|flags|locked, ""); err2 != nil {
+		return fmt.Errorf("remount: %w", err)
+	}
+	return nil
+}
+
+// mountCgroup gives the container a view of its cgroup: cgroup2 directly on unified hosts; on
+// v1 and hybrid hosts a tmpfs with one mount per hierarchy. Inside a cgroup namespace those are
+// fresh cgroupfs mounts rooted at the container's cgroup; without one, binds of its directories.
+func mountCgroup(root *os.File, cfg *initConfig, m rspec.Mount, opts specs.MountOptions) error {
+	dst, err := openDest(root, cfg.Rootfs, m.Destination, false)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	flags := opts.Flags &^ unix.MS_RDONLY
+	ro := opts.Flags&unix.MS_RDONLY != 0
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		if err := unix.Mount("cgroup2", procFd(dst), "cgroup2", opts.Flags, ""); err != nil {
+			return fmt.Errorf("mount cgroup2: %w", err)
+		}
+		return nil
+	}
+	if err := unix.Mount("tmpfs", procFd(dst), "tmpfs", flags, "mode=755"); err != nil {
+		return fmt.Errorf("mount cgroup tmpfs: %w", err)
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return err
+	}
+	newNs := hasNewNamespace(cfg.Spec, rspec.CgroupNamespace)
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		ctrls, cgPath := parts[1], parts[2]
+		name, fstype, data := ctrls, "cgroup", ctrls
+		hostDir := filepath.Join("/sys/fs/cgroup", ctrls)
+		if ctrls == "" {
+			name, fstype, data, hostDir = "unified", "cgroup2", "", "/sys/fs/cgroup/unified"
+		} else if strings.HasPrefix(ctrls, "name=") {
+			name = strings.TrimPrefix(ctrls, "name=")
+			hostDir = filepath.Join("/sys/fs/cgroup", name)
+		}
+		if _, err := os.Stat(hostDir); err != nil {
+			continue
+		}
+		sub := filepath.Join(m.Destination, name)
+		d, err := openDest(root, cfg.Rootfs, sub, false)
+		if err != nil {
+			return err
+		}
+		if newNs {
+			err = unix.Mount("cgroup", procFd(d), fstype, flags, data)
+		} else {
+			err = unix.Mount(filepath.Join(hostDir, cgPath), procFd(d), "", unix.MS_BIND|unix.MS_REC, "")
+		}
+		if err == nil && ro {
+			if mf, oerr := pathrs.OpenatInRoot(root, sub); oerr == nil {
+				err = remount(mf, flags|unix.MS_RDONLY)
+				mf.Close()
+			}
+		}
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("mount cgroup %s: %w", name, err)
+		}
+	}
+	if ro {
+		mf, err := pathrs.OpenatInRoot(root, m.Destination)
+		if err != nil {
+			return err
+		}
+		defer mf.Close()
+		return unix.Mount("", procFd(mf), "", unix.MS_REMOUNT|unix.MS_RDONLY|flags, "mode=755")
+	}
+	return nil
+}
+
+type devSpec struct {
+	path         string
+	kind         uint32
+	major, minor uint32
+	mode         uint32
+	uid, gid     uint32
+}
+
+var defaultDevices = []devSpec{
+	{"/dev/null", unix.S_IFCHR, 1, 3, 0o666, 0, 0},
+	{"/dev/zero", unix.S_IFCHR, 1, 5, 0o666, 0, 0},
+	{"/dev/full", unix.S_IFCHR, 1, 7, 0o666, 0, 0},
+	{"/dev/random", unix.S_IFCHR, 1, 8, 0o666, 0, 0},
+	{"/dev/urandom", unix.S_IFCHR, 1, 9, 0o666, 0, 0},
+	{"/dev/tty", unix.S_IFCHR, 5, 0, 0o666, 0, 0},
+}
+
+// createDevices makes the default and the spec's device nodes, and the /dev symlinks. In a user
+// namespace mknod is not allowed, so the host's nodes are bind-mounted instead, as runc does.
+func createDevices(root *os.File, spec *rspec.Spec) error {
+	devs := append([]devSpec(nil), defaultDevices...)
+	for _, d := range spec.Linux.Devices {
+		kind := uint32(unix.S_IFCHR)
+		switch d.Type {
+		case "b":
+			kind = unix.S_IFBLK
+		case "p":
+			kind = unix.S_IFIFO
+		}
+		mode := uint32(0o666)
+		if d.FileMode != nil {
+			mode = uint32(*d.FileMode) & 0o7777
+		}
+		var uid, gid uint32
+		if d.UID != nil {
+			uid = *d.UID
+		}
+		if d.GID != nil {
+			gid = *d.GID
+		}
+		devs = append(devs, devSpec{d.Path, kind, uint32(d.Major), uint32(d.Minor), mode, uid, gid})
+	}
+	inUserNS := hasNewNamespace(spec, rspec.UserNamespace)
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	for _, d := range devs {
+		if err := makeDevice(root, d, inUserNS); err != nil {
+			return fmt.Errorf("device %s: %w", d.path, err)
+		}
+	}
+	links := [][2]string{{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}}
+	if _, err := os.Stat("/proc/kcore"); err == nil {
+		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
+	}
+	devDir, err := pathrs.MkdirAllHandle(root, "/dev", 0o755)
+	if err != nil {
+		return fmt.Errorf("/dev: %w", err)
+	}
+	defer devDir.Close()
+	// /dev/ptmx points at the devpts instance mounted at /dev/pts, so ptys made in the
+	// container belong to it.
+	if fd, err := unix.Openat(int(devDir.Fd()), "pts/ptmx", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+		unix.Close(fd)
+		_ = unix.Unlinkat(int(devDir.Fd()), "ptmx", 0)
+		links = append(links, [2]string{"pts/ptmx", "/dev/ptmx"})
+	}
+	for _, l := range links {
+		if err := unix.Symlinkat(l[0], int(devDir.Fd()), path.Base(l[1])); err != nil && err != unix.EEXIST {
+			return fmt.Errorf("symlink %s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+func makeDevice(root *os.File, d devSpec, bind bool) error {
+	dir, err := pathrs.MkdirAllHandle(root, path.Dir(d.path), 0o755)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	base := path.Base(d.path)
+	if bind {
+		fd, err := unix.Openat(int(dir.Fd()), base, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		dstf := os.NewFile(uintptr(fd), base)
+		defer dstf.Close()
+		return unix.Mount(d.path, procFd(dstf), "", unix.MS_BIND, "")
+	}
+	_ = unix.Unlinkat(int(dir.Fd()), base, 0)
+	if err := unix.Mknodat(int(dir.Fd()), base, d.kind|d.mode, int(unix.Mkdev(d.major, d.minor))); err != nil {
+		return err
+	}
+	return unix.Fchownat(int(dir.Fd()), base, int(d.uid), int(d.gid), unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// finishRootfs switches root and applies what must be done from inside it: masked and
+// read-only paths and a read-only root.
+func finishRootfs(cfg *initConfig) error {
+	if cfg.NoPivot {
+		if err := moveRoot(cfg.Rootfs); err != nil {
+			return err
+		}
+	} else if err := pivotRoot(cfg.Rootfs); err != nil {
+		return err
+	}
+	if err := verifyProcfs(); err != nil {
+		return err
+	}
+	spec := cfg.Spec
+	for _, p := range spec.Linux.ReadonlyPaths {
+		if err := readonlyPath(p); err != nil {
+			return fmt.Errorf("readonly path %s: %w", p, err)
+		}
+	}
+	if len(spec.Linux.MaskedPaths) > 0 {
+		null, err := openDevNull()
+		if err != nil {
+			return err
+		}
+		defer null.Close()
+		for _, p := range spec.Linux.MaskedPaths {
+			if err := maskPath(p, null); err != nil {
+				return fmt.Errorf("masked path %s: %w", p, err)
+			}
+		}
+	}
+	if spec.Root.Readonly {
+		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			f, oerr := os.OpenFile("/", unix.O_PATH|unix.O_CLOEXEC, 0)
+			if oerr != nil {
+				return oerr
+			}
+			defer f.Close()
+			if err := remount(f, unix.MS_RDONLY); err != nil {
+				return fmt.Errorf("read-only root: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func pivotRoot(rootfs string) error {
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(oldroot)
+	newroot, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(newroot)
+	if err := unix.Fchdir(newroot); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then
+	// removes it without needing a directory for it inside the rootfs.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Fchdir(oldroot); err != nil {
+		return err
+	}
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make old root slave: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+func moveRoot(rootfs string) error {
+	if err := unix.Chdir(rootfs); err != nil {
+		return err
+	}
+	if err := unix.Mount(rootfs, "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// openDevNull opens the container's /dev/null and checks it really is the null device, so a
+// planted symlink or file cannot turn masking into a bind of something else (CVE-2025-31133).
+func openDevNull() (*os.File, error) {
+	f, err := os.OpenFile("/dev/null", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/null: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		f.Close()
+		return nil, errors.New("/dev/null is not the null device; refusing to use it for masking")
+	}
+	return f, nil
+}
+
+func maskPath(p string, null *os.File) error {
+	f, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ELOOP) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.Mount("tmpfs", procFd(f), "tmpfs", unix.MS_RDONLY, "size=0k")
+	}
+	return unix.Mount(procFd(null), procFd(f), "", unix.MS_BIND, "")
+}
+
+func readonlyPath(p string) error {
+	f, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ELOOP) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	if err := unix.Mount(procFd(f), procFd(f), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	g, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	return remount(g, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+}

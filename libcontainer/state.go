@@ -1,0 +1,146 @@
+package libcontainer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
+)
+
+// Status is a container's lifecycle state, as `state` reports it.
+type Status string
+
+const (
+	Creating Status = "creating"
+	Created  Status = "created"
+	Running  Status = "running"
+	Paused   Status = "paused"
+	Stopped  Status = "stopped"
+)
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+)
+
+// State is what husk persists per container. Status is not stored: it is derived from the init
+// process (alive and the same process, by start time), the exec fifo and the freezer.
+type State struct {
+	ID            string            `json:"id"`
+	InitPid       int               `json:"init_pid"`
+	InitStartTime uint64            `json:"init_start_time"`
+	Bundle        string            `json:"bundle"`
+	Rootfs        string            `json:"rootfs"`
+	Created       time.Time         `json:"created"`
+	Owner         string            `json:"owner"`
+	Cgroup        cgroups.Paths     `json:"cgroup_paths"`
+	Namespaces    map[string]string `json:"namespace_paths,omitempty"`
+	Config        *rspec.Spec       `json:"config"`
+	// NoPivot and NoNewKeyring are kept so exec behaves like create did.
+	NoPivot bool `json:"no_pivot,omitempty"`
+}
+
+// OCIState is the runtime-spec state plus runc's extra fields, as `husk state` prints it.
+type OCIState struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      Status            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Owner       string            `json:"owner"`
+}
+
+func writeState(dir string, st *State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+func readState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("corrupt state %s: %w", dir, err)
+	}
+	return &st, nil
+}
+
+// procStartTime returns field 22 of /proc/pid/stat (start time in clock ticks) and whether the
+// process is a zombie, which counts as stopped.
+func procStartTime(pid int) (uint64, bool, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false, errors.New("malformed stat")
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return 0, false, errors.New("malformed stat")
+	}
+	st, err := strconv.ParseUint(fields[19], 10, 64)
+	return st, fields[0] == "Z" || fields[0] == "X", err
+}
+
+// initAlive reports whether the recorded init process still runs (not reused, not a zombie).
+func (s *State) initAlive() bool {
+	if s.InitPid <= 0 {
+		return false
+	}
+	st, zombie, err := procStartTime(s.InitPid)
+	return err == nil && !zombie && st == s.InitStartTime
+}
+
+func (c *Container) status() Status {
+	if c.state.InitPid == 0 {
+		return Creating
+	}
+	if !c.state.initAlive() {
+		return Stopped
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
+		return Created
+	}
+	if cgroups.Load(c.state.Cgroup).Frozen() {
+		return Paused
+	}
+	return Running
+}
+
+// signalInit sends sig to the init process, checking first that the pid was not reused.
+func (c *Container) signalInit(sig unix.Signal) error {
+	if !c.state.initAlive() {
+		return ErrNotRunning
+	}
+	if err := unix.Kill(c.state.InitPid, sig); err != nil && err != unix.ESRCH {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package libcontainer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// The parent and the init process talk over one socketpair with typed JSON messages, one per
+// line. The C constructor in nsenter writes msgError in the same form.
+const (
+	msgConfig    = "config"     // parent -> init: the initConfig
+	msgHooks     = "hooks"      // init -> parent: namespaces and mounts are ready, run createRuntime hooks
+	msgHooksDone = "hooks-done" // parent -> init
+	msgReady     = "ready"      // init -> parent: blocked on exec.fifo (create) or about to exec (exec)
+	msgError     = "error"      // init -> parent: setup failed; Message says why
+)
+
+type syncMsg struct {
+	Type    string      `json:"type"`
+	Message string      `json:"message,omitempty"`
+	Config  *initConfig `json:"config,omitempty"`
+}
+
+type syncPipe struct {
+	f   *os.File
+	dec *json.Decoder
+}
+
+func newSyncPipe(f *os.File) *syncPipe {
+	return &syncPipe{f: f, dec: json.NewDecoder(f)}
+}
+
+func (p *syncPipe) send(m syncMsg) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = p.f.Write(append(b, '\n'))
+	return err
+}
+
+// recv reads the next message; an error message from the other side becomes a Go error.
+func (p *syncPipe) recv() (syncMsg, error) {
+	var m syncMsg
+	if err := p.dec.Decode(&m); err != nil {
+		if errors.Is(err, io.EOF) {
+			return m, io.ErrUnexpectedEOF
+		}
+		return m, err
+	}
+	if m.Type == msgError {
+		return m, errors.New(m.Message)
+	}
+	return m, nil
+}
+
+// expect reads one message and checks its type.
+func (p *syncPipe) expect(typ string) (syncMsg, error) {
+	m, err := p.recv()
+	if err != nil {
+		return m, err
+	}
+	if m.Type != typ {
+		return m, fmt.Errorf("protocol error: got %q, want %q", m.Type, typ)
+	}
+	return m, nil
+}
+
+func (p *syncPipe) Close() error { return p.f.Close() }

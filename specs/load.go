@@ -1,0 +1,81 @@
+package specs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Load reads and validates bundle/config.json. The bundle path is returned absolute, and a
+// relative root.path is resolved against it, because the state and the init process outlive
+// the caller's working directory.
+func Load(bundle string) (*rspec.Spec, string, error) {
+	abs, err := filepath.Abs(bundle)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle %q: %w", bundle, err)
+	}
+	data, err := os.ReadFile(filepath.Join(abs, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("bundle %s: config.json not found", abs)
+		}
+		return nil, "", fmt.Errorf("bundle %s: %w", abs, err)
+	}
+	spec, err := Parse(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
+	}
+	if err := Validate(spec, abs); err != nil {
+		return nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
+	}
+	return spec, abs, nil
+}
+
+// Parse decodes a config.json, reporting syntax errors with their line so the user can find them.
+func Parse(data []byte) (*rspec.Spec, error) {
+	var spec rspec.Spec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&spec); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line := bytes.Count(data[:se.Offset], []byte("\n")) + 1
+			return nil, fmt.Errorf("invalid JSON at line %d: %v", line, se)
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("field %q: cannot use JSON %s as %s", te.Field, te.Value, te.Type)
+		}
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	return &spec, nil
+}
+
+// RootfsPath returns the absolute rootfs path of a spec in bundle.
+func RootfsPath(spec *rspec.Spec, bundle string) string {
+	p := spec.Root.Path
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(bundle, p)
+	}
+	return filepath.Clean(p)
+}
+
+// ParseProcess decodes a process.json given to `exec --process`.
+func ParseProcess(data []byte) (*rspec.Process, error) {
+	var p rspec.Process
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("process JSON: %w", err)
+	}
+	if len(p.Args) == 0 {
+		return nil, errors.New("process: args must not be empty")
+	}
+	if p.Cwd != "" && !strings.HasPrefix(p.Cwd, "/") {
+		return nil, fmt.Errorf("process.cwd %q must be an absolute path", p.Cwd)
+	}
+	return &p, nil
+}
