@@ -240,6 +240,11 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
+	// The init opens the fifo after switching to the container's user; the 0700 state dir
+	// keeps everyone else away from it.
+	if err := os.Chmod(fifo, 0o622); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
 	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open exec fifo: %w", err)

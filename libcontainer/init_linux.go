@@ -42,7 +42,10 @@ func Init() {
 	} else {
 		err = initExec(pipe, cfg)
 	}
-	_ = pipe.send(syncMsg{Type: msgError, Message: err.Error()})
+	if pipe.send(syncMsg{Type: msgError, Message: err.Error()}) != nil {
+		// The parent is gone (create returned): the container's stderr is all that is left.
+		fmt.Fprintln(os.Stderr, "husk init:", err)
+	}
 	os.Exit(1)
 }
 
@@ -119,6 +122,9 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 		if err := writeProcSys(k, v); err != nil {
 			return err
 		}
+	}
+	if err := protectRootfs(spec); err != nil {
+		return err
 	}
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)

@@ -162,6 +162,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*exec.Cmd, *s
 		cmd.SysProcAttr.UidMappings = idMaps(p.uidMaps)
 		cmd.SysProcAttr.GidMappings = idMaps(p.gidMaps)
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// Become the namespace's root before exec, or exec drops every capability: our host
+		// uid is not mapped inside.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	if err := startLocked(parentNs, cmd.Start); err != nil {
 		parent.Close()

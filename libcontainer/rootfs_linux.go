@@ -437,8 +437,7 @@ func makeDevice(root *os.File, d devSpec, bind bool) error {
 	return unix.Fchownat(int(dir.Fd()), base, int(d.uid), int(d.gid), unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// finishRootfs switches root and applies what must be done from inside it: masked and
-// read-only paths and a read-only root.
+// finishRootfs switches root to the container's rootfs.
 func finishRootfs(cfg *initConfig) error {
 	if cfg.NoPivot {
 		if err := moveRoot(cfg.Rootfs); err != nil {
@@ -447,10 +446,12 @@ func finishRootfs(cfg *initConfig) error {
 	} else if err := pivotRoot(cfg.Rootfs); err != nil {
 		return err
 	}
-	if err := verifyProcfs(); err != nil {
-		return err
-	}
-	spec := cfg.Spec
+	return verifyProcfs()
+}
+
+// protectRootfs applies, from inside the new root and after sysctls are written, the read-only
+// and masked paths and a read-only root.
+func protectRootfs(spec *rspec.Spec) error {
 	for _, p := range spec.Linux.ReadonlyPaths {
 		if err := readonlyPath(p); err != nil {
 			return fmt.Errorf("readonly path %s: %w", p, err)

@@ -1,0 +1,418 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestRunReportsProcessView(t *testing.T) {
+	b := newBundle(t, "sh", "-c", `echo "host=$(hostname) pid=$$ cwd=$(pwd) uid=$(id -u) gid=$(id -g) foo=$FOO"`)
+	b.spec.Hostname = "inside"
+	b.spec.Process.Env = append(b.spec.Process.Env, "FOO=bar")
+	b.spec.Process.Cwd = "/tmp"
+	id := uniqueID(t)
+	out := b.mustRun(t, id)
+	want := "host=inside pid=1 cwd=/tmp uid=0 gid=0 foo=bar"
+	if strings.TrimSpace(out) != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+	assertClean(t, b, id)
+}
+
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		code   int
+	}{{"exit 0", 0}, {"exit 3", 3}, {"kill -9 $$", 137}, {"kill -TERM $$", 143}} {
+		b := newBundle(t, "sh", "-c", tc.script)
+		// Without a pid namespace the shell is not an init, so it can die of its own signal.
+		b.spec.Linux.Namespaces = b.spec.Linux.Namespaces[1:]
+		if r := b.run(t, uniqueID(t)); r.code != tc.code {
+			t.Errorf("%q: %s, want exit %d", tc.script, r, tc.code)
+		}
+	}
+}
+
+func TestCapabilitiesAndNoNewPrivs(t *testing.T) {
+	b := newBundle(t, "cat", "/proc/self/status")
+	out := b.mustRun(t, uniqueID(t))
+	// CAP_AUDIT_WRITE(29) | CAP_KILL(5) | CAP_NET_BIND_SERVICE(10)
+	want := fmt.Sprintf("%016x", uint64(1)<<29|1<<5|1<<10)
+	for _, f := range []string{"CapEff", "CapPrm", "CapBnd"} {
+		if got := statusField(out, f); got != want {
+			t.Errorf("%s = %s, want %s", f, got, want)
+		}
+	}
+	if got := statusField(out, "CapInh"); got != "0000000000000000" {
+		t.Errorf("CapInh = %s, want empty (CVE-2022-29162)", got)
+	}
+	if got := statusField(out, "NoNewPrivs"); got != "1" {
+		t.Errorf("NoNewPrivs = %s, want 1", got)
+	}
+
+	b = newBundle(t, "cat", "/proc/self/status")
+	b.spec.Process.NoNewPrivileges = false
+	b.spec.Process.Capabilities.Ambient = []string{"CAP_KILL"}
+	b.spec.Process.Capabilities.Inheritable = []string{"CAP_KILL"}
+	b.spec.Process.User = rspec.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 20}}
+	out = b.mustRun(t, uniqueID(t))
+	if got := statusField(out, "CapAmb"); got != fmt.Sprintf("%016x", 1<<5) {
+		t.Errorf("CapAmb = %s, want CAP_KILL", got)
+	}
+	if got := statusField(out, "NoNewPrivs"); got != "0" {
+		t.Errorf("NoNewPrivs = %s, want 0", got)
+	}
+	if got := statusField(out, "Uid"); got != "1000\t1000\t1000\t1000" {
+		t.Errorf("Uid = %q", got)
+	}
+	if got := statusField(out, "Groups"); got != "10 20" {
+		t.Errorf("Groups = %q, want 10 20", got)
+	}
+}
+
+func TestRlimitsAndUmask(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c; umask")
+	b.spec.Process.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 512, Hard: 1024}, {Type: "RLIMIT_CORE", Soft: 0, Hard: 0}}
+	mask := uint32(0o027)
+	b.spec.Process.User.Umask = &mask
+	out := strings.Fields(b.mustRun(t, uniqueID(t)))
+	if strings.Join(out, " ") != "512 1024 0 0027" {
+		t.Fatalf("got %v, want [512 1024 0 0027]", out)
+	}
+}
+
+func TestMountsMaskedAndReadonlyPaths(t *testing.T) {
+	b := newBundle(t, "sh", "-c", `
+		cat /proc/self/mountinfo
+		cat /proc/kcore >/dev/null 2>&1 && echo KCORE-READABLE
+		ls /sys/firmware | wc -l | sed 's/^/FIRMWARE=/'
+		echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo PROCSYS-WRITABLE
+		touch /rootfile 2>/dev/null && echo ROOT-WRITABLE
+		echo x > /data/f 2>/dev/null && echo DATA-WRITABLE
+		cat /data/hello; cat /etc/host-file
+		touch /scratch/ok && echo SCRATCH-OK`)
+	data := t.TempDir()
+	os.WriteFile(filepath.Join(data, "hello"), []byte("HELLO\n"), 0o644)
+	file := filepath.Join(t.TempDir(), "host-file")
+	os.WriteFile(file, []byte("FILE-BIND\n"), 0o644)
+	b.spec.Mounts = append(b.spec.Mounts,
+		rspec.Mount{Destination: "/data", Type: "bind", Source: data, Options: []string{"rbind", "ro", "nosuid", "nodev"}},
+		rspec.Mount{Destination: "/etc/host-file", Type: "bind", Source: file, Options: []string{"bind", "ro"}},
+		rspec.Mount{Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m", "mode=1777"}},
+	)
+	b.spec.Mounts[len(b.spec.Mounts)-3].Destination = "/data" // keep order stable
+	b.spec.Root.Readonly = true
+	out := b.mustRun(t, uniqueID(t))
+	for _, bad := range []string{"KCORE-READABLE", "PROCSYS-WRITABLE", "ROOT-WRITABLE", "DATA-WRITABLE"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("%s\n%s", bad, out)
+		}
+	}
+	for _, good := range []string{"FIRMWARE=0", "HELLO", "FILE-BIND", "SCRATCH-OK"} {
+		if !strings.Contains(out, good) {
+			t.Errorf("missing %s in\n%s", good, out)
+		}
+	}
+	mounts := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 8 {
+			for i, x := range f {
+				if x == "-" && i+1 < len(f) {
+					mounts[f[4]] = f[i+1] + " " + f[5]
+				}
+			}
+		}
+	}
+	for mp, want := range map[string]string{"/": "", "/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs", "/dev/mqueue": "mqueue", "/sys": "sysfs", "/sys/fs/cgroup": "tmpfs", "/data": "", "/scratch": "tmpfs"} {
+		got, ok := mounts[mp]
+		if !ok || (want != "" && !strings.HasPrefix(got, want+" ")) {
+			t.Errorf("mount %s: got %q, want type %q", mp, got, want)
+		}
+	}
+	if !strings.Contains(mounts["/"], "ro") || !strings.Contains(mounts["/data"], "ro,nosuid,nodev") {
+		t.Errorf("/ and /data should be read-only: / %q, /data %q", mounts["/"], mounts["/data"])
+	}
+}
+
+func TestDevices(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/fuse; for l in /dev/ptmx /dev/fd /dev/stdin; do readlink $l; done; echo x > /dev/null && echo NULL-OK; head -c 4 /dev/zero | wc -c")
+	mode := os.FileMode(0o600)
+	b.spec.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &mode}}
+	out := b.mustRun(t, uniqueID(t))
+	for _, want := range []string{"crw-rw-rw-    1 root     root        1,   3 ", "1,   5 ", "1,   7 ", "1,   8 ", "1,   9 ", "5,   0 ", "crw-------    1 root     root       10, 229 ", "pts/ptmx", "/proc/self/fd\n", "/proc/self/fd/0", "NULL-OK", "\n4\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+func TestUserNamespace(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/x && stat -c %u /tmp/x")
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+	b.spec.Linux.UIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.spec.Linux.GIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	// The mapped root must be able to reach the rootfs (as with runc) and own it for a
+	// writable /tmp.
+	os.Chmod(b.dir, 0o755)
+	os.Chmod(filepath.Dir(b.dir), 0o755)
+	filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+	out := b.mustRun(t, uniqueID(t))
+	f := strings.Fields(out)
+	if len(f) < 8 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" || f[6] != "0" || f[7] != "0" {
+		t.Fatalf("unexpected user namespace view:\n%s", out)
+	}
+	if st, err := os.Stat(filepath.Join(b.rootfs(), "tmp/x")); err != nil || st.Sys().(interface{}) == nil {
+		t.Fatalf("file made in the container is missing: %v", err)
+	}
+}
+
+func TestJoinNamespacesByPath(t *testing.T) {
+	// A first container plays the pod sandbox; a second joins its network, ipc and uts
+	// namespaces by path, as containers of a Kubernetes pod do.
+	sandbox := newBundle(t, "sleep", "1000")
+	sandbox.spec.Hostname = "pod"
+	sandbox.write(t)
+	sid := uniqueID(t) + "-sandbox"
+	sandbox.must(t, "run", "-d", sid)
+	defer sandbox.husk(t, "delete", "-f", sid)
+	pid := int(sandbox.state(t, sid)["pid"].(float64))
+
+	b := newBundle(t, "sh", "-c", "for n in net ipc uts; do readlink /proc/self/ns/$n; done; hostname")
+	b.root = sandbox.root
+	b.spec.Hostname = ""
+	var ns []rspec.LinuxNamespace
+	for _, n := range b.spec.Linux.Namespaces {
+		switch n.Type {
+		case rspec.NetworkNamespace, rspec.IPCNamespace, rspec.UTSNamespace:
+			n.Path = fmt.Sprintf("/proc/%d/ns/%s", pid, map[rspec.LinuxNamespaceType]string{rspec.NetworkNamespace: "net", rspec.IPCNamespace: "ipc", rspec.UTSNamespace: "uts"}[n.Type])
+		}
+		ns = append(ns, n)
+	}
+	b.spec.Linux.Namespaces = ns
+	out := b.mustRun(t, uniqueID(t))
+	for _, n := range []string{"net", "ipc", "uts"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, n))
+		if !strings.Contains(out, want) {
+			t.Errorf("%s namespace: want %s in\n%s", n, want, out)
+		}
+	}
+	if !strings.HasSuffix(strings.TrimSpace(out), "pod") {
+		t.Errorf("hostname: want the sandbox's, got\n%s", out)
+	}
+}
+
+func TestSeccomp(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "mkdir /tmp/a 2>&1; chmod 600 /tmp 2>&1; echo done")
+	eperm, enospc := uint(1), uint(28)
+	b.spec.Linux.Seccomp = &rspec.LinuxSeccomp{
+		DefaultAction: rspec.ActAllow,
+		Architectures: []rspec.Arch{rspec.ArchX86_64, rspec.ArchX86, rspec.ArchX32},
+		Syscalls: []rspec.LinuxSyscall{
+			{Names: []string{"mkdir", "mkdirat"}, Action: rspec.ActErrno, ErrnoRet: &enospc},
+			{Names: []string{"chmod", "fchmodat", "fchmodat2"}, Action: rspec.ActErrno, ErrnoRet: &eperm,
+				Args: []rspec.LinuxSeccompArg{{Index: 1, Value: 0o600, Op: rspec.OpEqualTo}}},
+		},
+	}
+	out := b.mustRun(t, uniqueID(t))
+	if !strings.Contains(out, "No space left on device") || !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "done") {
+		t.Fatalf("seccomp rules not applied:\n%s", out)
+	}
+	// Without no_new_privs the filter must still load (husk still holds CAP_SYS_ADMIN then).
+	b.spec.Process.NoNewPrivileges = false
+	if out := b.mustRun(t, uniqueID(t)); !strings.Contains(out, "No space left on device") {
+		t.Fatalf("seccomp without no_new_privs:\n%s", out)
+	}
+}
+
+func TestSysctlAndDomainname(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname")
+	b.spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	b.spec.Domainname = "example.org"
+	if out := strings.Fields(b.mustRun(t, uniqueID(t))); strings.Join(out, " ") != "1 example.org" {
+		t.Fatalf("got %v", out)
+	}
+}
+
+func TestHooks(t *testing.T) {
+	b := newBundle(t, "true")
+	log := filepath.Join(t.TempDir(), "hooks.log")
+	hook := func(name string) rspec.Hook {
+		// Each hook records its name and the state's status and pid (from stdin).
+		return rspec.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `read s; echo "` + name + ` $s" >> ` + log}}
+	}
+	b.spec.Hooks = &rspec.Hooks{
+		CreateRuntime:   []rspec.Hook{hook("createRuntime")},
+		CreateContainer: []rspec.Hook{hook("createContainer")},
+		StartContainer:  []rspec.Hook{{Path: "/bin/true"}},
+		Poststart:       []rspec.Hook{hook("poststart")},
+		Poststop:        []rspec.Hook{hook("poststop")},
+	}
+	id := uniqueID(t)
+	b.mustRun(t, id)
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var names []string
+	for _, l := range lines {
+		names = append(names, strings.Fields(l)[0])
+		if !strings.Contains(l, `"id":"`+id+`"`) {
+			t.Errorf("hook state lacks the id: %s", l)
+		}
+	}
+	if strings.Join(names, ",") != "createRuntime,createContainer,poststart,poststop" {
+		t.Fatalf("hook order: %v", names)
+	}
+	// A failing hook fails create and leaves nothing behind.
+	b.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{{Path: "/bin/false"}}}
+	b.write(t)
+	id = uniqueID(t)
+	if r := b.husk(t, "create", id); r.code == 0 || !strings.Contains(r.stderr, "createRuntime hook") {
+		t.Fatalf("failing hook: %s", r)
+	}
+	assertClean(t, b, id)
+}
+
+func TestLifecycleAndState(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.spec.Annotations = map[string]string{"org.example": "yes"}
+	b.write(t)
+	id := uniqueID(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	b.must(t, "create", "--pid-file", pidFile, id)
+	st := b.state(t, id)
+	pidData, _ := os.ReadFile(pidFile)
+	if st["status"] != "created" || st["id"] != id || st["bundle"] != b.dir || st["rootfs"] != b.rootfs() ||
+		strconv.Itoa(int(st["pid"].(float64))) != string(pidData) || st["annotations"].(map[string]any)["org.example"] != "yes" {
+		t.Fatalf("state after create: %v (pid file %q)", st, pidData)
+	}
+	// The init sits in the container's cgroup from the start.
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%s/cgroup", pidData))
+	if !strings.Contains(string(cg), "/"+id+"\n") {
+		t.Errorf("init is not in the container cgroup:\n%s", cg)
+	}
+	b.must(t, "start", id)
+	if st := b.state(t, id); st["status"] != "running" {
+		t.Fatalf("after start: %v", st)
+	}
+	if r := b.husk(t, "start", id); r.code == 0 || !strings.Contains(r.stderr, "running") {
+		t.Errorf("second start: %s", r)
+	}
+	if r := b.husk(t, "delete", id); r.code == 0 || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("delete of a running container: %s", r)
+	}
+	list := b.must(t, "list", "--format", "json")
+	if !strings.Contains(list, `"id": "`+id+`"`) {
+		t.Errorf("list: %s", list)
+	}
+	if q := strings.TrimSpace(b.must(t, "list", "-q")); q != id {
+		t.Errorf("list -q: %q", q)
+	}
+	b.must(t, "pause", id)
+	if st := b.state(t, id); st["status"] != "paused" {
+		t.Fatalf("after pause: %v", st)
+	}
+	b.must(t, "resume", id)
+	b.must(t, "kill", id, "SIGUSR1") // ignored by sleep as pid 1
+	b.must(t, "kill", id, "KILL")
+	b.waitStatus(t, id, "stopped")
+	if st := b.state(t, id); st["pid"].(float64) != 0 {
+		t.Errorf("stopped container reports pid %v", st["pid"])
+	}
+	b.must(t, "delete", id)
+	assertClean(t, b, id)
+	if r := b.husk(t, "state", id); r.code == 0 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("state of deleted: %s", r)
+	}
+}
+
+func TestKillSignalForms(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	for _, sig := range []string{"9", "KILL", "SIGKILL", "kill"} {
+		id := uniqueID(t)
+		b.must(t, "run", "-d", id)
+		b.must(t, "kill", id, sig)
+		b.waitStatus(t, id, "stopped")
+		b.must(t, "delete", id)
+	}
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	if r := b.husk(t, "kill", id, "NOPE"); r.code == 0 || !strings.Contains(r.stderr, "unknown signal") {
+		t.Errorf("bad signal: %s", r)
+	}
+	b.must(t, "kill", "--all", id, "KILL")
+	b.waitStatus(t, id, "stopped")
+}
+
+func TestExec(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	out := b.must(t, "exec", "--env", "X=1", "--cwd", "/tmp", "--user", "1000:1000", id, "sh", "-c", "echo $X $(pwd) $(id -u):$(id -g); cat /proc/self/status | grep NoNewPrivs")
+	if !strings.Contains(out, "1 /tmp 1000:1000") || !strings.Contains(out, "NoNewPrivs:\t1") {
+		t.Fatalf("exec: %q", out)
+	}
+	if r := b.husk(t, "exec", id, "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("exec exit code: %s", r)
+	}
+	// exec joins the container's pid namespace.
+	if out := b.must(t, "exec", id, "cat", "/proc/1/cmdline"); !strings.HasPrefix(out, "sleep") {
+		t.Errorf("exec pid namespace: %q", out)
+	}
+	proc := `{"args":["sh","-c","echo from-process-json $Y"],"env":["PATH=/bin","Y=2"],"cwd":"/","user":{"uid":0,"gid":0}}`
+	pf := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(pf, []byte(proc), 0o644)
+	if out := b.must(t, "exec", "--process", pf, id); strings.TrimSpace(out) != "from-process-json 2" {
+		t.Errorf("exec --process: %q", out)
+	}
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	b.must(t, "exec", "-d", "--pid-file", pidFile, id, "sleep", "1000")
+	data, err := os.ReadFile(pidFile)
+	if err != nil || len(data) == 0 {
+		t.Fatalf("exec --pid-file: %v %q", err, data)
+	}
+	// ... and its cgroup, as the host sees it.
+	if cg, _ := os.ReadFile("/proc/" + string(data) + "/cgroup"); !strings.Contains(string(cg), "/"+id+"\n") {
+		t.Errorf("exec'd process is not in the container's cgroup:\n%s", cg)
+	}
+	if r := b.husk(t, "exec", id, "/no/such/binary"); r.code == 0 || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("exec of a missing binary: %s", r)
+	}
+}
+
+func TestPsAndUpdate(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	if out := b.must(t, "ps", "--format", "json", id); strings.TrimSpace(strings.Join(strings.Fields(out), "")) != fmt.Sprintf("[%d]", pid) {
+		t.Errorf("ps json: %q, want [%d]", out, pid)
+	}
+	if out := b.must(t, "ps", id); !strings.Contains(out, "PID") || !strings.Contains(out, "sleep 1000") {
+		t.Errorf("ps table: %q", out)
+	}
+	b.must(t, "update", "--pids-limit", "42", id)
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	for _, l := range strings.Split(string(cg), "\n") {
+		if strings.Contains(l, ":pids:") {
+			lim, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", strings.SplitN(l, ":", 3)[2], "pids.max"))
+			if err != nil || strings.TrimSpace(string(lim)) != "42" {
+				t.Errorf("pids.max after update: %q %v", lim, err)
+			}
+		}
+	}
+}
