@@ -155,7 +155,10 @@ func runHusk(t testing.TB, dir, root string, stdin []byte, args ...string) resul
 		<-done
 		t.Fatalf("husk %v hung", args)
 	}
-	return result{readFile(out), readFile(errb), cmd.ProcessState.ExitCode()}
+	r := result{readFile(out), readFile(errb), cmd.ProcessState.ExitCode()}
+	out.Close()
+	errb.Close()
+	return r
 }
 
 func tempFile(t testing.TB) *os.File {
@@ -163,7 +166,6 @@ func tempFile(t testing.TB) *os.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
 	return f
 }
 

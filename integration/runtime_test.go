@@ -156,6 +156,7 @@ func TestDevices(t *testing.T) {
 func TestUserNamespace(t *testing.T) {
 	b := newBundle(t, "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/x && stat -c %u /tmp/x")
 	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+	b.spec.Root.Readonly = false
 	b.spec.Linux.UIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	b.spec.Linux.GIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	// The mapped root must be able to reach the rootfs (as with runc) and own it for a

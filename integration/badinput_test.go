@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// huskInits counts processes still sitting in `husk init`: a failed create must leave none.
+func huskInits(t testing.TB) int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && string(cmd) == "husk\x00init\x00" {
+			n++
+		}
+	}
+	return n
+}
+
+func assertOneLineError(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Fatalf("want failure, got %s", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Fatalf("want one error line containing %q, got %q", want, r.stderr)
+	}
+}
+
+func TestBadInputFailsCleanly(t *testing.T) {
+	before := huskInits(t)
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, b *bundle)
+		want  string
+	}{
+		{"missing config.json", func(t *testing.T, b *bundle) {}, "config.json not found"},
+		{"malformed JSON", func(t *testing.T, b *bundle) {
+			os.WriteFile(filepath.Join(b.dir, "config.json"), []byte(`{"ociVersion": "1.0.2",`+"\n"+`"process": {`), 0o644)
+		}, "invalid JSON"},
+		{"wrong JSON type", func(t *testing.T, b *bundle) {
+			os.WriteFile(filepath.Join(b.dir, "config.json"), []byte(`{"process": {"args": "sh"}}`), 0o644)
+		}, `field "process.args"`},
+		{"unknown namespace", func(t *testing.T, b *bundle) {
+			b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: "bogus"})
+			b.write(t)
+		}, `unknown namespace type "bogus"`},
+		{"missing rootfs", func(t *testing.T, b *bundle) {
+			os.RemoveAll(b.rootfs())
+			b.write(t)
+		}, "does not exist"},
+		{"mount escaping through a symlink", func(t *testing.T, b *bundle) {
+			os.Symlink("../../../../../../../../tmp", filepath.Join(b.rootfs(), "escape"))
+			b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/escape/evil", Type: "tmpfs", Source: "tmpfs"})
+			b.write(t)
+		}, "escapes the rootfs"},
+		{"proc on a symlink", func(t *testing.T, b *bundle) {
+			// CVE-2023-27561 / CVE-2019-19921: /proc in the image is a symlink.
+			os.MkdirAll(filepath.Join(b.rootfs(), "fakeproc"), 0o755)
+			os.Symlink("fakeproc", filepath.Join(b.rootfs(), "proc"))
+			b.write(t)
+		}, "is a symlink"},
+		{"missing binary", func(t *testing.T, b *bundle) {
+			b.spec.Process.Args = []string{"/no/such/program"}
+			b.write(t)
+		}, "executable file not found"},
+		{"relative cwd", func(t *testing.T, b *bundle) {
+			b.spec.Process.Cwd = "tmp"
+			b.write(t)
+		}, "must be an absolute path"},
+		{"bad rlimit", func(t *testing.T, b *bundle) {
+			b.spec.Process.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_BOGUS"}}
+			b.write(t)
+		}, "unknown rlimit"},
+		{"terminal without console socket", func(t *testing.T, b *bundle) {
+			b.spec.Process.Terminal = true
+			b.write(t)
+		}, "--console-socket is required"},
+		{"systemd cgroup path", func(t *testing.T, b *bundle) {
+			b.spec.Linux.CgroupsPath = "system.slice:husk:x"
+			b.write(t)
+		}, "systemd"},
+		{"unknown device type", func(t *testing.T, b *bundle) {
+			b.spec.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/x", Type: "q"}}
+			b.write(t)
+		}, "unknown device type"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBundle(t, "true")
+			tc.setup(t, b)
+			id := uniqueID(t)
+			assertOneLineError(t, b.husk(t, "create", id), tc.want)
+			assertClean(t, b, id)
+			if r := b.husk(t, "list", "-q"); strings.TrimSpace(r.stdout) != "" {
+				t.Fatalf("list after failed create: %q", r.stdout)
+			}
+		})
+	}
+	if after := huskInits(t); after != before {
+		t.Fatalf("%d husk init processes left behind", after-before)
+	}
+}
+
+func TestBadStateTransitions(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+
+	assertOneLineError(t, b.husk(t, "create", id), "already exists")
+	if st := b.state(t, id); st["status"] != "running" {
+		t.Fatalf("duplicate create disturbed the first container: %v", st)
+	}
+	assertOneLineError(t, b.husk(t, "start", id), "already running")
+	assertOneLineError(t, b.husk(t, "delete", id), "without --force")
+	assertOneLineError(t, b.husk(t, "resume", id), "cannot resume a running container")
+	for _, args := range [][]string{{"state", "nope"}, {"start", "nope"}, {"kill", "nope"}, {"delete", "nope"}, {"exec", "nope", "true"}, {"pause", "nope"}} {
+		assertOneLineError(t, b.husk(t, args...), "does not exist")
+	}
+	assertOneLineError(t, b.husk(t, "state", "../etc"), "invalid container id")
+	b.must(t, "delete", "--force", id)
+	assertClean(t, b, id)
+	// A forced delete of a container that is gone succeeds, so cleanups can be repeated.
+	b.must(t, "delete", "--force", id)
+	assertOneLineError(t, b.husk(t, "--log-format", "yaml", "list"), "--log-format")
+	assertOneLineError(t, b.husk(t, "--systemd-cgroup", "list"), "systemd")
+}
+
+func TestJSONLogCarriesTheError(t *testing.T) {
+	// containerd's shim reads the last error line of --log to explain a failure.
+	b := newBundle(t, "true")
+	log := filepath.Join(t.TempDir(), "log.json")
+	r := b.husk(t, "--log", log, "--log-format", "json", "create", uniqueID(t))
+	if r.code == 0 {
+		t.Fatal("create without config.json succeeded")
+	}
+	data, _ := os.ReadFile(log)
+	if !strings.Contains(string(data), `"level":"error"`) || !strings.Contains(string(data), `config.json not found`) || !strings.Contains(string(data), `"time":"`) {
+		t.Fatalf("log: %q", data)
+	}
+}

@@ -1,0 +1,70 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+func countMounts(t testing.TB) int {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), "\n")
+}
+
+// zombies counts zombie children of this process: what a runtime could leave for its caller.
+func zombies(t testing.TB) int {
+	n := 0
+	me := fmt.Sprintf(" %d ", os.Getpid())
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		if i := strings.LastIndexByte(s, ')'); i > 0 && strings.HasPrefix(s[i+1:], " Z") && strings.HasPrefix(s[i+3:], me) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestNoLeaksOverManyCycles runs 200 create/start/wait/delete cycles and checks that nothing
+// accumulates on the host: mounts, cgroups, state, zombies, fds of the caller.
+func TestNoLeaksOverManyCycles(t *testing.T) {
+	cycles := 200
+	if testing.Short() {
+		cycles = 20
+	}
+	b := newBundle(t, "true")
+	b.write(t)
+	mounts, zomb := countMounts(t), zombies(t)
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for i := 0; i < cycles; i++ {
+		id := fmt.Sprintf("leak-%d", i)
+		b.must(t, "create", id)
+		b.must(t, "start", id)
+		b.waitStatus(t, id, "stopped")
+		b.must(t, "delete", id)
+		assertClean(t, b, id)
+	}
+	if got := countMounts(t); got != mounts {
+		t.Errorf("mounts: %d before, %d after", mounts, got)
+	}
+	if n := huskInits(t); n != 0 {
+		t.Errorf("%d husk init processes left", n)
+	}
+	if got := zombies(t); got > zomb {
+		t.Errorf("zombies: %d before, %d after", zomb, got)
+	}
+	if after, _ := os.ReadDir("/proc/self/fd"); len(after) != len(fds) {
+		t.Errorf("fds: %d before, %d after", len(fds), len(after))
+	}
+	if entries, _ := os.ReadDir(b.root); len(entries) != 0 {
+		t.Errorf("state root not empty: %v", entries)
+	}
+}
