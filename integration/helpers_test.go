@@ -174,7 +174,6 @@ func readFile(f *os.File) string {
 	return string(b)
 }
 
-
 // run writes the config and runs the container in the foreground.
 func (b *bundle) run(t testing.TB, id string) result {
 	t.Helper()

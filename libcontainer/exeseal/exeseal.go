@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,10 +37,15 @@ func overlayView(exe string) (*os.File, error) {
 		return nil, err
 	}
 	defer unix.Close(fsfd)
-	dir := filepath.Dir(exe)
-	// Two lower layers make a read-only overlay without an upper dir on every kernel; the same
-	// directory twice is fine. The options keep the view free of metadata tricks.
-	if err := unix.FsconfigSetString(fsfd, "lowerdir", dir+":"+dir); err != nil {
+	// A read-only overlay needs two lower layers, and the same directory twice counts as
+	// overlapping; an empty private tmpfs is the second.
+	empty, err := emptyTmpfs()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(empty)
+	lower := filepath.Dir(exe) + ":/proc/self/fd/" + strconv.Itoa(empty)
+	if err := unix.FsconfigSetString(fsfd, "lowerdir", lower); err != nil {
 		return nil, err
 	}
 	for _, o := range []string{"xino", "redirect_dir", "metacopy"} {
@@ -62,6 +68,18 @@ func overlayView(exe string) (*os.File, error) {
 		return nil, err
 	}
 	return highFile(fd, "husk-sealed")
+}
+
+func emptyTmpfs() (int, error) {
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, err
+	}
+	return unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR_NOSUID)
 }
 
 func memfdCopy() (*os.File, error) {

@@ -1,0 +1,95 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestRuntimeBinaryIsWriteProtected covers CVE-2019-5736: while husk init runs inside the
+// container (a created container's pid 1), the container must not be able to write the husk
+// binary through /proc/<pid>/exe.
+func TestRuntimeBinaryIsWriteProtected(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "create", id)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	before, _ := os.ReadFile(huskBin)
+
+	// From the host side: the init's executable lives on a read-only mount, so even root gets
+	// EROFS (an unprotected running binary would give ETXTBSY, and a copy would be writable).
+	_, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", pid), os.O_WRONLY, 0)
+	if !errors.Is(err, syscall.EROFS) {
+		t.Fatalf("open /proc/%d/exe for writing: %v, want EROFS", pid, err)
+	}
+	// From inside: a process exec'd into the created container attacks pid 1 (husk init).
+	r := b.husk(t, "exec", id, "sh", "-c", "echo pwned >> /proc/1/exe && echo WROTE")
+	if strings.Contains(r.stdout, "WROTE") {
+		t.Fatalf("container wrote to the runtime binary: %s", r)
+	}
+	after, _ := os.ReadFile(huskBin)
+	if string(before) != string(after) {
+		t.Fatal("husk binary changed")
+	}
+}
+
+// TestNoFdLeaksIntoContainer covers CVE-2024-21626: the container sees stdio and the fds it was
+// asked to keep, nothing of husk's.
+func TestNoFdLeaksIntoContainer(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "ls /proc/self/fd | tr '\\n' ' '")
+	b.write(t)
+	// ls itself holds one fd for the directory it lists (3, or 4 with one preserved fd).
+	if out := strings.TrimSpace(b.must(t, "run", uniqueID(t))); out != "0 1 2 3" {
+		t.Fatalf("fds in container: %q, want 0 1 2 3", out)
+	}
+	extra, err := os.CreateTemp(t.TempDir(), "extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	cmd := exec.Command(huskBin, "--root", b.root, "run", "--preserve-fds", "1", uniqueID(t))
+	cmd.Dir = b.dir
+	cmd.ExtraFiles = []*os.File{extra}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run --preserve-fds: %v", err)
+	}
+	if strings.TrimSpace(string(out)) != "0 1 2 3 4" {
+		t.Fatalf("fds with --preserve-fds 1: %q, want 0 1 2 3 4", out)
+	}
+}
+
+// TestCwdThroughLeakedFdIsRefused is the other half of CVE-2024-21626: a cwd of
+// /proc/self/fd/N must never leave the process outside the container root.
+func TestCwdThroughLeakedFdIsRefused(t *testing.T) {
+	for fd := 3; fd < 10; fd++ {
+		b := newBundle(t, "pwd")
+		b.spec.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
+		r := b.run(t, uniqueID(t))
+		if r.code == 0 && !strings.HasPrefix(r.stdout, "/proc") && r.stdout != "/\n" {
+			t.Fatalf("cwd /proc/self/fd/%d put the process at %q", fd, r.stdout)
+		}
+	}
+}
+
+// TestStateIsPrivate: the state root and container dirs are 0700, root's only.
+func TestStateIsPrivate(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.root = t.TempDir() + "/state"
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	for _, p := range []string{b.root, b.root + "/" + id} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v (%v), want 0700", p, st.Mode().Perm(), err)
+		}
+	}
+}
