@@ -1,4 +1,5 @@
 # husk: build, demo, test, bench.
+SHELL := /bin/bash
 PREFIX ?= /usr/local
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

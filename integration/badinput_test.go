@@ -9,17 +9,28 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// huskInits counts processes still sitting in `husk init`: a failed create must leave none.
-func huskInits(t testing.TB) int {
-	n := 0
+// huskInits lists processes sitting in `husk init`: a failed create must leave none.
+func huskInits(t testing.TB) map[string]bool {
+	pids := map[string]bool{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err == nil && string(cmd) == "husk\x00init\x00" {
-			n++
+			pids[e.Name()] = true
 		}
 	}
-	return n
+	return pids
+}
+
+// newInits returns the husk init processes alive now that were not in before.
+func newInits(t testing.TB, before map[string]bool) []string {
+	var out []string
+	for p := range huskInits(t) {
+		if !before[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func assertOneLineError(t *testing.T, r result, want string) {
@@ -103,8 +114,8 @@ func TestBadInputFailsCleanly(t *testing.T) {
 			}
 		})
 	}
-	if after := huskInits(t); after != before {
-		t.Fatalf("%d husk init processes left behind", after-before)
+	if left := newInits(t, before); len(left) > 0 {
+		t.Fatalf("husk init processes left behind: %v", left)
 	}
 }
 

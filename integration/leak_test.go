@@ -42,7 +42,7 @@ func TestNoLeaksOverManyCycles(t *testing.T) {
 	}
 	b := newBundle(t, "true")
 	b.write(t)
-	mounts, zomb := countMounts(t), zombies(t)
+	mounts, zomb, inits := countMounts(t), zombies(t), huskInits(t)
 	fds, _ := os.ReadDir("/proc/self/fd")
 	for i := 0; i < cycles; i++ {
 		id := fmt.Sprintf("leak-%d", i)
@@ -55,8 +55,8 @@ func TestNoLeaksOverManyCycles(t *testing.T) {
 	if got := countMounts(t); got != mounts {
 		t.Errorf("mounts: %d before, %d after", mounts, got)
 	}
-	if n := huskInits(t); n != 0 {
-		t.Errorf("%d husk init processes left", n)
+	if left := newInits(t, inits); len(left) > 0 {
+		t.Errorf("husk init processes left: %v", left)
 	}
 	if got := zombies(t); got > zomb {
 		t.Errorf("zombies: %d before, %d after", zomb, got)

@@ -1,0 +1,105 @@
+package specs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestParseMountOptions(t *testing.T) {
+	mo, err := ParseMountOptions([]string{"rbind", "ro", "nosuid", "rw", "noexec", "rslave", "size=64k", "mode=755"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mo.Bind || !mo.Recursive {
+		t.Errorf("rbind not parsed: %+v", mo)
+	}
+	if mo.Flags != unix.MS_NOSUID|unix.MS_NOEXEC {
+		t.Errorf("flags = %#x: a later rw must clear an earlier ro", mo.Flags)
+	}
+	if len(mo.Propagation) != 1 || mo.Propagation[0] != unix.MS_SLAVE|unix.MS_REC {
+		t.Errorf("propagation = %v", mo.Propagation)
+	}
+	if mo.Data != "size=64k,mode=755" {
+		t.Errorf("data = %q", mo.Data)
+	}
+	if _, err := ParseMountOptions([]string{""}); err == nil {
+		t.Error("empty option accepted")
+	}
+}
+
+func TestParseReportsLine(t *testing.T) {
+	_, err := Parse([]byte("{\n\"ociVersion\": \"1.0.0\",\n\"process\": {,}\n}"))
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("err = %v, want a line number", err)
+	}
+	_, err = Parse([]byte(`{"process": {"args": "sh"}}`))
+	if err == nil || !strings.Contains(err.Error(), `"process.args"`) {
+		t.Fatalf("err = %v, want the field name", err)
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	bundle := t.TempDir()
+	os.Mkdir(filepath.Join(bundle, "rootfs"), 0o755)
+	cases := map[string]func(s *rspec.Spec){
+		"root.path":                func(s *rspec.Spec) { s.Root.Path = "missing" },
+		"process.cwd":              func(s *rspec.Spec) { s.Process.Cwd = "rel" },
+		"linux.namespaces[6].type": func(s *rspec.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, rspec.LinuxNamespace{Type: "x"}) },
+		"duplicate namespace": func(s *rspec.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, rspec.LinuxNamespace{Type: "pid"})
+		},
+		"mounts[0].destination": func(s *rspec.Spec) { s.Mounts[0].Destination = "proc" },
+		"process.rlimits[0]": func(s *rspec.Spec) {
+			s.Process.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 2, Hard: 1}}
+		},
+		"unknown capability":      func(s *rspec.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_FLY"} },
+		"linux.uidMappings":       func(s *rspec.Spec) { s.Linux.UIDMappings = []rspec.LinuxIDMapping{{Size: 1}} },
+		"hostname":                func(s *rspec.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] },
+		"linux.rootfsPropagation": func(s *rspec.Spec) { s.Linux.RootfsPropagation = "sideways" },
+		"linux.devices[0]":        func(s *rspec.Spec) { s.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/x", Type: "z"}} },
+		"process.oomScoreAdj":     func(s *rspec.Spec) { v := 5000; s.Process.OOMScoreAdj = &v },
+		"linux.gidMappings are requ": func(s *rspec.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, rspec.LinuxNamespace{Type: "user"})
+		},
+	}
+	for want, mutate := range cases {
+		s := Default()
+		mutate(s)
+		err := Validate(s, bundle)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v", want, err)
+		}
+	}
+	if err := Validate(Default(), bundle); err != nil {
+		t.Fatalf("default spec invalid: %v", err)
+	}
+}
+
+func TestCapability(t *testing.T) {
+	for name, want := range map[string]int{"CAP_KILL": 5, "kill": 5, "CAP_SYS_ADMIN": 21, "CAP_CHECKPOINT_RESTORE": 40} {
+		if got, ok := Capability(name); !ok || got != want {
+			t.Errorf("Capability(%q) = %d, %v", name, got, ok)
+		}
+	}
+	if _, ok := Capability("CAP_NOPE"); ok {
+		t.Error("unknown capability accepted")
+	}
+}
+
+func TestRootlessSpec(t *testing.T) {
+	s := Default()
+	ToRootless(s, 1000, 1000)
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == rspec.NetworkNamespace {
+			t.Error("rootless spec keeps a network namespace")
+		}
+	}
+	if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 1000 || s.Linux.Resources != nil {
+		t.Errorf("rootless spec: %+v", s.Linux)
+	}
+}
