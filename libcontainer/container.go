@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -37,7 +36,7 @@ type Container struct {
 	dir   string
 	state *State
 	lock  *os.File
-	init  *exec.Cmd // set in the process that created the container (for `run`)
+	init  *Process // set in the process that created the container (for `run`)
 }
 
 // Stdio is the standard streams given to the container's process.
@@ -284,12 +283,9 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	undo.push(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	undo.push(cmd.kill)
 	defer sync.Close()
-	c.state.InitPid = cmd.Process.Pid
+	c.state.InitPid = cmd.Pid
 
 	for {
 		m, err := sync.recv()
@@ -314,7 +310,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		}
 	}
 
-	startTime, _, err := procStartTime(cmd.Process.Pid)
+	startTime, _, err := procStartTime(cmd.Pid)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
 	}
@@ -322,7 +318,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if err := writeState(dir, c.state); err != nil {
 		return nil, err
 	}
-	if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {
 		return nil, err
 	}
 	c.init = cmd
@@ -418,22 +414,11 @@ func (c *Container) Wait() (syscall.WaitStatus, error) {
 	if c.init == nil {
 		return 0, errors.New("not the parent of this container's init")
 	}
-	err := c.init.Wait()
-	ws, _ := c.init.ProcessState.Sys().(syscall.WaitStatus)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		err = nil
-	}
-	return ws, err
+	return c.init.Wait()
 }
 
-// InitProcess returns the os.Process of the init when this process created it.
-func (c *Container) InitProcess() *os.Process {
-	if c.init == nil {
-		return nil
-	}
-	return c.init.Process
-}
+// InitProcess returns the init when this process created it.
+func (c *Container) InitProcess() *Process { return c.init }
 
 // Signal sends sig to the init, or with all to every process of the container.
 func (c *Container) Signal(sig unix.Signal, all bool) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,9 +64,43 @@ type initProcess struct {
 	gidMaps     []rspec.LinuxIDMapping
 }
 
+// Process is a child husk started (an init or an exec'd process), tracked by pid. husk forks
+// with syscall.ForkExec rather than os/exec: nothing to copy, no pidfd probe child.
+type Process struct {
+	Pid int
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error {
+	return unix.Kill(p.Pid, sig.(syscall.Signal))
+}
+
+// Wait reaps the process and returns its wait status.
+func (p *Process) Wait() (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(p.Pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return ws, err
+		}
+	}
+}
+
+func (p *Process) kill() {
+	_ = unix.Kill(p.Pid, unix.SIGKILL)
+	_, _ = p.Wait()
+}
+
+func fdOr(f *os.File, null *os.File) uintptr {
+	if f == nil {
+		return null.Fd()
+	}
+	return f.Fd()
+}
+
 // start launches `husk init` from the sealed binary, places it in cg before it does anything,
 // and sends it cfg. The returned pipe carries the rest of the conversation.
-func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*exec.Cmd, *syncPipe, error) {
+func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *syncPipe, error) {
 	bin, err := sealedBinary()
 	if err != nil {
 		return nil, nil, err
@@ -81,19 +114,20 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*exec.Cmd, *s
 	child := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer child.Close()
 
-	cmd := &exec.Cmd{
-		Path:   "/proc/self/fd/" + strconv.Itoa(int(bin.Fd())),
-		Args:   []string{"husk", "init"},
-		Stdin:  p.stdio.Stdin,
-		Stdout: p.stdio.Stdout,
-		Stderr: p.stdio.Stderr,
+	var null *os.File
+	if p.stdio.Stdin == nil || p.stdio.Stdout == nil || p.stdio.Stderr == nil {
+		if null, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+			return nil, nil, err
+		}
+		defer null.Close()
 	}
+	files := []uintptr{fdOr(p.stdio.Stdin, null), fdOr(p.stdio.Stdout, null), fdOr(p.stdio.Stderr, null)}
 	for i := 0; i < p.preserveFds; i++ {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved"))
+		files = append(files, uintptr(3+i))
 	}
 	addFd := func(f *os.File) int {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		return 2 + len(cmd.ExtraFiles)
+		files = append(files, f.Fd())
+		return len(files) - 1
 	}
 	syncFd := addFd(child)
 	if p.fifo != nil {
@@ -153,32 +187,39 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*exec.Cmd, *s
 		childNs = append(childNs, strconv.Itoa(addFd(f)))
 	}
 
-	cmd.Env = []string{"_HUSK_INIT=1", "_HUSK_SYNCFD=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"}
+	// The init lives for milliseconds: one P and no GC are all it needs.
+	env := []string{"_HUSK_INIT=1", "_HUSK_SYNCFD=" + strconv.Itoa(syncFd), "GOMAXPROCS=1", "GOGC=off"}
 	if len(childNs) > 0 {
-		cmd.Env = append(cmd.Env, "_HUSK_NSFDS="+strings.Join(childNs, ","))
+		env = append(env, "_HUSK_NSFDS="+strings.Join(childNs, ","))
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags}
+	sys := &syscall.SysProcAttr{Cloneflags: flags}
 	if flags&unix.CLONE_NEWUSER != 0 {
-		cmd.SysProcAttr.UidMappings = idMaps(p.uidMaps)
-		cmd.SysProcAttr.GidMappings = idMaps(p.gidMaps)
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		sys.UidMappings = idMaps(p.uidMaps)
+		sys.GidMappings = idMaps(p.gidMaps)
+		sys.GidMappingsEnableSetgroups = true
 		// Become the namespace's root before exec, or exec drops every capability: our host
 		// uid is not mapped inside.
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
-	if err := startLocked(parentNs, cmd.Start); err != nil {
+	proc := &Process{}
+	err = startLocked(parentNs, func() error {
+		pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(int(bin.Fd())), []string{"husk", "init"},
+			&syscall.ProcAttr{Env: env, Files: files, Sys: sys})
+		proc.Pid = pid
+		return err
+	})
+	if err != nil {
 		parent.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
 	pipe := newSyncPipe(parent)
-	fail := func(err error) (*exec.Cmd, *syncPipe, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
+	fail := func(err error) (*Process, *syncPipe, error) {
+		proc.kill()
 		parent.Close()
 		return nil, nil, err
 	}
 	if cg != nil {
-		if err := cg.Apply(cmd.Process.Pid); err != nil {
+		if err := cg.Apply(proc.Pid); err != nil {
 			return fail(err)
 		}
 	}
@@ -190,7 +231,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*exec.Cmd, *s
 		}
 		return fail(fmt.Errorf("send config to init: %w", err))
 	}
-	return cmd, pipe, nil
+	return proc, pipe, nil
 }
 
 func idMaps(m []rspec.LinuxIDMapping) []syscall.SysProcIDMap {
@@ -231,7 +272,7 @@ type ExecOpts struct {
 }
 
 // Exec starts a new process inside the running container and returns it once it has exec'd.
-func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
+func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	if st := c.status(); st != Running && st != Created {
 		return nil, fmt.Errorf("container %s: cannot exec in a %s container", c.state.ID, st)
 	}
@@ -263,13 +304,11 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	defer pipe.Close()
 	// The init closes its end by exec'ing (close-on-exec), or reports why it could not.
 	if _, err := pipe.recv(); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		cmd.Process.Kill()
-		cmd.Wait()
+		cmd.kill()
 		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
 	}
-	if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
+	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {
+		cmd.kill()
 		return nil, err
 	}
 	return cmd, nil

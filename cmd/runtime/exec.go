@@ -83,22 +83,14 @@ var execCommand = cli.Command{
 		}
 		if term != nil {
 			if err := term.receive(); err != nil {
-				cmd.Process.Kill()
+				cmd.Signal(syscall.SIGKILL)
 				return err
 			}
 		}
 		if detach {
-			cmd.Process.Release()
 			return nil
 		}
-		status := forwardAndWait(sigc, cmd.Process, term, func() (syscall.WaitStatus, error) {
-			err := cmd.Wait()
-			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if cmd.ProcessState != nil {
-				err = nil
-			}
-			return ws, err
-		})
+		status := forwardAndWait(sigc, cmd, term, cmd.Wait)
 		if term != nil {
 			term.Close()
 		}

@@ -198,7 +198,7 @@ var runCommand = cli.Command{
 
 // forwardAndWait relays signals to p until wait returns, and turns its status into an exit code
 // the way a shell does (128+signal for a signalled process).
-func forwardAndWait(sigc chan os.Signal, p *os.Process, term *terminal, wait func() (syscall.WaitStatus, error)) int {
+func forwardAndWait(sigc chan os.Signal, p *libcontainer.Process, term *terminal, wait func() (syscall.WaitStatus, error)) int {
 	done := make(chan syscall.WaitStatus, 1)
 	go func() {
 		ws, err := wait()

@@ -111,6 +111,7 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 		return nil, fmt.Errorf("create cgroup %s: %w", paths.String(), err)
 	}
 	if m.mode == cgroups.Hybrid && paths[""] != "" {
+		// Only where cgroup2 is really mounted (a bench may mask it).
 		// Controller-free v2 features (freeze, kill, events) come from the unified hierarchy.
 		if err := os.MkdirAll(filepath.Join(unifiedRoot, paths[""]), 0o755); err != nil {
 			_ = m.Destroy()
@@ -170,7 +171,7 @@ func (m *Manager) v1Path(n cgroup1.Name) (string, error) {
 func (m *Manager) dirs() []string {
 	var out []string
 	seen := map[string]bool{}
-	if p, ok := m.paths[""]; ok {
+	if p, ok := m.paths[""]; ok && m.mode != cgroups.Legacy {
 		root := unifiedRoot
 		if m.mode == cgroups.Unified {
 			root = mountRoot
@@ -201,7 +202,8 @@ func (m *Manager) dirs() []string {
 func (m *Manager) Apply(pid int) error {
 	b := []byte(strconv.Itoa(pid))
 	for _, d := range m.dirs() {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), b, 0); err != nil {
+		// No O_CREAT: a missing cgroup.procs means "not a cgroup", never a file to make.
+		if err := writeExisting(filepath.Join(d, "cgroup.procs"), b); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
@@ -209,6 +211,18 @@ func (m *Manager) Apply(pid int) error {
 		}
 	}
 	return nil
+}
+
+func writeExisting(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Pids lists the processes in the cgroup (and its children).
@@ -258,7 +272,7 @@ func (m *Manager) Signal(sig unix.Signal) error {
 	if sig == unix.SIGKILL {
 		for _, d := range m.dirs() {
 			if strings.HasPrefix(d, unifiedRoot) || m.mode == cgroups.Unified {
-				if err := os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0); err == nil {
+				if err := writeExisting(filepath.Join(d, "cgroup.kill"), []byte("1")); err == nil {
 					return nil
 				}
 			}

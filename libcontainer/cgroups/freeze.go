@@ -22,7 +22,7 @@ func (m *Manager) freezerFile() (file, frozen, thawed string, err error) {
 			return filepath.Join(mountRoot, "freezer", p, "freezer.state"), "FROZEN", "THAWED", nil
 		}
 	}
-	if p, ok := m.paths[""]; ok {
+	if p, ok := m.paths[""]; ok && m.mode != cgroups.Legacy {
 		root := unifiedRoot
 		if m.mode == cgroups.Unified {
 			root = mountRoot
@@ -50,7 +50,7 @@ func (m *Manager) setFrozen(freeze bool) error {
 	if freeze {
 		want = frozen
 	}
-	if err := os.WriteFile(file, []byte(want), 0); err != nil {
+	if err := writeExisting(file, []byte(want)); err != nil {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	if strings.HasSuffix(file, "cgroup.freeze") {
@@ -66,12 +66,12 @@ func (m *Manager) setFrozen(freeze bool) error {
 		}
 		if freeze && strings.TrimSpace(string(b)) == "FREEZING" && i%50 == 49 {
 			// Retry: a freeze can stall on a process in uninterruptible sleep (runc #2753).
-			_ = os.WriteFile(file, []byte(frozen), 0)
+			_ = writeExisting(file, []byte(frozen))
 		}
 		time.Sleep(time.Millisecond)
 	}
 	if freeze {
-		_ = os.WriteFile(file, []byte(thawed), 0)
+		_ = writeExisting(file, []byte(thawed))
 	}
 	return fmt.Errorf("cgroup %s did not reach %s", file, want)
 }
