@@ -1,12 +1,49 @@
-// Command containerd-shim-husk-v2 will be husk's containerd shim; see the shim issue.
+// Command containerd-shim-husk-v2 is husk's containerd shim v2: containerd starts it per
+// container (or per pod) to run tasks through husk, or through runc or crun when asked.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
+
+	"github.com/husk-runtime/husk/shimapi"
 )
 
+var version = "0.1.0-dev"
+
 func main() {
-	fmt.Fprintln(os.Stderr, "containerd-shim-husk-v2: not implemented yet")
-	os.Exit(1)
+	var f shimapi.Flags
+	fs := flag.NewFlagSet("containerd-shim-husk-v2", flag.ContinueOnError)
+	fs.StringVar(&f.Namespace, "namespace", "", "containerd namespace")
+	fs.StringVar(&f.Address, "address", "", "containerd grpc address")
+	fs.StringVar(&f.ID, "id", "", "container id")
+	fs.StringVar(&f.Bundle, "bundle", "", "bundle path (delete)")
+	fs.BoolVar(&f.Debug, "debug", false, "debug logging")
+	fs.StringVar(&f.Socket, "socket", "", "serve on this socket instead of fd 3")
+	fs.String("publish-binary", "", "ignored: events go to TTRPC_ADDRESS")
+	showVersion := fs.Bool("v", false, "print the version")
+	fs.Bool("version", false, "print the version")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if *showVersion || fs.Lookup("version").Value.String() == "true" {
+		fmt.Printf("containerd-shim-husk-v2:\n  Version: %s\n", version)
+		return
+	}
+	var err error
+	switch action := fs.Arg(0); action {
+	case "start":
+		err = shimapi.Start(f, os.Stdout)
+	case "delete":
+		err = shimapi.Delete(f, os.Stdout)
+	case "":
+		err = shimapi.Serve(f)
+	default:
+		err = fmt.Errorf("unknown action %q", action)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "containerd-shim-husk-v2:", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,325 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+var shimBin string
+
+func shimBinary(t *testing.T) string {
+	t.Helper()
+	if shimBin != "" {
+		return shimBin
+	}
+	if p := os.Getenv("HUSK_SHIM_BINARY"); p != "" {
+		shimBin = p
+		return p
+	}
+	p := filepath.Join(filepath.Dir(huskBin), "containerd-shim-husk-v2")
+	if _, err := os.Stat(p); err != nil {
+		out, err := exec.Command("go", "build", "-o", p, "../cmd/shim").CombinedOutput()
+		if err != nil {
+			t.Fatalf("build shim: %v\n%s", err, out)
+		}
+	}
+	shimBin = p
+	return p
+}
+
+// eventsServer collects the events a shim forwards, as containerd would receive them.
+type eventsServer struct {
+	mu     sync.Mutex
+	topics []string
+}
+
+func (e *eventsServer) Forward(ctx context.Context, r *eventsapi.ForwardRequest) (*emptypb.Empty, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.topics = append(e.topics, r.Envelope.Topic)
+	return &emptypb.Empty{}, nil
+}
+
+func (e *eventsServer) seen() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.topics...)
+}
+
+type shimHarness struct {
+	t      *testing.T
+	dir    string
+	client taskapi.TaskService
+	events *eventsServer
+	cmd    *exec.Cmd
+}
+
+// startShim runs the shim daemon on a socket of the test, with a test events server, and
+// connects a Task API client to it: the shim exactly as containerd talks to it.
+func startShim(t *testing.T) *shimHarness {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "shim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &shimHarness{t: t, dir: dir, events: &eventsServer{}}
+	evSock := filepath.Join(dir, "events.sock")
+	l, err := net.Listen("unix", evSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := ttrpc.NewServer()
+	eventsapi.RegisterEventsService(srv, h.events)
+	go srv.Serve(context.Background(), l)
+	sock := filepath.Join(dir, "shim.sock")
+	h.cmd = exec.Command(shimBinary(t), "-namespace", "husktest", "-id", "shimtest", "-address", "/dev/null", "-socket", sock)
+	h.cmd.Env = append(os.Environ(), "TTRPC_ADDRESS="+evSock)
+	h.cmd.Dir = dir
+	h.cmd.Stderr = os.Stderr
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var conn net.Conn
+	for i := 0; i < 200; i++ {
+		if conn, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("shim socket: %v", err)
+	}
+	st, _ := os.Stat(sock)
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("shim socket mode %v, want 0600", st.Mode().Perm())
+	}
+	client := ttrpc.NewClient(conn)
+	h.client = taskapi.NewTaskClient(client)
+	t.Cleanup(func() {
+		client.Close()
+		h.cmd.Process.Kill()
+		h.cmd.Wait()
+		srv.Close()
+		os.RemoveAll(dir)
+	})
+	return h
+}
+
+func runcOptions(t *testing.T, binary string) *anypb.Any {
+	a, err := typeurl.MarshalAnyToProto(&options.Options{BinaryName: binary, Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// fifoReader makes a fifo and collects what is written to it.
+func fifoReader(t *testing.T, dir, name string) (string, func() string) {
+	path := filepath.Join(dir, name)
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A blocking open waits for the writer, as containerd's fifo reader does.
+		f, err := os.OpenFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		out, _ = io.ReadAll(f)
+	}()
+	return path, func() string {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("fifo %s never reached EOF", name)
+		}
+		return string(out)
+	}
+}
+
+func testShimLifecycle(t *testing.T, runtime string) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "sh", "-c", "echo out-$0; echo err-$0 >&2; read line; echo got-$line; exit 7", "init")
+	b.spec.Linux.CgroupsPath = "/husk-shim-test-" + runtime
+	b.write(t)
+	os.Chmod(b.dir, 0o755)
+	stdout, outText := fifoReader(t, h.dir, "init-out")
+	stderr, errText := fifoReader(t, h.dir, "init-err")
+	stdinPath := filepath.Join(h.dir, "init-in")
+	syscall.Mkfifo(stdinPath, 0o600)
+	stdinW, _ := os.OpenFile(stdinPath, os.O_RDWR, 0)
+
+	cr, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "c1", Bundle: b.dir, Stdin: stdinPath, Stdout: stdout, Stderr: stderr, Options: runcOptions(t, runtime)})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "c1", Bundle: b.dir}); err == nil {
+		t.Error("second Create with the same id succeeded")
+	}
+	st, _ := h.client.State(ctx, &taskapi.StateRequest{ID: "c1"})
+	if st.Pid != cr.Pid || st.Status.String() != "CREATED" {
+		t.Errorf("State after create: %v", st)
+	}
+	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "c1"}); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	// An exec while the init waits on stdin.
+	proc, _ := json.Marshal(rspec.Process{Args: []string{"sh", "-c", "echo exec-out; exit 3"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+	execOut, execText := fifoReader(t, h.dir, "exec-out")
+	if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "c1", ExecID: "e1", Stdout: execOut, Spec: &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", Value: proc}}); err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "c1", ExecID: "e1"}); err != nil {
+		t.Fatalf("Start exec: %v", err)
+	}
+	wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "c1", ExecID: "e1"})
+	if err != nil || wr.ExitStatus != 3 {
+		t.Fatalf("Wait exec: %v %v", wr, err)
+	}
+	if got := execText(); got != "exec-out\n" {
+		t.Errorf("exec output %q", got)
+	}
+	if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "c1", ExecID: "e1"}); err != nil {
+		t.Errorf("Delete exec: %v", err)
+	}
+	pids, err := h.client.Pids(ctx, &taskapi.PidsRequest{ID: "c1"})
+	if err != nil || len(pids.Processes) == 0 || pids.Processes[0].Pid != cr.Pid {
+		t.Errorf("Pids: %v %v", pids, err)
+	}
+	if _, err := h.client.Stats(ctx, &taskapi.StatsRequest{ID: "c1"}); err != nil {
+		t.Errorf("Stats: %v", err)
+	}
+	if _, err := h.client.Pause(ctx, &taskapi.PauseRequest{ID: "c1"}); err != nil {
+		t.Errorf("Pause: %v", err)
+	}
+	if st, _ := h.client.State(ctx, &taskapi.StateRequest{ID: "c1"}); st.Status.String() != "PAUSED" {
+		t.Errorf("State after pause: %v", st.Status)
+	}
+	if _, err := h.client.Resume(ctx, &taskapi.ResumeRequest{ID: "c1"}); err != nil {
+		t.Errorf("Resume: %v", err)
+	}
+	stdinW.Write([]byte("hello\n"))
+	stdinW.Close()
+	h.client.CloseIO(ctx, &taskapi.CloseIORequest{ID: "c1", Stdin: true})
+	wr, err = h.client.Wait(ctx, &taskapi.WaitRequest{ID: "c1"})
+	if err != nil || wr.ExitStatus != 7 {
+		t.Fatalf("Wait init: %v %v", wr, err)
+	}
+	if got := outText(); got != "out-init\ngot-hello\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := errText(); got != "err-init\n" {
+		t.Errorf("stderr %q", got)
+	}
+	dr, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "c1"})
+	if err != nil || dr.ExitStatus != 7 || dr.Pid != cr.Pid {
+		t.Fatalf("Delete: %v %v", dr, err)
+	}
+	if _, err := h.client.State(ctx, &taskapi.StateRequest{ID: "c1"}); err == nil {
+		t.Error("State after Delete succeeded")
+	}
+	time.Sleep(300 * time.Millisecond)
+	want := []string{"/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit", "/tasks/paused", "/tasks/resumed", "/tasks/exit", "/tasks/delete"}
+	if got := h.events.seen(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("events:\n got %v\nwant %v", got, want)
+	}
+	if _, err := h.client.Shutdown(ctx, &taskapi.ShutdownRequest{ID: "c1"}); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("shim did not exit after Shutdown")
+	}
+}
+
+func TestShimLifecycleWithHusk(t *testing.T) { testShimLifecycle(t, huskBin) }
+
+func TestShimLifecycleWithRunc(t *testing.T) {
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed")
+	}
+	testShimLifecycle(t, "runc")
+}
+
+func TestShimErrors(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "/no/such/binary")
+	b.write(t)
+	_, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "bad", Bundle: b.dir, Options: runcOptions(t, huskBin)})
+	if err == nil || !strings.Contains(err.Error(), "OCI runtime create failed") || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("Create of a missing binary: %v", err)
+	}
+	_, err = h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "bad2", Bundle: b.dir, Options: runcOptions(t, "/no/such/runtime")})
+	if err == nil || !strings.Contains(err.Error(), "OCI runtime create failed") {
+		t.Fatalf("Create with a missing runtime: %v", err)
+	}
+	if _, err := h.client.State(ctx, &taskapi.StateRequest{ID: "nope"}); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("State of unknown: %v", err)
+	}
+	if _, err := h.client.Checkpoint(ctx, &taskapi.CheckpointTaskRequest{ID: "x"}); err == nil || !strings.Contains(err.Error(), "not implemented") {
+		t.Errorf("Checkpoint: %v", err)
+	}
+	if tr := hostTraces(t, "", b.dir, "bad"); len(tr) > 0 {
+		t.Errorf("failed create left %v", tr)
+	}
+}
+
+// TestShimExitRacesStart: a process that exits at once must still report its real status.
+func TestShimExitRacesStart(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "r1", Bundle: b.dir, Options: runcOptions(t, huskBin)}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "r1"})
+	for i := 0; i < 20; i++ {
+		proc, _ := json.Marshal(rspec.Process{Args: []string{"sh", "-c", "exit 9"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+		id := "x" + string(rune('a'+i))
+		h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "r1", ExecID: id, Spec: &anypb.Any{Value: proc}})
+		if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "r1", ExecID: id}); err != nil {
+			t.Fatal(err)
+		}
+		wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "r1", ExecID: id})
+		if err != nil || wr.ExitStatus != 9 {
+			t.Fatalf("exec %s: %v %v", id, wr, err)
+		}
+	}
+	h.client.Kill(ctx, &taskapi.KillRequest{ID: "r1", Signal: 9})
+	if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "r1"}); err != nil || wr.ExitStatus != 137 {
+		t.Fatalf("init: %v %v", wr, err)
+	}
+	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "r1"})
+}
+
+var _ = eventstypes.TaskExit{}

@@ -1,0 +1,90 @@
+package shimapi
+
+import (
+	"context"
+	"net"
+	"time"
+
+	apitypes "github.com/containerd/containerd/api/types"
+	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Event topics containerd expects from a task shim.
+const (
+	topicCreate      = "/tasks/create"
+	topicStart       = "/tasks/start"
+	topicExit        = "/tasks/exit"
+	topicDelete      = "/tasks/delete"
+	topicExecAdded   = "/tasks/exec-added"
+	topicExecStarted = "/tasks/exec-started"
+	topicPaused      = "/tasks/paused"
+	topicResumed     = "/tasks/resumed"
+	topicOOM         = "/tasks/oom"
+)
+
+// publisher forwards events to containerd over ttrpc (TTRPC_ADDRESS), in order, from one
+// goroutine, retrying a few times as containerd's own publisher does.
+type publisher struct {
+	ns      string
+	address string
+	queue   chan *eventsapi.ForwardRequest
+	client  *ttrpc.Client
+}
+
+func newPublisher(address, ns string) *publisher {
+	p := &publisher{ns: ns, address: address, queue: make(chan *eventsapi.ForwardRequest, 256)}
+	go p.loop()
+	return p
+}
+
+func (p *publisher) publish(topic string, event any) {
+	a, err := typeurl.MarshalAnyToProto(event)
+	if err != nil {
+		return
+	}
+	p.queue <- &eventsapi.ForwardRequest{Envelope: &apitypes.Envelope{
+		Timestamp: timestamppb.Now(), Namespace: p.ns, Topic: topic, Event: a,
+	}}
+}
+
+func (p *publisher) loop() {
+	for req := range p.queue {
+		for attempt := 0; attempt < 5; attempt++ {
+			if err := p.forward(req); err == nil {
+				break
+			}
+			if p.client != nil {
+				p.client.Close()
+				p.client = nil
+			}
+			time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+		}
+	}
+}
+
+func (p *publisher) forward(req *eventsapi.ForwardRequest) error {
+	if p.address == "" {
+		return nil // no containerd to tell (tests that drive the shim directly)
+	}
+	if p.client == nil {
+		conn, err := net.DialTimeout("unix", p.address, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		p.client = ttrpc.NewClient(conn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := eventsapi.NewEventsClient(p.client).Forward(ctx, req)
+	return err
+}
+
+// drain waits (briefly) until queued events are sent, before the shim exits.
+func (p *publisher) drain() {
+	for i := 0; i < 100 && len(p.queue) > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+}

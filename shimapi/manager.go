@@ -1,0 +1,232 @@
+package shimapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Flags are the shim's command line, as containerd passes it.
+type Flags struct {
+	Namespace string
+	Address   string // containerd's grpc address
+	ID        string
+	Bundle    string
+	Debug     bool
+	Socket    string // serve on this socket path instead of fd 3
+}
+
+const socketDir = "/run/containerd/s"
+
+// groupID is the shim key: containers of one pod share one shim.
+func groupID(bundle, id string) string {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return id
+	}
+	var spec struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(data, &spec) != nil {
+		return id
+	}
+	for _, k := range []string{"io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"} {
+		if g := spec.Annotations[k]; g != "" {
+			return g
+		}
+	}
+	return id
+}
+
+// socketPath is containerd's scheme: a file socket (never abstract, CVE-2020-15257) named by
+// the hash of containerd's address, the namespace and the group.
+func socketPath(address, ns, group string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(address, ns, group)))
+	return filepath.Join(socketDir, fmt.Sprintf("%x", sum))
+}
+
+// Start is the `start` action: print the address of the shim serving this container's group,
+// starting a daemon for it if there is none. Nothing else may reach stdout or stderr.
+func Start(f Flags, stdout io.Writer) error {
+	io.Copy(io.Discard, os.Stdin) // runtime options (1.x) or BootstrapParams (2.3+): read at Create instead
+	bundle, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	path := socketPath(f.Address, f.Namespace, groupID(bundle, f.ID))
+	addr := "unix://" + path
+	if err := os.MkdirAll(socketDir, 0o711); err != nil {
+		return err
+	}
+	l, err := listen(path)
+	if err != nil {
+		if errors.Is(err, unix.EADDRINUSE) {
+			if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
+				c.Close() // a shim of the group is alive: share it
+				_ = os.WriteFile(filepath.Join(bundle, "address"), []byte(addr), 0o600)
+				_, err := fmt.Fprint(stdout, addr)
+				return err
+			}
+			os.Remove(path)
+			l, err = listen(path)
+		}
+		if err != nil {
+			return fmt.Errorf("shim socket %s: %w", path, err)
+		}
+	}
+	lf, err := l.File()
+	l.Close()
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{self, "-namespace", f.Namespace, "-id", f.ID, "-address", f.Address}
+	if f.Debug {
+		args = append(args, "-debug")
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	logf := openShimLog(bundle, null)
+	env := append(os.Environ(), "GOMAXPROCS=1")
+	pid, err := syscall.ForkExec(self, args, &syscall.ProcAttr{
+		Dir: bundle, Env: env, Files: []uintptr{null.Fd(), null.Fd(), logf.Fd(), lf.Fd()},
+		Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
+	if logf != null {
+		logf.Close()
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("start shim daemon: %w", err)
+	}
+	_ = os.WriteFile(filepath.Join(bundle, "shim.pid"), []byte(fmt.Sprint(pid)), 0o600)
+	_ = os.WriteFile(filepath.Join(bundle, "address"), []byte(addr), 0o600)
+	_, err = fmt.Fprint(stdout, addr)
+	return err
+}
+
+func listen(path string) (*net.UnixListener, error) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return l, nil
+}
+
+// openShimLog opens the "log" fifo containerd reads shim logs from, without blocking.
+func openShimLog(bundle string, fallback *os.File) *os.File {
+	f, err := os.OpenFile(filepath.Join(bundle, "log"), os.O_WRONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fallback
+	}
+	unix.SetNonblock(int(f.Fd()), false)
+	return f
+}
+
+// Delete is the `delete` action, run by containerd when the shim is gone: force-delete the
+// container with the runtime, unmount its rootfs, report it killed.
+func Delete(f Flags, stdout io.Writer) error {
+	bundle := f.Bundle
+	if bundle == "" {
+		bundle, _ = os.Getwd()
+	}
+	o := shimOptions{Binary: DefaultRuntime, Root: filepath.Join("/run/containerd/husk", f.Namespace)}
+	if data, err := os.ReadFile(filepath.Join(bundle, "options.json")); err == nil {
+		json.Unmarshal(data, &o)
+	}
+	rt := &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: newReaper()}
+	rt.run([3]*os.File{}, false, nil, "delete", "--force", f.ID)
+	unmountAll(filepath.Join(bundle, "rootfs"))
+	pid, _ := readPidFile(filepath.Join(bundle, "init.pid"))
+	b, err := proto.Marshal(&taskapi.DeleteResponse{
+		Pid: uint32(pid), ExitStatus: 128 + uint32(unix.SIGKILL), ExitedAt: timestamppb.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(b)
+	return err
+}
+
+// Serve is the daemon: a child subreaper serving the Task API on the listener containerd's
+// start action handed over (fd 3) or on f.Socket.
+func Serve(f Flags) error {
+	// An idle shim is resident for the container's whole life: keep the heap small.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(20)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set child subreaper: %w", err)
+	}
+	var l net.Listener
+	var err error
+	if f.Socket != "" {
+		os.Remove(f.Socket)
+		l, err = listen(f.Socket)
+	} else {
+		// FileListener dups the fd; close our *os.File (not the raw fd, or its finalizer would
+		// later close whatever connection reuses fd 3).
+		lf := os.NewFile(3, "shim-socket")
+		l, err = net.FileListener(lf)
+		lf.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("shim listener: %w", err)
+	}
+	srv, err := ttrpc.NewServer()
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	svc := NewService(f.Namespace, os.Getenv("TTRPC_ADDRESS"), func() {
+		time.Sleep(20 * time.Millisecond) // let the Shutdown reply reach containerd
+		close(done)
+	})
+	taskapi.RegisterTaskService(srv, svc)
+	go func() {
+		<-done
+		srv.Close()
+		if ul, ok := l.(*net.UnixListener); ok {
+			os.Remove(ul.Addr().String())
+		}
+		os.Exit(0)
+	}()
+	go func() {
+		// Return what a burst of work allocated: the shim then idles small.
+		for range time.Tick(30 * time.Second) {
+			debug.FreeOSMemory()
+		}
+	}()
+	if err := srv.Serve(context.Background(), l); err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

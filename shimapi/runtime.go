@@ -1,0 +1,197 @@
+package shimapi
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// runtimeClient drives any runc-compatible binary (husk, runc, crun) through its command line,
+// as containerd's go-runc does: global flags first, json logs whose last error explains a
+// failure.
+type runtimeClient struct {
+	binary  string
+	root    string
+	logPath string
+	systemd bool
+	reaper  *reaper
+}
+
+type runtimeError struct {
+	cmd string
+	msg string
+}
+
+func (e *runtimeError) Error() string { return fmt.Sprintf("OCI runtime %s failed: %s", e.cmd, e.msg) }
+
+func (r *runtimeClient) argv(args ...string) []string {
+	a := []string{r.binary, "--root", r.root, "--log", r.logPath, "--log-format", "json"}
+	if r.systemd {
+		a = append(a, "--systemd-cgroup")
+	}
+	return append(a, args...)
+}
+
+// run executes a runtime command with the given stdio (nil: /dev/null; stdout is captured when
+// capture is set) and waits for it through the reaper.
+func (r *runtimeClient) run(stdio [3]*os.File, capture bool, stdin []byte, args ...string) ([]byte, error) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	fds := [3]uintptr{}
+	for i, f := range stdio {
+		if f == nil {
+			f = null
+		}
+		fds[i] = f.Fd()
+	}
+	var outR, outW, inW *os.File
+	if capture {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		defer pr.Close()
+		fds[1] = pw.Fd()
+		outR, outW = pr, pw
+	}
+	if stdin != nil {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		fds[0] = pr.Fd()
+		inW = pw
+		defer pr.Close()
+	}
+	argv := r.argv(args...)
+	bin, err := lookPath(argv[0])
+	if err != nil {
+		return nil, &runtimeError{cmd: args[0], msg: err.Error()}
+	}
+	argv[0] = bin
+	_, done, err := r.reaper.forkExec(argv, os.Environ(), "", fds[:])
+	if outW != nil {
+		// Our copy of the write end must go, or reading never sees EOF.
+		outW.Close()
+	}
+	if err != nil {
+		return nil, &runtimeError{cmd: args[0], msg: err.Error()}
+	}
+	var out []byte
+	var readErr error
+	readDone := make(chan struct{})
+	if capture {
+		go func() {
+			out, readErr = io.ReadAll(outR)
+			close(readDone)
+		}()
+	} else {
+		close(readDone)
+	}
+	if inW != nil {
+		go func() {
+			inW.Write(stdin)
+			inW.Close()
+		}()
+	}
+	e := <-done
+	<-readDone
+	if e.status != 0 {
+		return out, &runtimeError{cmd: args[0], msg: r.lastError(e.status)}
+	}
+	return out, readErr
+}
+
+// lastError returns the last error the runtime logged, which is what the user needs to see.
+func (r *runtimeClient) lastError(status int) string {
+	f, err := os.Open(r.logPath)
+	if err != nil {
+		return fmt.Sprintf("exit status %d", status)
+	}
+	defer f.Close()
+	var last string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		var l struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal(s.Bytes(), &l) == nil && l.Level == "error" {
+			last = l.Msg
+		}
+	}
+	if last == "" {
+		return fmt.Sprintf("exit status %d", status)
+	}
+	return last
+}
+
+func lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("runtime binary %q not found in PATH", name)
+}
+
+// ociState is the part of `runtime state` the shim needs.
+type ociState struct {
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+}
+
+func (r *runtimeClient) state(id string) (*ociState, error) {
+	out, err := r.run([3]*os.File{}, true, nil, "state", id)
+	if err != nil {
+		return nil, err
+	}
+	var st ociState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("runtime state: %w", err)
+	}
+	return &st, nil
+}
+
+func (r *runtimeClient) ps(id string) ([]int, error) {
+	out, err := r.run([3]*os.File{}, true, nil, "ps", "--format", "json", id)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	if err := json.Unmarshal(bytes.TrimSpace(out), &pids); err != nil {
+		return nil, fmt.Errorf("runtime ps: %w", err)
+	}
+	return pids, nil
+}
+
+func readPidFile(path string) (int, error) {
+	for i := 0; i < 50; i++ {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			var pid int
+			if _, err := fmt.Sscan(string(data), &pid); err == nil && pid > 0 {
+				return pid, nil
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("pid file %s: no pid", path)
+}

@@ -1,0 +1,668 @@
+// Package shimapi is husk's containerd shim v2 as a library: the Task service, process
+// bookkeeping, stdio, the reaper, event publishing and the start/delete actions.
+package shimapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	apitypes "github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/typeurl/v2"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+// DefaultRuntime is the OCI runtime the shim drives unless BinaryName says otherwise.
+const DefaultRuntime = "husk"
+
+// container is one task of the shim (a shim serves a whole pod group).
+type container struct {
+	id       string
+	bundle   string
+	rt       *runtimeClient
+	init     *process
+	execs    map[string]*process
+	mounted  bool
+	initExit *exit // the init's exit, held while execs still run
+}
+
+// Service implements containerd's Task API (v2) for the containers of one shim.
+type Service struct {
+	mu         sync.Mutex
+	ns         string
+	containers map[string]*container
+	byPid      map[int]*process
+	held       map[int]exit
+	reaper     *reaper
+	events     *publisher
+	shutdown   func()
+}
+
+var empty = &emptypb.Empty{}
+
+// NewService makes the Task service; shutdown is called when containerd shuts an empty shim down.
+func NewService(ns, eventsAddress string, shutdown func()) *Service {
+	s := &Service{
+		ns: ns, containers: map[string]*container{}, byPid: map[int]*process{}, held: map[int]exit{},
+		reaper: newReaper(), events: newPublisher(eventsAddress, ns), shutdown: shutdown,
+	}
+	go s.exitLoop()
+	return s
+}
+
+func errNotFound(format string, a ...any) error {
+	return status.Errorf(codes.NotFound, format, a...)
+}
+
+func errState(format string, a ...any) error {
+	return status.Errorf(codes.FailedPrecondition, format, a...)
+}
+
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+func (s *Service) get(id string) (*container, error) {
+	c, ok := s.containers[id]
+	if !ok {
+		return nil, errNotFound("container %s not found", id)
+	}
+	return c, nil
+}
+
+func (s *Service) getProcess(id, execID string) (*container, *process, error) {
+	c, err := s.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if execID == "" {
+		return c, c.init, nil
+	}
+	p, ok := c.execs[execID]
+	if !ok {
+		return nil, nil, errNotFound("exec %s of container %s not found", execID, id)
+	}
+	return c, p, nil
+}
+
+// shimOptions is what the shim keeps in the bundle so the delete action can clean up after a
+// dead shim.
+type shimOptions struct {
+	Binary  string `json:"binary"`
+	Root    string `json:"root"`
+	Systemd bool   `json:"systemd,omitempty"`
+}
+
+func (s *Service) runtimeFor(bundle string, opts *options.Options) *runtimeClient {
+	o := shimOptions{Binary: DefaultRuntime, Root: filepath.Join("/run/containerd/husk", s.ns)}
+	if opts != nil {
+		if opts.BinaryName != "" {
+			o.Binary = opts.BinaryName
+		}
+		if opts.Root != "" {
+			o.Root = filepath.Join(opts.Root, s.ns)
+		}
+		o.Systemd = opts.SystemdCgroup
+	}
+	if b, err := json.Marshal(o); err == nil {
+		_ = os.WriteFile(filepath.Join(bundle, "options.json"), b, 0o600)
+	}
+	return &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper}
+}
+
+func parseOptions(a interface {
+	GetTypeUrl() string
+	GetValue() []byte
+}) (*options.Options, error) {
+	if a == nil || a.GetTypeUrl() == "" {
+		return nil, nil
+	}
+	if !strings.HasSuffix(a.GetTypeUrl(), "containerd.runc.v1.Options") {
+		return nil, nil // other shims' options (runtimeoptions) carry nothing husk uses
+	}
+	var o options.Options
+	if err := proto.Unmarshal(a.GetValue(), &o); err != nil {
+		return nil, fmt.Errorf("runtime options: %w", err)
+	}
+	return &o, nil
+}
+
+// Create mounts the rootfs, sets up stdio and runs `runtime create`.
+func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.containers[r.ID]; ok {
+		return nil, status.Errorf(codes.AlreadyExists, "container %s already exists", r.ID)
+	}
+	opts, err := parseOptions(r.Options)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if opts != nil && opts.ShimCgroup != "" {
+		if err := joinCgroup(opts.ShimCgroup); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	c := &container{id: r.ID, bundle: r.Bundle, rt: s.runtimeFor(r.Bundle, opts), execs: map[string]*process{}}
+	rootfs := filepath.Join(r.Bundle, "rootfs")
+	if err := mountAll(r.Rootfs, rootfs); err != nil {
+		return nil, toStatus(err)
+	}
+	c.mounted = len(r.Rootfs) > 0
+	defer func() {
+		if retErr != nil && c.mounted {
+			unmountAll(rootfs)
+		}
+	}()
+	p := newProcess(r.ID, "", r.Stdin, r.Stdout, r.Stderr, r.Terminal)
+	pio, err := newProcIO(s.reaper, r.Stdin, r.Stdout, r.Stderr, r.Terminal, s.ns, r.ID)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	p.io = pio
+	pidFile := filepath.Join(r.Bundle, "init.pid")
+	args := []string{"create", "--bundle", r.Bundle, "--pid-file", pidFile}
+	if sock := pio.consoleSocket(); sock != "" {
+		args = append(args, "--console-socket", sock)
+	}
+	if opts != nil && opts.NoPivotRoot {
+		args = append(args, "--no-pivot")
+	}
+	if opts != nil && opts.NoNewKeyring {
+		args = append(args, "--no-new-keyring")
+	}
+	if _, err := c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err != nil {
+		pio.Close()
+		return nil, toStatus(err)
+	}
+	pid, err := readPidFile(pidFile)
+	if err == nil {
+		err = pio.started()
+	}
+	if err != nil {
+		c.rt.run([3]*os.File{}, false, nil, "delete", "--force", r.ID)
+		pio.Close()
+		return nil, toStatus(err)
+	}
+	p.pid = pid
+	c.init = p
+	s.containers[r.ID] = c
+	s.track(p)
+	s.events.publish(topicCreate, &eventstypes.TaskCreate{
+		ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs, Checkpoint: r.Checkpoint, Pid: uint32(pid),
+		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+	})
+	return &taskapi.CreateTaskResponse{Pid: uint32(pid)}, nil
+}
+
+// track registers a process's pid and applies an exit that was reaped before the pid was known.
+func (s *Service) track(p *process) {
+	if e, ok := s.held[p.pid]; ok {
+		delete(s.held, p.pid)
+		s.handleExit(p, e)
+		return
+	}
+	s.byPid[p.pid] = p
+}
+
+// exitLoop is the one place where exits meet processes.
+func (s *Service) exitLoop() {
+	for e := range s.reaper.others {
+		s.mu.Lock()
+		if p, ok := s.byPid[e.pid]; ok {
+			delete(s.byPid, e.pid)
+			s.handleExit(p, e)
+		} else {
+			// Not (yet) known: an exec whose pid file we have not read, or a logger.
+			s.held[e.pid] = e
+			if len(s.held) > 1024 {
+				for pid, h := range s.held {
+					if time.Since(h.at) > time.Minute {
+						delete(s.held, pid)
+					}
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// handleExit applies one exit; the caller holds s.mu. An init's exit is made final (and
+// published) only after every exec of its container has exited, as containerd requires.
+func (s *Service) handleExit(p *process, e exit) {
+	c, ok := s.containers[p.id]
+	if !ok {
+		p.setExited(e.status, e.at)
+		return
+	}
+	if p.execID != "" {
+		p.setExited(e.status, e.at)
+		s.publishExit(p)
+		if c.initExit != nil && !c.execsRunning() {
+			s.finishInit(c, *c.initExit)
+		}
+		return
+	}
+	if c.execsRunning() {
+		c.initExit = &e
+		// Without a pid namespace execs outlive the init; containerd expects them gone.
+		for _, x := range c.execs {
+			if x.pid > 0 && !x.exited() {
+				unix.Kill(x.pid, unix.SIGKILL)
+			}
+		}
+		return
+	}
+	s.finishInit(c, e)
+}
+
+func (c *container) execsRunning() bool {
+	for _, x := range c.execs {
+		if x.pid > 0 && !x.exited() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) finishInit(c *container, e exit) {
+	c.initExit = nil
+	c.init.setExited(e.status, e.at)
+	s.publishExit(c.init)
+}
+
+func (s *Service) publishExit(p *process) {
+	id := p.execID
+	if id == "" {
+		id = p.id
+	}
+	s.events.publish(topicExit, &eventstypes.TaskExit{
+		ContainerID: p.id, ID: id, Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode),
+		ExitedAt: timestamppb.New(p.exitedAt),
+	})
+}
+
+// Start starts the init (`runtime start`) or an exec (`runtime exec --detach`).
+func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.StartResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if p.status != task.Status_CREATED {
+		return nil, errState("process %s of container %s is %s, not created", displayID(p), r.ID, strings.ToLower(p.status.String()))
+	}
+	if r.ExecID == "" {
+		if _, err := c.rt.run([3]*os.File{}, false, nil, "start", r.ID); err != nil {
+			return nil, toStatus(err)
+		}
+		if !p.exited() {
+			p.status = task.Status_RUNNING
+		}
+		s.events.publish(topicStart, &eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.pid)})
+		return &taskapi.StartResponse{Pid: uint32(p.pid)}, nil
+	}
+	if c.init.exited() {
+		return nil, errState("container %s has stopped", r.ID)
+	}
+	pio, err := newProcIO(s.reaper, p.stdin, p.stdout, p.stderr, p.terminal, s.ns, r.ID)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	spec, err := os.CreateTemp(c.bundle, ".exec-*.json")
+	if err != nil {
+		pio.Close()
+		return nil, toStatus(err)
+	}
+	defer os.Remove(spec.Name())
+	spec.Write(p.spec)
+	spec.Close()
+	pidFile := spec.Name() + ".pid"
+	defer os.Remove(pidFile)
+	args := []string{"exec", "--process", spec.Name(), "--detach", "--pid-file", pidFile}
+	if sock := pio.consoleSocket(); sock != "" {
+		args = append(args, "--console-socket", sock)
+	}
+	if _, err := c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err != nil {
+		pio.Close()
+		return nil, toStatus(err)
+	}
+	pid, err := readPidFile(pidFile)
+	if err == nil {
+		err = pio.started()
+	}
+	if err != nil {
+		pio.Close()
+		return nil, toStatus(err)
+	}
+	p.io = pio
+	p.pid = pid
+	p.status = task.Status_RUNNING
+	s.events.publish(topicExecStarted, &eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(pid)})
+	s.track(p)
+	return &taskapi.StartResponse{Pid: uint32(pid)}, nil
+}
+
+func displayID(p *process) string {
+	if p.execID == "" {
+		return "init"
+	}
+	return p.execID
+}
+
+// Delete removes an exec, or the container with its runtime state and rootfs mounts.
+func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
+	s.mu.Lock()
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if r.ExecID != "" {
+		defer s.mu.Unlock()
+		if p.pid > 0 && !p.exited() {
+			return nil, errState("exec %s of container %s is still running", r.ExecID, r.ID)
+		}
+		delete(c.execs, r.ExecID)
+		if p.io != nil {
+			p.io.Close()
+		}
+		return &taskapi.DeleteResponse{Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode), ExitedAt: timestamppb.New(p.exitedAt)}, nil
+	}
+	if p.status != task.Status_CREATED && !p.exited() {
+		s.mu.Unlock()
+		return nil, errState("container %s must be stopped before delete", r.ID)
+	}
+	if _, err := c.rt.run([3]*os.File{}, false, nil, "delete", "--force", r.ID); err != nil {
+		s.mu.Unlock()
+		return nil, toStatus(err)
+	}
+	s.mu.Unlock()
+	// A created container was killed by the delete: wait for its exit to come through.
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Second):
+		s.mu.Lock()
+		p.setExited(128+int(unix.SIGKILL), time.Now())
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.io != nil {
+		p.io.Close()
+	}
+	if c.mounted {
+		unmountAll(filepath.Join(c.bundle, "rootfs"))
+	}
+	delete(s.containers, r.ID)
+	delete(s.byPid, p.pid)
+	s.events.publish(topicDelete, &eventstypes.TaskDelete{
+		ContainerID: r.ID, ID: r.ID, Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode), ExitedAt: timestamppb.New(p.exitedAt),
+	})
+	return &taskapi.DeleteResponse{Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode), ExitedAt: timestamppb.New(p.exitedAt)}, nil
+}
+
+// Exec registers an exec process; Start runs it.
+func (s *Service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.execs[r.ExecID]; ok {
+		return nil, status.Errorf(codes.AlreadyExists, "exec %s already exists in container %s", r.ExecID, r.ID)
+	}
+	if c.init.exited() {
+		return nil, errState("container %s has stopped", r.ID)
+	}
+	if r.Spec == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "exec %s: no process spec", r.ExecID)
+	}
+	if _, err := specs.ParseProcess(r.Spec.Value); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "exec %s: %v", r.ExecID, err)
+	}
+	p := newProcess(r.ID, r.ExecID, r.Stdin, r.Stdout, r.Stderr, r.Terminal)
+	p.spec = r.Spec.Value
+	c.execs[r.ExecID] = p
+	s.events.publish(topicExecAdded, &eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
+	return empty, nil
+}
+
+// State reports a process's status and exit.
+func (s *Service) State(ctx context.Context, r *taskapi.StateRequest) (*taskapi.StateResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	resp := &taskapi.StateResponse{
+		ID: r.ID, ExecID: r.ExecID, Bundle: c.bundle, Pid: uint32(p.pid), Status: p.status,
+		Stdin: p.stdin, Stdout: p.stdout, Stderr: p.stderr, Terminal: p.terminal,
+	}
+	if p.exited() {
+		resp.ExitStatus = uint32(p.exitCode)
+		resp.ExitedAt = timestamppb.New(p.exitedAt)
+	}
+	return resp, nil
+}
+
+// Wait blocks until the process has exited for good.
+func (s *Service) Wait(ctx context.Context, r *taskapi.WaitRequest) (*taskapi.WaitResponse, error) {
+	s.mu.Lock()
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &taskapi.WaitResponse{ExitStatus: uint32(p.exitCode), ExitedAt: timestamppb.New(p.exitedAt)}, nil
+}
+
+// Kill signals the init (through the runtime, so --all reaches every process) or an exec.
+func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		if p.pid == 0 || p.exited() {
+			return nil, errNotFound("exec %s of container %s is not running", r.ExecID, r.ID)
+		}
+		if err := unix.Kill(p.pid, unix.Signal(r.Signal)); err != nil {
+			return nil, toStatus(fmt.Errorf("kill exec %s: %w", r.ExecID, err))
+		}
+		return empty, nil
+	}
+	if p.exited() && !r.All {
+		return nil, errNotFound("container %s: process already finished", r.ID)
+	}
+	args := []string{"kill"}
+	if r.All {
+		args = append(args, "--all")
+	}
+	if _, err := c.rt.run([3]*os.File{}, false, nil, append(args, r.ID, strconv.Itoa(int(r.Signal)))...); err != nil {
+		if p.exited() || r.All {
+			return empty, nil
+		}
+		return nil, toStatus(err)
+	}
+	return empty, nil
+}
+
+// Pids lists the container's processes, marking execs with their exec id.
+func (s *Service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.PidsResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := c.rt.ps(r.ID)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	execByPid := map[int]string{}
+	for id, x := range c.execs {
+		execByPid[x.pid] = id
+	}
+	resp := &taskapi.PidsResponse{}
+	for _, pid := range pids {
+		info := &task.ProcessInfo{Pid: uint32(pid)}
+		if id, ok := execByPid[pid]; ok {
+			if a, err := typeurl.MarshalAnyToProto(&options.ProcessDetails{ExecID: id}); err == nil {
+				info.Info = a
+			}
+		}
+		resp.Processes = append(resp.Processes, info)
+	}
+	return resp, nil
+}
+
+// Pause freezes the container.
+func (s *Service) Pause(ctx context.Context, r *taskapi.PauseRequest) (*emptypb.Empty, error) {
+	return s.setPaused(r.ID, true)
+}
+
+// Resume thaws the container.
+func (s *Service) Resume(ctx context.Context, r *taskapi.ResumeRequest) (*emptypb.Empty, error) {
+	return s.setPaused(r.ID, false)
+}
+
+func (s *Service) setPaused(id string, pause bool) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	cmd, st, topic := "resume", task.Status_RUNNING, topicResumed
+	var ev any = &eventstypes.TaskResumed{ContainerID: id}
+	if pause {
+		cmd, st, topic = "pause", task.Status_PAUSED, topicPaused
+		ev = &eventstypes.TaskPaused{ContainerID: id}
+	}
+	if _, err := c.rt.run([3]*os.File{}, false, nil, cmd, id); err != nil {
+		return nil, toStatus(err)
+	}
+	if !c.init.exited() {
+		c.init.status = st
+	}
+	s.events.publish(topic, ev)
+	return empty, nil
+}
+
+// Update passes new resources (LinuxResources JSON) to `runtime update`.
+func (s *Service) Update(ctx context.Context, r *taskapi.UpdateTaskRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Resources == nil {
+		return empty, nil
+	}
+	if _, err := c.rt.run([3]*os.File{}, false, r.Resources.Value, "update", "--resources", "-", r.ID); err != nil {
+		return nil, toStatus(err)
+	}
+	return empty, nil
+}
+
+// ResizePty resizes a process's terminal.
+func (s *Service) ResizePty(ctx context.Context, r *taskapi.ResizePtyRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if p.io == nil {
+		return nil, errState("process has no terminal")
+	}
+	if err := p.io.resize(r.Width, r.Height); err != nil {
+		return nil, toStatus(err)
+	}
+	return empty, nil
+}
+
+// CloseIO closes a process's stdin.
+func (s *Service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Stdin && p.io != nil {
+		p.io.closeStdin()
+	}
+	return empty, nil
+}
+
+// Checkpoint needs CRIU support, which husk does not have yet.
+func (s *Service) Checkpoint(ctx context.Context, r *taskapi.CheckpointTaskRequest) (*emptypb.Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "checkpoint is not implemented by containerd-shim-husk-v2")
+}
+
+// Connect tells containerd the shim's and the task's pids.
+func (s *Service) Connect(ctx context.Context, r *taskapi.ConnectRequest) (*taskapi.ConnectResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp := &taskapi.ConnectResponse{ShimPid: uint32(os.Getpid()), Version: "husk"}
+	if c, ok := s.containers[r.ID]; ok {
+		resp.TaskPid = uint32(c.init.pid)
+	}
+	return resp, nil
+}
+
+// Shutdown ends the shim once it serves no container.
+func (s *Service) Shutdown(ctx context.Context, r *taskapi.ShutdownRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	n := len(s.containers)
+	s.mu.Unlock()
+	if n > 0 {
+		return empty, nil
+	}
+	s.events.drain()
+	if s.shutdown != nil {
+		go s.shutdown()
+	}
+	return empty, nil
+}
+
+// rootfsMounts is the mount list type of CreateTaskRequest.
+type rootfsMounts = []*apitypes.Mount

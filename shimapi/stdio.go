@@ -1,0 +1,323 @@
+package shimapi
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/containerd/console"
+	"golang.org/x/sys/unix"
+)
+
+// procIO is a process's stdio as the shim sets it up. Without a terminal the container gets the
+// client's fifos (or files, or logger pipes) directly: no copying goroutine, no buffer. The shim
+// keeps one read-write fd per fifo so opens never block on a missing peer and the container
+// never sees a premature EOF or EPIPE; closing the stdin keepalive is CloseIO.
+type procIO struct {
+	stdin, stdout, stderr *os.File // given to the runtime; closed by the shim once the process holds them
+	stdinKeep             *os.File
+	keep                  []*os.File
+	terminal              bool
+	sockDir               string
+	listener              *net.UnixListener
+	masterc               chan masterResult
+	master                console.Console
+	copies                sync.WaitGroup
+	stdinPath, stdoutPath string
+	mu                    sync.Mutex
+}
+
+type masterResult struct {
+	f   *os.File
+	err error
+}
+
+// openFifo opens a client fifo: a read-write keepalive first (never blocks), then the end the
+// container uses, reopened through the keepalive so it cannot block either.
+func (p *procIO) openFifo(path string, flag int) (*os.File, *os.File, error) {
+	keep, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open fifo %s: %w", path, err)
+	}
+	end, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", keep.Fd()), flag|unix.O_CLOEXEC, 0)
+	if err != nil {
+		keep.Close()
+		return nil, nil, fmt.Errorf("open fifo %s: %w", path, err)
+	}
+	return keep, end, nil
+}
+
+// openOutput opens stdout or stderr from a containerd stdio URI: a fifo path, file:// or
+// binary:// (handled by the caller).
+func (p *procIO) openOutput(uri string) (*os.File, error) {
+	if uri == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(uri)
+	if err == nil && u.Scheme == "file" {
+		if err := os.MkdirAll(filepath.Dir(u.Path), 0o755); err != nil {
+			return nil, err
+		}
+		return os.OpenFile(u.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+	}
+	path := uri
+	if err == nil && u.Scheme == "fifo" {
+		path = u.Path
+	}
+	keep, end, err := p.openFifo(path, os.O_WRONLY)
+	if err != nil {
+		return nil, err
+	}
+	p.keep = append(p.keep, keep)
+	return end, nil
+}
+
+func newProcIO(r *reaper, stdin, stdout, stderr string, terminal bool, ns, id string) (_ *procIO, err error) {
+	p := &procIO{terminal: terminal, stdinPath: stdin, stdoutPath: stdout}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if strings.HasPrefix(stdout, "binary://") {
+		if terminal {
+			return nil, fmt.Errorf("stdio %s: a binary logger cannot take a terminal", stdout)
+		}
+		if err := p.startLogger(r, stdout, ns, id); err != nil {
+			return nil, err
+		}
+	}
+	if terminal {
+		dir, err := os.MkdirTemp("", "husk-pty")
+		if err != nil {
+			return nil, err
+		}
+		p.sockDir = dir
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "pty.sock"), Net: "unix"})
+		if err != nil {
+			return nil, fmt.Errorf("console socket: %w", err)
+		}
+		p.listener = l
+		p.masterc = make(chan masterResult, 1)
+		go p.acceptMaster()
+		return p, nil
+	}
+	if stdin != "" {
+		keep, end, err := p.openFifo(stdin, os.O_RDONLY)
+		if err != nil {
+			return nil, err
+		}
+		p.stdinKeep, p.stdin = keep, end
+	}
+	if p.stdout == nil {
+		if p.stdout, err = p.openOutput(stdout); err != nil {
+			return nil, err
+		}
+		if stderr == stdout && strings.HasPrefix(stdout, "file://") {
+			p.stderr = p.stdout
+		} else if p.stderr, err = p.openOutput(stderr); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// startLogger runs a binary:// logger with the container's output on its fds 3 and 4; it
+// signals readiness by closing (or writing to) fd 5, as containerd's loggers do.
+func (p *procIO) startLogger(r *reaper, uri, ns, id string) error {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("stdio %s: %w", uri, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	waitR, waitW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer outR.Close()
+	defer errR.Close()
+	defer waitR.Close()
+	args := []string{u.Path}
+	for k, vs := range u.Query() {
+		for _, v := range vs {
+			if v == "" {
+				args = append(args, k)
+			} else {
+				args = append(args, k, v)
+			}
+		}
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	env := append(os.Environ(), "CONTAINER_ID="+id, "CONTAINER_NAMESPACE="+ns)
+	r.mu.Lock()
+	_, err = forkLogger(args, env, []uintptr{null.Fd(), null.Fd(), null.Fd(), outR.Fd(), errR.Fd(), waitW.Fd()})
+	r.mu.Unlock()
+	waitW.Close()
+	if err != nil {
+		outW.Close()
+		errW.Close()
+		return fmt.Errorf("start logger %s: %w", u.Path, err)
+	}
+	// Ready when the logger closes fd 5 or writes to it.
+	buf := make([]byte, 1)
+	waitR.Read(buf)
+	p.stdout, p.stderr = outW, errW
+	return nil
+}
+
+// acceptMaster receives the pty master the runtime sends to the console socket.
+func (p *procIO) acceptMaster() {
+	conn, err := p.listener.AcceptUnix()
+	if err != nil {
+		p.masterc <- masterResult{err: err}
+		return
+	}
+	defer conn.Close()
+	buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		p.masterc <- masterResult{err: err}
+		return
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		p.masterc <- masterResult{err: fmt.Errorf("console socket: bad message")}
+		return
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		p.masterc <- masterResult{err: fmt.Errorf("console socket: no fd")}
+		return
+	}
+	p.masterc <- masterResult{f: os.NewFile(uintptr(fds[0]), "pty-master")}
+}
+
+func (p *procIO) consoleSocket() string {
+	if p.listener == nil {
+		return ""
+	}
+	return p.listener.Addr().String()
+}
+
+// runtimeStdio is what the runtime command (and so the container process) gets.
+func (p *procIO) runtimeStdio() [3]*os.File { return [3]*os.File{p.stdin, p.stdout, p.stderr} }
+
+// started is called once the runtime has handed the stdio to the process: the shim drops its
+// copies of the container ends and, with a terminal, starts copying between pty and fifos.
+func (p *procIO) started() error {
+	for _, f := range []*os.File{p.stdin, p.stdout, p.stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	p.stdin, p.stdout, p.stderr = nil, nil, nil
+	if !p.terminal {
+		return nil
+	}
+	res := <-p.masterc
+	p.listener.Close()
+	os.RemoveAll(p.sockDir)
+	if res.err != nil {
+		return fmt.Errorf("receive pty master: %w", res.err)
+	}
+	m, err := console.ConsoleFromFile(res.f)
+	if err != nil {
+		return err
+	}
+	p.master = m
+	if p.stdinPath != "" {
+		keep, in, err := p.openFifo(p.stdinPath, os.O_RDONLY)
+		if err != nil {
+			return err
+		}
+		p.stdinKeep = keep
+		go func() {
+			io.Copy(m, in)
+			in.Close()
+		}()
+	}
+	if p.stdoutPath != "" {
+		out, err := p.openOutput(p.stdoutPath)
+		if err != nil {
+			return err
+		}
+		p.copies.Add(1)
+		go func() {
+			defer p.copies.Done()
+			io.Copy(out, m)
+			out.Close()
+		}()
+	}
+	return nil
+}
+
+func (p *procIO) resize(w, h uint32) error {
+	if p.master == nil {
+		return fmt.Errorf("process has no terminal")
+	}
+	return p.master.Resize(console.WinSize{Width: uint16(w), Height: uint16(h)})
+}
+
+// closeStdin gives the process EOF on stdin once the client has closed its end too.
+func (p *procIO) closeStdin() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stdinKeep != nil {
+		p.stdinKeep.Close()
+		p.stdinKeep = nil
+	}
+}
+
+// exited drops the shim's keepalives once the process is gone, so the client reading the fifos
+// sees EOF after the last byte (unless a background child still holds the output).
+func (p *procIO) exited() {
+	p.closeStdin()
+	if p.master != nil {
+		p.copies.Wait()
+	}
+	p.mu.Lock()
+	for _, f := range p.keep {
+		f.Close()
+	}
+	p.keep = nil
+	p.mu.Unlock()
+}
+
+// Close releases everything once the process has exited: its last output has been copied.
+func (p *procIO) Close() {
+	p.closeStdin()
+	if p.master != nil {
+		p.copies.Wait()
+		p.master.Close()
+	}
+	p.mu.Lock()
+	for _, f := range append(p.keep, p.stdin, p.stdout, p.stderr) {
+		if f != nil {
+			f.Close()
+		}
+	}
+	p.keep = nil
+	p.mu.Unlock()
+	if p.listener != nil {
+		p.listener.Close()
+	}
+	if p.sockDir != "" {
+		os.RemoveAll(p.sockDir)
+	}
+}
