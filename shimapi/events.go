@@ -5,8 +5,8 @@ import (
 	"net"
 	"time"
 
-	apitypes "github.com/containerd/containerd/api/types"
 	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
+	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/ttrpc"
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
