@@ -1,0 +1,87 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestTimeNamespace(t *testing.T) {
+	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
+		t.Skip("kernel without time namespaces")
+	}
+	b := newBundle(t, "cat", "/proc/uptime")
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.TimeNamespace})
+	b.spec.Linux.TimeOffsets = map[string]rspec.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	out := b.mustRun(t, uniqueID(t))
+	var up float64
+	if _, err := fmtSscan(out, &up); err != nil || up < 86400*365 {
+		t.Fatalf("uptime inside a time namespace offset by a year: %q", out)
+	}
+}
+
+func TestNoPivotAndPropagation(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo; cat /proc/1/cmdline")
+	b.spec.Linux.RootfsPropagation = "rprivate"
+	b.write(t)
+	out := b.must(t, "run", "--no-pivot", uniqueID(t))
+	if !strings.Contains(out, b.rootfs()+" / ") || strings.Contains(out, "shared:") || strings.Contains(out, "master:") {
+		t.Fatalf("root mount with --no-pivot and rprivate: %q", out)
+	}
+}
+
+func TestOOMScoreAdj(t *testing.T) {
+	b := newBundle(t, "cat", "/proc/self/oom_score_adj")
+	score := 500
+	b.spec.Process.OOMScoreAdj = &score
+	if out := strings.TrimSpace(b.mustRun(t, uniqueID(t))); out != "500" {
+		t.Fatalf("oom_score_adj = %q, want 500", out)
+	}
+}
+
+func TestLabelsOnHostWithoutLSM(t *testing.T) {
+	data, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	if strings.TrimSpace(string(data)) == "Y" {
+		t.Skip("AppArmor is enabled here; this test checks the error on hosts without it")
+	}
+	b := newBundle(t, "true")
+	b.spec.Process.ApparmorProfile = "husk-default"
+	b.write(t)
+	assertOneLineError(t, b.husk(t, "create", uniqueID(t)), "AppArmor is not enabled")
+	b = newBundle(t, "true")
+	b.spec.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
+	b.write(t)
+	assertOneLineError(t, b.husk(t, "create", uniqueID(t)), "SELinux is not enabled")
+}
+
+func TestListenFds(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; ls /proc/self/fd | tr '\\n' ' '")
+	b.write(t)
+	extra, _ := os.CreateTemp(t.TempDir(), "sock")
+	defer extra.Close()
+	cmd := exec.Command(huskBin, "--root", b.root, "run", uniqueID(t))
+	cmd.Dir = b.dir
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1")
+	cmd.ExtraFiles = []*os.File{extra}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || lines[0] != "1 1" || strings.TrimSpace(lines[1]) != "0 1 2 3 4" {
+		t.Fatalf("socket activation: %q", out)
+	}
+}
+
+func TestHookTimeout(t *testing.T) {
+	b := newBundle(t, "true")
+	one := 1
+	b.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "10"}, Timeout: &one}}}
+	b.write(t)
+	id := uniqueID(t)
+	assertOneLineError(t, b.husk(t, "create", id), "timed out after 1s")
+	assertClean(t, b, id)
+}
