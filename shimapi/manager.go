@@ -210,7 +210,7 @@ func Serve(f Flags) error {
 		time.Sleep(20 * time.Millisecond) // let the Shutdown reply reach containerd
 		close(done)
 	})
-	taskapi.RegisterTaskService(srv, svc)
+	Register(srv, svc)
 	go func() {
 		<-done
 		srv.Close()

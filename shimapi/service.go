@@ -41,6 +41,7 @@ type container struct {
 	execs    map[string]*process
 	mounted  bool
 	initExit *exit // the init's exit, held while execs still run
+	oom      *oomWatch
 }
 
 // Service implements containerd's Task API (v2) for the containers of one shim.
@@ -209,7 +210,9 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	}
 	p.pid = pid
 	c.init = p
+	c.oom = newOOMWatch(pid)
 	s.containers[r.ID] = c
+	s.watchOOM(c)
 	s.track(p)
 	s.events.publish(topicCreate, &eventstypes.TaskCreate{
 		ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs, Checkpoint: r.Checkpoint, Pid: uint32(pid),
@@ -290,6 +293,7 @@ func (c *container) execsRunning() bool {
 
 func (s *Service) finishInit(c *container, e exit) {
 	c.initExit = nil
+	s.checkOOM(c) // an OOM kill is reported before the exit it caused
 	c.init.setExited(e.status, e.at)
 	s.publishExit(c.init)
 }

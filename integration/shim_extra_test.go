@@ -1,0 +1,132 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestShimGroupsPodContainers: the start action hands out one shim per pod group, on a 0600
+// file socket, and prints nothing but the address.
+func TestShimGroupsPodContainers(t *testing.T) {
+	start := func(id, group string) (string, string) {
+		b := newBundle(t, "true")
+		b.spec.Annotations = map[string]string{"io.kubernetes.cri.sandbox-id": group}
+		b.write(t)
+		cmd := exec.Command(shimBinary(t), "-namespace", "husktest", "-address", "/run/husk-test-"+group+".sock", "-publish-binary", "/bin/true", "-id", id, "start")
+		cmd.Dir = b.dir
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || stderr.Len() > 0 {
+			t.Fatalf("start: %v, stderr %q", err, stderr.String())
+		}
+		return string(out), b.dir
+	}
+	a1, d1 := start("pod-a-1", "pod-a")
+	a2, _ := start("pod-a-2", "pod-a")
+	b1, d3 := start("pod-b-1", "pod-b")
+	defer func() {
+		for _, d := range []string{d1, d3} {
+			data, _ := os.ReadFile(filepath.Join(d, "shim.pid"))
+			if pid := atoi(strings.TrimSpace(string(data))); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		for _, a := range []string{a1, b1} {
+			os.Remove(strings.TrimPrefix(a, "unix://"))
+		}
+	}()
+	if !strings.HasPrefix(a1, "unix:///run/containerd/s/") || strings.ContainsAny(a1, "\n ") {
+		t.Fatalf("start printed %q, want only a unix:// address", a1)
+	}
+	if a1 != a2 {
+		t.Errorf("containers of one pod got different shims: %s %s", a1, a2)
+	}
+	if a1 == b1 {
+		t.Errorf("two pods share a shim: %s", a1)
+	}
+	st, err := os.Stat(strings.TrimPrefix(a1, "unix://"))
+	if err != nil || st.Mode().Perm() != 0o600 || st.Mode()&os.ModeSocket == 0 {
+		t.Errorf("shim socket: %v %v, want a 0600 socket file", st.Mode(), err)
+	}
+}
+
+// TestShimFileAndBinaryStdio covers containerd's file:// and binary:// (logger) stdio.
+func TestShimFileAndBinaryStdio(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "out.log")
+	logger := filepath.Join(dir, "logger.sh")
+	os.WriteFile(logger, []byte("#!/bin/sh\nexec 5>&-\ncat <&3 > \"$1.out\" &\ncat <&4 > \"$1.err\"\nwait\n"), 0o755)
+	for i, tc := range []struct{ stdout, stderr, check string }{
+		{"file://" + logFile, "file://" + logFile, logFile},
+		{"binary://" + logger + "?" + filepath.Join(dir, "logged"), "binary://" + logger + "?" + filepath.Join(dir, "logged"), filepath.Join(dir, "logged.out")},
+	} {
+		b := newBundle(t, "sh", "-c", "echo to-stdout; echo to-stderr >&2")
+		b.write(t)
+		id := "io" + string(rune('a'+i))
+		if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Stdout: tc.stdout, Stderr: tc.stderr, Options: runcOptions(t, huskBin)}); err != nil {
+			t.Fatalf("Create with %s: %v", tc.stdout, err)
+		}
+		h.client.Start(ctx, &taskapi.StartRequest{ID: id})
+		if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: id}); err != nil || wr.ExitStatus != 0 {
+			t.Fatalf("Wait: %v %v", wr, err)
+		}
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id})
+		var got string
+		for i := 0; i < 100; i++ {
+			data, _ := os.ReadFile(tc.check)
+			if got = string(data); strings.Contains(got, "to-stdout") {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(got, "to-stdout") {
+			t.Errorf("%s: output %q", tc.stdout, got)
+		}
+		if i == 0 && !strings.Contains(got, "to-stderr") {
+			t.Errorf("file:// stderr missing: %q", got)
+		}
+	}
+}
+
+// TestHuskShimReportsOOM: a container over its memory limit is OOM-killed; containerd hears
+// /tasks/oom before /tasks/exit.
+func TestHuskShimReportsOOM(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.oom_control"); err != nil {
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+			t.Skip("no memory controller on this host")
+		}
+	}
+	b := newBundle(t)
+	c := startContainerdWithShim(t)
+	events := exec.Command("ctr", "--address", c.sock, "events")
+	var evOut strings.Builder
+	events.Stdout = &evOut
+	events.Start()
+	defer events.Process.Kill()
+	time.Sleep(100 * time.Millisecond)
+	out, code := c.ctr(t, "run", "--rm", "--runtime", "io.containerd.husk.v2", "--memory-limit", "16777216", "--env", "PATH=/bin", "--rootfs", b.rootfs(),
+		"oom1", "sh", "-c", "x=a; while true; do x=$x$x; done")
+	if code != 137 {
+		t.Fatalf("memory hog: exit %d, %q", code, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	ev := evOut.String()
+	oom, exit := strings.Index(ev, "/tasks/oom"), strings.Index(ev, "/tasks/exit")
+	if oom < 0 || exit < 0 || oom > exit {
+		t.Fatalf("want /tasks/oom before /tasks/exit, got:\n%s", ev)
+	}
+}
+
+var _ = rspec.Version
