@@ -38,7 +38,9 @@ func shimBinary(t *testing.T) string {
 	}
 	p := filepath.Join(filepath.Dir(huskBin), "containerd-shim-husk-v2")
 	if _, err := os.Stat(p); err != nil {
-		out, err := exec.Command("go", "build", "-o", p, "../cmd/shim").CombinedOutput()
+		build := exec.Command("go", "build", "-o", p, "../cmd/shim")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			t.Fatalf("build shim: %v\n%s", err, out)
 		}

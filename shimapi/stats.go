@@ -2,17 +2,21 @@ package shimapi
 
 import (
 	"context"
-	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 
-	"github.com/containerd/cgroups/v3"
-	"github.com/containerd/cgroups/v3/cgroup1"
-	"github.com/containerd/cgroups/v3/cgroup2"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
-	"github.com/containerd/typeurl/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Stats reads the container's cgroup directly (as the runc shim does) and returns containerd's
-// cgroups v1 or v2 Metrics, as `ctr task metrics` and crictl expect.
+// Stats returns containerd's cgroups v1 or v2 Metrics of the container. The cgroup is read by
+// `husk cgroup-metrics` (installed beside the shim), whatever runtime runs the container: the
+// cgroup libraries and their protobuf types would otherwise double the resident shim's memory,
+// and Stats is an occasional poll.
 func (s *Service) Stats(ctx context.Context, r *taskapi.StatsRequest) (*taskapi.StatsResponse, error) {
 	s.mu.Lock()
 	c, err := s.get(r.ID)
@@ -25,31 +29,25 @@ func (s *Service) Stats(ctx context.Context, r *taskapi.StatsRequest) (*taskapi.
 	if exited {
 		return nil, errState("container %s has stopped", r.ID)
 	}
-	var metrics any
-	if cgroups.Mode() == cgroups.Unified {
-		path, err := cgroup2.PidGroupPath(pid)
-		if err != nil {
-			return nil, toStatus(fmt.Errorf("cgroup of %d: %w", pid, err))
-		}
-		m, err := cgroup2.Load(path)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		if metrics, err = m.Stat(); err != nil {
-			return nil, toStatus(err)
-		}
-	} else {
-		cg, err := cgroup1.Load(cgroup1.PidPath(pid))
-		if err != nil {
-			return nil, toStatus(fmt.Errorf("cgroup of %d: %w", pid, err))
-		}
-		if metrics, err = cg.Stat(cgroup1.IgnoreNotExist); err != nil {
-			return nil, toStatus(err)
-		}
-	}
-	a, err := typeurl.MarshalAnyToProto(metrics)
+	helper := &runtimeClient{binary: huskHelper(), root: "/run/husk", logPath: filepath.Join(c.bundle, "log.json"), reaper: s.reaper}
+	out, err := helper.run([3]*os.File{}, true, nil, "cgroup-metrics", strconv.Itoa(pid))
 	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "stats of container %s: %v", r.ID, err)
+	}
+	var a anypb.Any
+	if err := proto.Unmarshal(out, &a); err != nil {
 		return nil, toStatus(err)
 	}
-	return &taskapi.StatsResponse{Stats: a}, nil
+	return &taskapi.StatsResponse{Stats: &a}, nil
+}
+
+// huskHelper finds husk next to the shim binary, else on PATH.
+func huskHelper() string {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "husk")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "husk"
 }

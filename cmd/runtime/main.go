@@ -67,7 +67,7 @@ func main() {
 	app.Commands = []cli.Command{
 		createCommand, startCommand, runCommand, stateCommand, killCommand, deleteCommand,
 		listCommand, execCommand, pauseCommand, resumeCommand, psCommand, specCommand,
-		featuresCommand, eventsCommand, updateCommand,
+		featuresCommand, eventsCommand, updateCommand, cgroupMetricsCommand,
 	}
 	app.CommandNotFound = func(c *cli.Context, cmd string) {
 		fatal(fmt.Errorf("unknown command %q", cmd))

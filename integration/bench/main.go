@@ -1,0 +1,222 @@
+// Command bench measures husk against runc and crun, and husk's shim against
+// containerd-shim-runc-v2, interleaved in one run so the ratios mean something on a shared
+// machine. `make bench` runs it as root inside a private mount namespace in which cgroup2's
+// cgroup.controllers is masked, because crun 1.8 refuses this host's hybrid layout otherwise.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+type sample struct {
+	name, who string
+	v         float64
+}
+
+type result struct {
+	Op     string             `json:"op"`
+	Unit   string             `json:"unit"`
+	Median map[string]float64 `json:"median"`
+	Min    map[string]float64 `json:"min"`
+	Max    map[string]float64 `json:"max"`
+}
+
+var (
+	rounds  = flag.Int("rounds", 15, "rounds per operation")
+	out     = flag.String("json", "integration/bench-results.json", "where to write the results")
+	husk    = flag.String("husk", "bin/husk", "husk binary")
+	shim    = flag.String("shim", "bin/containerd-shim-husk-v2", "husk shim binary")
+	busybox = flag.String("busybox", "/bin/busybox", "static busybox for the rootfs")
+	noShim  = flag.Bool("no-shim", false, "skip the containerd part")
+)
+
+func main() {
+	flag.Parse()
+	h, _ := filepath.Abs(*husk)
+	runtimes := []string{h, "runc", "crun"}
+	names := map[string]string{h: "husk", "runc": "runc", "crun": "crun"}
+	dir, err := os.MkdirTemp("", "husk-bench")
+	check(err)
+	defer os.RemoveAll(dir)
+	bundle := makeBundle(dir)
+	var samples []sample
+	add := func(op, rt string, d float64) { samples = append(samples, sample{op, names[rt], d}) }
+	for r := 0; r < *rounds; r++ {
+		for _, rt := range rotate(runtimes, r) {
+			root := filepath.Join(dir, "root-"+names[rt])
+			id := fmt.Sprintf("b%d", r)
+			t0 := time.Now()
+			cmd := runtime(rt, root, bundle, "create", id)
+			check(cmd.Run())
+			t1 := time.Now()
+			maxrss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+			check(runtime(rt, root, bundle, "start", id).Run())
+			t2 := time.Now()
+			waitStopped(rt, root, id)
+			t3 := time.Now()
+			check(runtime(rt, root, bundle, "delete", id).Run())
+			t4 := time.Now()
+			add("create", rt, ms(t1.Sub(t0)))
+			add("start", rt, ms(t2.Sub(t1)))
+			add("delete", rt, ms(t4.Sub(t3)))
+			add("lifecycle (create+start+wait+delete)", rt, ms(t4.Sub(t0)))
+			add("max RSS of create (MB)", rt, maxrss)
+
+			t0 = time.Now()
+			check(runtime(rt, root, bundle, "run", "r"+id).Run())
+			add("run (foreground)", rt, ms(time.Since(t0)))
+		}
+	}
+	// exec and state into one long-running container per runtime.
+	long := makeBundle(filepath.Join(dir, "long"), "sleep", "100000")
+	for _, rt := range runtimes {
+		check(runtime(rt, filepath.Join(dir, "root-"+names[rt]), long, "run", "-d", "long").Run())
+	}
+	for r := 0; r < *rounds; r++ {
+		for _, rt := range rotate(runtimes, r) {
+			root := filepath.Join(dir, "root-"+names[rt])
+			t0 := time.Now()
+			check(runtime(rt, root, long, "exec", "long", "true").Run())
+			add("exec", rt, ms(time.Since(t0)))
+			t0 = time.Now()
+			check(runtime(rt, root, long, "state", "long").Run())
+			add("state", rt, ms(time.Since(t0)))
+		}
+	}
+	for _, rt := range runtimes {
+		runtime(rt, filepath.Join(dir, "root-"+names[rt]), long, "delete", "-f", "long").Run()
+	}
+	results := summarize(samples, []string{"husk", "runc", "crun"})
+	if !*noShim {
+		results = append(results, benchShims(dir, bundle)...)
+	}
+	printTable(results)
+	b, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "rounds": *rounds, "results": results}, "", "  ")
+	check(os.WriteFile(*out, b, 0o644))
+	fmt.Printf("\nwritten to %s\n", *out)
+}
+
+func rotate(s []string, r int) []string {
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = s[(i+r)%len(s)]
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func runtime(rt, root, bundle string, args ...string) *exec.Cmd {
+	a := append([]string{"--root", root}, args...)
+	if args[0] == "create" || args[0] == "run" {
+		a = append(append([]string{"--root", root}, args[0], "--bundle", bundle), args[1:]...)
+	}
+	cmd := exec.Command(rt, a...)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// waitStopped polls the container's init until it is gone, without spawning processes.
+func waitStopped(rt, root, id string) {
+	out, err := exec.Command(rt, "--root", root, "state", id).Output()
+	check(err)
+	var st struct{ Pid int }
+	json.Unmarshal(out, &st)
+	for st.Pid > 0 {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/stat")
+		if err != nil || strings.Contains(string(data), ") Z ") {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func makeBundle(dir string, args ...string) string {
+	rootfs := filepath.Join(dir, "rootfs")
+	check(os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755))
+	data, err := os.ReadFile(*busybox)
+	check(err)
+	check(os.WriteFile(filepath.Join(rootfs, "bin/busybox"), data, 0o755))
+	for _, a := range []string{"sh", "true", "sleep"} {
+		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
+	}
+	s := specs.Default()
+	s.Version = "1.0.2" // crun 1.8 knows no later version
+	s.Process.Terminal = false
+	s.Process.Args = []string{"true"}
+	if len(args) > 0 {
+		s.Process.Args = args
+	}
+	s.Process.Env = []string{"PATH=/bin"}
+	s.Process.Rlimits = nil
+	b, _ := json.Marshal(s)
+	check(os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644))
+	return dir
+}
+
+func summarize(samples []sample, who []string) []result {
+	var order []string
+	by := map[string]map[string][]float64{}
+	for _, s := range samples {
+		if by[s.name] == nil {
+			by[s.name] = map[string][]float64{}
+			order = append(order, s.name)
+		}
+		by[s.name][s.who] = append(by[s.name][s.who], s.v)
+	}
+	var out []result
+	for _, op := range order {
+		r := result{Op: op, Unit: "ms", Median: map[string]float64{}, Min: map[string]float64{}, Max: map[string]float64{}}
+		if strings.Contains(op, "MB") {
+			r.Unit = "MB"
+		}
+		for _, w := range who {
+			v := by[op][w]
+			if len(v) == 0 {
+				continue
+			}
+			sort.Float64s(v)
+			r.Median[w], r.Min[w], r.Max[w] = v[len(v)/2], v[0], v[len(v)-1]
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func printTable(results []result) {
+	fmt.Printf("%-40s %-22s %-22s %-22s %10s %10s\n", "operation (median, min..max)", "husk", "runc", "crun", "husk/runc", "husk/crun")
+	for _, r := range results {
+		cell := func(w string) string {
+			if _, ok := r.Median[w]; !ok {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f (%.1f..%.1f)", r.Median[w], r.Min[w], r.Max[w])
+		}
+		ratio := func(w string) string {
+			if r.Median[w] == 0 || r.Median["husk"] == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", r.Median["husk"]/r.Median[w])
+		}
+		fmt.Printf("%-40s %-22s %-22s %-22s %10s %10s\n", r.Op+" ["+r.Unit+"]", cell("husk"), cell("runc"), cell("crun"), ratio("runc"), ratio("crun"))
+	}
+}
