@@ -37,7 +37,7 @@ test-deps:
 test: build test-deps lint
 	@mkdir -p build
 	$(GO) test -count=1 -timeout 20m ./specs/... ./libcontainer/...
-	HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|SKIP|\.go:[0-9]+:'; exit $${PIPESTATUS[0]}
+	HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|SKIP|\.go:[0-9]+:'; exit $${PIPESTATUS[0]}
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi

@@ -23,12 +23,20 @@ func main() {
 	fs.StringVar(&f.Socket, "socket", "", "serve on this socket instead of fd 3")
 	fs.String("publish-binary", "", "ignored: events go to TTRPC_ADDRESS")
 	showVersion := fs.Bool("v", false, "print the version")
+	info := fs.Bool("info", false, "print RuntimeInfo (protobuf) for the options on stdin")
 	fs.Bool("version", false, "print the version")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
 	if *showVersion || fs.Lookup("version").Value.String() == "true" {
 		fmt.Printf("containerd-shim-husk-v2:\n  Version: %s\n", version)
+		return
+	}
+	if *info {
+		if err := shimapi.Info(version, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "containerd-shim-husk-v2:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	var err error
