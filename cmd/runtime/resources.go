@@ -2,15 +2,17 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
 	"github.com/husk-runtime/husk/libcontainer"
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
 )
 
 var updateCommand = cli.Command{
@@ -47,14 +49,17 @@ var updateCommand = cli.Command{
 			}
 		}
 		if c.IsSet("memory") {
-			var v int64
-			if _, err := fmt.Sscan(c.String("memory"), &v); err != nil {
-				return fmt.Errorf("update --memory %q: not a number of bytes", c.String("memory"))
+			v, err := strconv.ParseInt(c.String("memory"), 10, 64)
+			if err != nil || (v <= 0 && v != -1) {
+				return fmt.Errorf("update --memory %q: want a positive number of bytes, or -1 for no limit", c.String("memory"))
 			}
 			res.Memory = &rspec.LinuxMemory{Limit: &v}
 		}
 		if c.IsSet("pids-limit") {
 			v := c.Int64("pids-limit")
+			if v < -1 || v == 0 {
+				return fmt.Errorf("update --pids-limit %d: want a positive limit, or -1 for none", v)
+			}
 			res.Pids = &rspec.LinuxPids{Limit: &v}
 		}
 		if c.IsSet("cpu-shares") || c.IsSet("cpu-quota") || c.IsSet("cpu-period") || c.IsSet("cpuset-cpus") || c.IsSet("cpuset-mems") {
@@ -87,13 +92,66 @@ var updateCommand = cli.Command{
 
 var eventsCommand = cli.Command{
 	Name:      "events",
-	Usage:     "report container events and statistics (not implemented yet)",
+	Usage:     "print container statistics and OOM events as JSON lines, as runc does",
 	ArgsUsage: "<container-id>",
 	Flags: []cli.Flag{
 		cli.BoolFlag{Name: "stats", Usage: "print one stats record and exit"},
-		cli.DurationFlag{Name: "interval", Usage: "stats interval"},
+		cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "stats interval"},
 	},
 	Action: func(c *cli.Context) error {
-		return errors.New("events: not implemented yet (tracked in the cgroups issue)")
+		if err := exactArgs(c, 1); err != nil {
+			return err
+		}
+		id := c.Args().First()
+		root := c.GlobalString("root")
+		interval := c.Duration("interval")
+		if interval <= 0 {
+			return fmt.Errorf("events: --interval must be positive")
+		}
+		enc := json.NewEncoder(os.Stdout)
+		type event struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+			Data any    `json:"data,omitempty"`
+		}
+		var lastOOM uint64
+		first := true
+		nextStats := time.Now()
+		for {
+			ct, err := libcontainer.Load(root, id)
+			if err != nil {
+				return err
+			}
+			pid, cg := ct.Pid(), ct.Cgroup()
+			ct.Close()
+			// The counter outlives the processes (until delete): an OOM kill that ended the
+			// container is still reported.
+			if n, ok := cg.OOMKills(); ok {
+				if !first && n > lastOOM {
+					enc.Encode(event{Type: "oom", ID: id})
+				}
+				lastOOM = n
+			}
+			if pid == 0 {
+				if first {
+					return fmt.Errorf("container %s is not running", id)
+				}
+				return nil // the container is gone: so is its event stream
+			}
+			if time.Now().After(nextStats) {
+				st, err := cgroups.Stats(pid)
+				if err != nil {
+					enc.Encode(event{Type: "error", ID: id, Data: err.Error()})
+				} else {
+					enc.Encode(event{Type: "stats", ID: id, Data: st})
+				}
+				if c.Bool("stats") {
+					return nil
+				}
+				nextStats = time.Now().Add(interval)
+			}
+			first = false
+			time.Sleep(100 * time.Millisecond)
+		}
 	},
 }

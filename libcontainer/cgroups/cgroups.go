@@ -335,3 +335,6 @@ func removeTree(dir string) error {
 
 // Paths returns the recorded paths.
 func (m *Manager) Paths() Paths { return m.paths }
+
+// Unified is the cgroup v2-only mode, for callers comparing Mode().
+func Unified() cgroups.CGMode { return cgroups.Unified }

@@ -1,0 +1,184 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroupFile reads a file of the container's v1 controller directory, found through the init's
+// /proc/<pid>/cgroup as an admin would.
+func cgroupFile(t *testing.T, pid int, controller, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) == 3 && hasCtrl(parts[1], controller) {
+			b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", parts[1], parts[2], file))
+			if err != nil {
+				t.Fatalf("%s/%s: %v", controller, file, err)
+			}
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Skipf("no %s controller on this host", controller)
+	return ""
+}
+
+func hasCtrl(list, c string) bool {
+	for _, x := range strings.Split(list, ",") {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func TestResourcesAppliedAndUpdated(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	limit, pids, shares := int64(64<<20), int64(50), uint64(512)
+	b.spec.Linux.Resources = &rspec.LinuxResources{
+		Memory: &rspec.LinuxMemory{Limit: &limit},
+		Pids:   &rspec.LinuxPids{Limit: &pids},
+		CPU:    &rspec.LinuxCPU{Shares: &shares},
+	}
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != "67108864" {
+		t.Errorf("memory.limit_in_bytes = %s", got)
+	}
+	if got := cgroupFile(t, pid, "pids", "pids.max"); got != "50" {
+		t.Errorf("pids.max = %s", got)
+	}
+	if got := cgroupFile(t, pid, "cpu", "cpu.shares"); got != "512" {
+		t.Errorf("cpu.shares = %s", got)
+	}
+	b.must(t, "update", "--memory", "33554432", "--pids-limit", "20", "--cpu-shares", "256", id)
+	if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != "33554432" {
+		t.Errorf("after update memory.limit_in_bytes = %s", got)
+	}
+	if got := cgroupFile(t, pid, "pids", "pids.max"); got != "20" {
+		t.Errorf("after update pids.max = %s", got)
+	}
+	res := `{"memory": {"limit": 41943040}}`
+	if r := runHusk(t, b.dir, b.root, []byte(res), "update", "--resources", "-", id); r.code != 0 {
+		t.Errorf("update --resources -: %s", r)
+	}
+	if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != "41943040" {
+		t.Errorf("after update --resources memory.limit_in_bytes = %s", got)
+	}
+	assertOneLineError(t, b.husk(t, "update", "--memory", "-5", id), "--memory")
+	assertOneLineError(t, b.husk(t, "update", "--memory", "lots", id), "--memory")
+	assertOneLineError(t, b.husk(t, "update", "--pids-limit", "-7", id), "--pids-limit")
+	if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != "41943040" {
+		t.Errorf("a rejected update changed memory.limit_in_bytes to %s", got)
+	}
+}
+
+func TestPidsLimitStopsForkBomb(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	pids := int64(10)
+	b.spec.Linux.Resources = &rspec.LinuxResources{Pids: &rspec.LinuxPids{Limit: &pids}}
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	// The bomb's shell dies when a fork is refused; what matters is what the cgroup allowed.
+	b.husk(t, "exec", id, "sh", "-c", "for i in $(seq 1 100); do sleep 30 & done")
+	var cur int
+	fmt.Sscan(cgroupFile(t, pid, "pids", "pids.current"), &cur)
+	if cur == 0 || cur > 10 {
+		t.Errorf("pids.current = %d under pids.max = 10", cur)
+	}
+	if ev := cgroupFile(t, pid, "pids", "pids.events"); ev == "max 0" {
+		t.Errorf("pids.events = %q: no fork was refused", ev)
+	}
+}
+
+func TestEventsStatsAndOOM(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "sleep 1; x=a; while true; do x=$x$x; done")
+	limit := int64(16 << 20)
+	b.spec.Linux.Resources = &rspec.LinuxResources{Memory: &rspec.LinuxMemory{Limit: &limit}}
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	var ev struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Data struct {
+			Memory struct {
+				Usage struct{ Limit uint64 } `json:"usage"`
+			} `json:"memory"`
+			Pids struct{ Current uint64 } `json:"pids"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(b.must(t, "events", "--stats", id)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "stats" || ev.ID != id || ev.Data.Memory.Usage.Limit != uint64(limit) || ev.Data.Pids.Current == 0 {
+		t.Fatalf("events --stats: %+v", ev)
+	}
+	cmd := exec.Command(huskBin, "--root", b.root, "events", "--interval", "1s", id)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Start()
+	defer cmd.Process.Kill()
+	sawOOM := make(chan bool, 1)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			if strings.Contains(s.Text(), `"type":"oom"`) {
+				sawOOM <- true
+				return
+			}
+		}
+		sawOOM <- false
+	}()
+	select {
+	case ok := <-sawOOM:
+		if !ok {
+			t.Fatal("events ended without an oom event")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no oom event within 30s")
+	}
+}
+
+func TestPausedContainerIsFrozenAndKillable(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	b.must(t, "pause", id)
+	if got := cgroupFile(t, pid, "freezer", "freezer.state"); got != "FROZEN" {
+		t.Errorf("freezer.state = %s", got)
+	}
+	if list := b.must(t, "list"); !strings.Contains(list, "paused") {
+		t.Errorf("list does not show paused:\n%s", list)
+	}
+	assertOneLineError(t, b.husk(t, "pause", id), "cannot pause a paused container")
+	b.must(t, "kill", id, "KILL")
+	b.waitStatus(t, id, "stopped")
+	b.must(t, "delete", id)
+	assertClean(t, b, id)
+}
