@@ -219,12 +219,7 @@ func Serve(f Flags) error {
 		}
 		os.Exit(0)
 	}()
-	go func() {
-		// Return what a burst of work allocated: the shim then idles small.
-		for range time.Tick(30 * time.Second) {
-			debug.FreeOSMemory()
-		}
-	}()
+	go trimWhenIdle(&svc.activity)
 	if err := srv.Serve(context.Background(), l); err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
 		return err
 	}

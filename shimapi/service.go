@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -54,6 +55,7 @@ type Service struct {
 	reaper     *reaper
 	events     *publisher
 	shutdown   func()
+	activity   atomic.Uint64 // requests served, for idle detection
 }
 
 var empty = &emptypb.Empty{}
