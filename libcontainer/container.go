@@ -264,6 +264,11 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	}
 	undo.push(func() { cg.Destroy() })
 	c.state.Cgroup = paths
+	// From here on a killed create must stay cleanable by `delete --force`: the state names
+	// the cgroup now, and the init's pid as soon as it exists.
+	if err := writeState(dir, c.state); err != nil {
+		return nil, err
+	}
 
 	console, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {
@@ -290,6 +295,14 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	undo.push(cmd.kill)
 	defer sync.Close()
 	c.state.InitPid = cmd.Pid
+	startTime, _, err := procStartTime(cmd.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
+	}
+	c.state.InitStartTime = startTime
+	if err := writeState(dir, c.state); err != nil {
+		return nil, err
+	}
 
 	for {
 		m, err := sync.recv()
@@ -314,13 +327,8 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		}
 	}
 
-	startTime, _, err := procStartTime(cmd.Pid)
-	if err != nil {
+	if !c.state.initAlive() {
 		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
-	}
-	c.state.InitStartTime = startTime
-	if err := writeState(dir, c.state); err != nil {
-		return nil, err
 	}
 	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {
 		return nil, err
@@ -551,3 +559,24 @@ func startLocked(nsfds []*os.File, f func() error) error {
 
 // sealedBinary is opened per process start; see exeseal.
 func sealedBinary() (*os.File, error) { return exeseal.Open() }
+
+// RemoveStale removes the directory of a create that died before writing any state (it holds
+// at most the exec fifo). The lock guarantees no create is still working on it.
+func RemoveStale(root, id string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	dir := filepath.Join(root, id)
+	lock, err := lockDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer lock.Close()
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
+		return fmt.Errorf("container %s: has state; use delete", id)
+	}
+	return os.RemoveAll(dir)
+}

@@ -306,8 +306,9 @@ var deleteCommand = cli.Command{
 		}
 		err := withContainer(c, func(ct *libcontainer.Container) error { return ct.Delete(c.Bool("force")) })
 		if err != nil && c.Bool("force") && errors.Is(err, libcontainer.ErrNotExist) {
-			// Like runc: a forced delete of what is already gone succeeds, so cleanups are idempotent.
-			return nil
+			// Like runc: a forced delete of what is already gone succeeds, so cleanups are
+			// idempotent; what a killed create left before its first state write goes too.
+			return libcontainer.RemoveStale(c.GlobalString("root"), c.Args().First())
 		}
 		return err
 	},
