@@ -258,17 +258,17 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// From here on a killed create must stay cleanable by `delete --force`: the state names
+	// the cgroup before it exists, and the init's pid as soon as it exists.
+	c.state.Cgroup = paths
+	if err := writeState(dir, c.state); err != nil {
+		return nil, err
+	}
 	cg, err := cgroups.Create(paths, cgroupResources(o.Spec))
 	if err != nil {
 		return nil, err
 	}
 	undo.push(func() { cg.Destroy() })
-	c.state.Cgroup = paths
-	// From here on a killed create must stay cleanable by `delete --force`: the state names
-	// the cgroup now, and the init's pid as soon as it exists.
-	if err := writeState(dir, c.state); err != nil {
-		return nil, err
-	}
 
 	console, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {
