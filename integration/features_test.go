@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -84,4 +85,24 @@ func TestHookTimeout(t *testing.T) {
 	id := uniqueID(t)
 	assertOneLineError(t, b.husk(t, "create", id), "timed out after 1s")
 	assertClean(t, b, id)
+}
+
+func TestExecIntoUserNamespace(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+	b.spec.Linux.UIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	b.spec.Linux.GIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	os.Chmod(b.dir, 0o755)
+	os.Chmod(filepath.Dir(b.dir), 0o755)
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	out := b.must(t, "exec", id, "sh", "-c", "cat /proc/self/uid_map; cat /proc/1/cmdline")
+	if f := strings.Fields(out); len(f) < 4 || f[1] != "200000" || !strings.HasPrefix(f[3], "sleep") {
+		t.Fatalf("exec into a user namespace: %q", out)
+	}
+	if r := b.husk(t, "exec", id, "sh", "-c", "exit 9"); r.code != 9 {
+		t.Fatalf("exit code through the pid-namespace fork: %s", r)
+	}
 }

@@ -70,7 +70,7 @@ func newBundle(t testing.TB, args ...string) *bundle {
 	needBusybox(t)
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs")
-	for _, d := range []string{"bin", "etc", "tmp"} {
+	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			t.Fatal(err)
 		}

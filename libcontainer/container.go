@@ -265,6 +265,14 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	cg, err := cgroups.Create(paths, cgroupResources(o.Spec))
+	if err != nil && os.Geteuid() != 0 && cgroups.IsPermission(err) {
+		// Rootless without a delegated cgroup: run without one, as runc does.
+		c.state.Cgroup = nil
+		if err := writeState(dir, c.state); err != nil {
+			return nil, err
+		}
+		cg, err = cgroups.Load(nil), nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -170,7 +170,12 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 			f.Close()
 		}
 	}()
-	for _, t := range append([]rspec.LinuxNamespaceType{rspec.PIDNamespace, rspec.TimeNamespace}, nsOrder...) {
+	// Pid and time namespaces apply to children. Without a user namespace to join, this
+	// process joins them on a throw-away thread and the child is born inside; with one, only a
+	// single-threaded process may join it first, so nsenter joins everything and forks.
+	_, joinUser := joins[rspec.UserNamespace]
+	var forkNs []string
+	for _, t := range append(append([]rspec.LinuxNamespaceType(nil), nsOrder...), rspec.PIDNamespace, rspec.TimeNamespace) {
 		path, ok := joins[t]
 		if !ok {
 			continue
@@ -179,12 +184,17 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		if err != nil {
 			return nil, nil, fmt.Errorf("namespace %s: %w", t, err)
 		}
-		if t == rspec.PIDNamespace || t == rspec.TimeNamespace {
+		childrenOnly := t == rspec.PIDNamespace || t == rspec.TimeNamespace
+		switch {
+		case childrenOnly && !joinUser:
 			parentNs = append(parentNs, f)
-			continue
+		case childrenOnly:
+			opened = append(opened, f)
+			forkNs = append(forkNs, strconv.Itoa(addFd(f)))
+		default:
+			opened = append(opened, f)
+			childNs = append(childNs, strconv.Itoa(addFd(f)))
 		}
-		opened = append(opened, f)
-		childNs = append(childNs, strconv.Itoa(addFd(f)))
 	}
 
 	// The init lives for milliseconds: one P and no GC are all it needs.
@@ -192,11 +202,19 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	if len(childNs) > 0 {
 		env = append(env, "_HUSK_NSFDS="+strings.Join(childNs, ","))
 	}
+	if len(forkNs) > 0 {
+		env = append(env, "_HUSK_NSFDS_FORK="+strings.Join(forkNs, ","))
+		// The process nsenter forks is our grandchild; as a subreaper we can still wait for it.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return nil, nil, fmt.Errorf("set child subreaper: %w", err)
+		}
+	}
 	sys := &syscall.SysProcAttr{Cloneflags: flags}
 	if flags&unix.CLONE_NEWUSER != 0 {
 		sys.UidMappings = idMaps(p.uidMaps)
 		sys.GidMappings = idMaps(p.gidMaps)
-		sys.GidMappingsEnableSetgroups = true
+		// An unprivileged parent may only write gid_map after denying setgroups.
+		sys.GidMappingsEnableSetgroups = os.Geteuid() == 0
 		// Become the namespace's root before exec, or exec drops every capability: our host
 		// uid is not mapped inside.
 		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
@@ -217,6 +235,17 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		proc.kill()
 		parent.Close()
 		return nil, nil, err
+	}
+	if len(forkNs) > 0 {
+		child.Close()
+		m, err := pipe.expect(msgPid)
+		intermediate := &Process{Pid: proc.Pid}
+		intermediate.Wait()
+		if err != nil {
+			parent.Close()
+			return nil, nil, err
+		}
+		proc.Pid = m.Pid
 	}
 	if cg != nil {
 		if err := cg.Apply(proc.Pid); err != nil {

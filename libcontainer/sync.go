@@ -16,12 +16,14 @@ const (
 	msgHooksDone = "hooks-done" // parent -> init
 	msgReady     = "ready"      // init -> parent: blocked on exec.fifo (create) or about to exec (exec)
 	msgError     = "error"      // init -> parent: setup failed; Message says why
+	msgPid       = "pid"        // nsenter -> parent: the pid of the process forked into a joined pid namespace
 )
 
 type syncMsg struct {
 	Type    string      `json:"type"`
 	Message string      `json:"message,omitempty"`
 	Config  *initConfig `json:"config,omitempty"`
+	Pid     int         `json:"pid,omitempty"`
 }
 
 type syncPipe struct {

@@ -121,6 +121,11 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 	return m, nil
 }
 
+// IsPermission reports whether err means the cgroup hierarchy is not ours to write.
+func IsPermission(err error) bool {
+	return errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
+}
+
 // Load returns the manager of an existing container's recorded paths.
 func Load(paths Paths) *Manager { return &Manager{paths: paths, mode: cgroups.Mode()} }
 
