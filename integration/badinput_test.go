@@ -74,7 +74,10 @@ func TestBadInputFailsCleanly(t *testing.T) {
 		{"proc on a symlink", func(t *testing.T, b *bundle) {
 			// CVE-2023-27561 / CVE-2019-19921: /proc in the image is a symlink.
 			os.MkdirAll(filepath.Join(b.rootfs(), "fakeproc"), 0o755)
-			os.Symlink("fakeproc", filepath.Join(b.rootfs(), "proc"))
+			os.Remove(filepath.Join(b.rootfs(), "proc"))
+			if err := os.Symlink("fakeproc", filepath.Join(b.rootfs(), "proc")); err != nil {
+				t.Fatal(err)
+			}
 			b.write(t)
 		}, "is a symlink"},
 		{"missing binary", func(t *testing.T, b *bundle) {

@@ -182,3 +182,46 @@ func TestPausedContainerIsFrozenAndKillable(t *testing.T) {
 	b.must(t, "delete", id)
 	assertClean(t, b, id)
 }
+
+func TestCgroupBadInput(t *testing.T) {
+	neg := int64(-5)
+	cases := map[string]func(s *rspec.Spec){
+		`".." would leave the cgroup root`:   func(s *rspec.Spec) { s.Linux.CgroupsPath = "../../escape" },
+		"linux.resources.memory.limit":       func(s *rspec.Spec) { s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &neg} },
+		"linux.resources.pids.limit":         func(s *rspec.Spec) { s.Linux.Resources.Pids = &rspec.LinuxPids{Limit: &neg} },
+		"linux.resources.devices[1].type":    func(s *rspec.Spec) { s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, rspec.LinuxDeviceCgroup{Type: "z", Allow: true}) },
+		"linux.resources.unified: cgroup v2": func(s *rspec.Spec) { s.Linux.Resources.Unified = map[string]string{"memory.high": "1000000"} },
+	}
+	for want, mutate := range cases {
+		if want == "linux.resources.unified: cgroup v2" {
+			if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+				continue // a v2 host accepts unified keys
+			}
+		}
+		b := newBundle(t, "true")
+		mutate(b.spec)
+		b.write(t)
+		id := uniqueID(t)
+		assertOneLineError(t, b.husk(t, "create", id), want)
+		assertClean(t, b, id)
+	}
+	b := newBundle(t, "true")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", id)
+	assertOneLineError(t, b.husk(t, "update", "--pids-limit", "5", id), "does not exist")
+}
+
+// TestDeviceCgroupDeniesDevices: the device allow-list is a security boundary: a node the
+// container makes for a device it was not granted cannot be opened.
+func TestDeviceCgroupDeniesDevices(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "mknod /tmp/mem c 1 1 && cat /tmp/mem > /dev/null 2>/tmp/err; cat /tmp/err; echo x > /dev/null && echo NULL-OK")
+	b.spec.Root.Readonly = false
+	b.spec.Process.Capabilities.Bounding = append(b.spec.Process.Capabilities.Bounding, "CAP_MKNOD")
+	b.spec.Process.Capabilities.Effective = append(b.spec.Process.Capabilities.Effective, "CAP_MKNOD")
+	b.spec.Process.Capabilities.Permitted = append(b.spec.Process.Capabilities.Permitted, "CAP_MKNOD")
+	out := b.mustRun(t, uniqueID(t))
+	if !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "NULL-OK") {
+		t.Fatalf("/dev/mem (1:1) was not denied, or /dev/null was: %q", out)
+	}
+}

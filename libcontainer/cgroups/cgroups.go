@@ -48,6 +48,11 @@ func Resolve(cgroupsPath, id string) (Paths, error) {
 	if p == "" {
 		p = id
 	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return nil, fmt.Errorf("linux.cgroupsPath %q: \"..\" would leave the cgroup root", cgroupsPath)
+		}
+	}
 	clean := filepath.Clean("/" + p)
 	if clean == "/" {
 		return nil, fmt.Errorf("linux.cgroupsPath %q: refusing to use the root cgroup", cgroupsPath)
@@ -99,6 +104,9 @@ func ownCgroups() (Paths, error) {
 // Create makes the cgroup and applies resources. On failure nothing is left behind.
 func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 	m := &Manager{paths: paths, mode: cgroups.Mode()}
+	if err := checkExpressible(res, m.mode); err != nil {
+		return nil, err
+	}
 	if m.mode == cgroups.Unified {
 		r := v2Resources(res)
 		if _, err := cgroup2.NewManager(mountRoot, paths[""], r); err != nil {
@@ -119,6 +127,51 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// checkExpressible rejects resources this host's cgroup version cannot apply, naming the field,
+// instead of silently dropping them.
+func checkExpressible(res *rspec.LinuxResources, mode cgroups.CGMode) error {
+	if res == nil {
+		return nil
+	}
+	if mode != cgroups.Unified && len(res.Unified) > 0 {
+		return fmt.Errorf("linux.resources.unified: cgroup v2 keys need a cgroup v2 host (this one is %s)", modeName(mode))
+	}
+	if mode == cgroups.Unified && res.Network != nil && (res.Network.ClassID != nil || len(res.Network.Priorities) > 0) {
+		return errors.New("linux.resources.network: classID and priorities exist only in cgroup v1")
+	}
+	if m := res.Memory; m != nil {
+		for name, v := range map[string]*int64{"limit": m.Limit, "reservation": m.Reservation, "swap": m.Swap} {
+			if v != nil && *v < -1 {
+				return fmt.Errorf("linux.resources.memory.%s: %d is not a valid limit", name, *v)
+			}
+		}
+		if m.Swappiness != nil && *m.Swappiness > 100 {
+			return fmt.Errorf("linux.resources.memory.swappiness: %d is above 100", *m.Swappiness)
+		}
+	}
+	if p := res.Pids; p != nil && p.Limit != nil && *p.Limit < -1 {
+		return fmt.Errorf("linux.resources.pids.limit: %d is not a valid limit", *p.Limit)
+	}
+	for i, d := range res.Devices {
+		switch d.Type {
+		case "", "a", "c", "b":
+		default:
+			return fmt.Errorf("linux.resources.devices[%d].type: unknown device type %q", i, d.Type)
+		}
+	}
+	return nil
+}
+
+func modeName(m cgroups.CGMode) string {
+	switch m {
+	case cgroups.Legacy:
+		return "cgroup v1"
+	case cgroups.Hybrid:
+		return "hybrid: v1 controllers"
+	}
+	return "cgroup v2"
 }
 
 // IsPermission reports whether err means the cgroup hierarchy is not ours to write.
