@@ -186,10 +186,12 @@ func TestPausedContainerIsFrozenAndKillable(t *testing.T) {
 func TestCgroupBadInput(t *testing.T) {
 	neg := int64(-5)
 	cases := map[string]func(s *rspec.Spec){
-		`".." would leave the cgroup root`:   func(s *rspec.Spec) { s.Linux.CgroupsPath = "../../escape" },
-		"linux.resources.memory.limit":       func(s *rspec.Spec) { s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &neg} },
-		"linux.resources.pids.limit":         func(s *rspec.Spec) { s.Linux.Resources.Pids = &rspec.LinuxPids{Limit: &neg} },
-		"linux.resources.devices[1].type":    func(s *rspec.Spec) { s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, rspec.LinuxDeviceCgroup{Type: "z", Allow: true}) },
+		`".." would leave the cgroup root`: func(s *rspec.Spec) { s.Linux.CgroupsPath = "../../escape" },
+		"linux.resources.memory.limit":     func(s *rspec.Spec) { s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &neg} },
+		"linux.resources.pids.limit":       func(s *rspec.Spec) { s.Linux.Resources.Pids = &rspec.LinuxPids{Limit: &neg} },
+		"linux.resources.devices[1].type": func(s *rspec.Spec) {
+			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, rspec.LinuxDeviceCgroup{Type: "z", Allow: true})
+		},
 		"linux.resources.unified: cgroup v2": func(s *rspec.Spec) { s.Linux.Resources.Unified = map[string]string{"memory.high": "1000000"} },
 	}
 	for want, mutate := range cases {
