@@ -42,10 +42,8 @@ func Init() {
 	} else {
 		err = initExec(pipe, cfg)
 	}
-	if pipe.send(syncMsg{Type: msgError, Message: err.Error()}) != nil {
-		// The parent is gone (create returned): the container's stderr is all that is left.
-		fmt.Fprintln(os.Stderr, "husk init:", err)
-	}
+	// If the parent is gone it has already reported (or aborted) the create: stay silent.
+	_ = pipe.send(syncMsg{Type: msgError, Message: err.Error()})
 	os.Exit(1)
 }
 
@@ -138,13 +136,20 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	}
 	pipe.Close()
 
+	// From here on nobody waits on the pipe: a failure is the container's own, reported on
+	// its stderr and in its exit status.
+	afterReady := func(err error) error {
+		fmt.Fprintln(os.Stderr, "husk init:", err)
+		os.Exit(127)
+		return err
+	}
 	// Block until `husk start` opens the other end of the exec fifo.
 	ff, err := unix.Open("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open exec fifo: %w", err)
+		return afterReady(fmt.Errorf("open exec fifo: %w", err))
 	}
 	if _, err := unix.Write(ff, []byte("0")); err != nil {
-		return fmt.Errorf("write exec fifo: %w", err)
+		return afterReady(fmt.Errorf("write exec fifo: %w", err))
 	}
 	unix.Close(ff)
 	unix.Close(cfg.FifoFd)
@@ -153,12 +158,13 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 			Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreated, Pid: os.Getpid(),
 			Bundle: cfg.Bundle, Annotations: spec.Annotations,
 		}); err != nil {
-			// The parent is gone; the user sees the failure as the container's exit.
-			fmt.Fprintln(os.Stderr, "husk:", err)
-			os.Exit(127)
+			return afterReady(err)
 		}
 	}
-	return execProcess(name, cfg)
+	if err := execProcess(name, cfg); err != nil {
+		return afterReady(err)
+	}
+	return nil
 }
 
 func initExec(pipe *syncPipe, cfg *initConfig) error {
