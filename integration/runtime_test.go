@@ -365,6 +365,11 @@ func TestExec(t *testing.T) {
 	if !strings.Contains(out, "1 /tmp 1000:1000") || !strings.Contains(out, "NoNewPrivs:\t1") {
 		t.Fatalf("exec: %q", out)
 	}
+	// CVE-2022-29162: --cap grants the capability, never an inheritable one.
+	out = b.must(t, "exec", "--cap", "CAP_SYS_ADMIN", id, "cat", "/proc/self/status")
+	if statusField(out, "CapInh") != "0000000000000000" || statusField(out, "CapEff") != fmt.Sprintf("%016x", uint64(1)<<29|1<<5|1<<10|1<<21) {
+		t.Errorf("exec --cap CAP_SYS_ADMIN: CapInh %s CapEff %s", statusField(out, "CapInh"), statusField(out, "CapEff"))
+	}
 	if r := b.husk(t, "exec", id, "sh", "-c", "exit 7"); r.code != 7 {
 		t.Errorf("exec exit code: %s", r)
 	}
