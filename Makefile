@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -tags urfave_cli_no_docs
 DEMO_DIR ?= build/demo
 
-.PHONY: all build install demo test test-deps test-cgroup2 check lint bench fuzz clean
+.PHONY: all build install demo test test-deps test-cgroup2 check-security check lint bench fuzz clean
 
 all: build
 
@@ -48,6 +48,12 @@ test-cgroup2: build test-deps
 		echo "test-cgroup2: installing qemu-system-x86 and linux-image-amd64"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 >/dev/null; }
 	HUSK_CGROUP2_VM=1 HUSK_BINARY=$(CURDIR)/bin/husk $(GO) test -count=1 -timeout 10m -v -run '^TestCgroup2InVM$$' ./integration/
+
+# The attacks of the security issue (also part of make test).
+check-security: build test-deps
+	HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -v \
+		-run 'Protected|FdLeak|Cwd|StateIsPrivate|ImageDevSymlink|ShimSocketsAreNotAbstract|BadInputFailsCleanly|CapabilitiesAndNoNewPrivs|TestExec$$|DeviceCgroupDenies|Seccomp|KilledCreate|Rootless' ./integration/
+	$(MAKE) fuzz
 
 # A short fuzz run of every target; the seeds live in the fuzz tests.
 FUZZTIME ?= 10s

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,5 +92,74 @@ func TestStateIsPrivate(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o700 {
 			t.Errorf("%s: mode %v (%v), want 0700", p, st.Mode().Perm(), err)
 		}
+	}
+}
+
+// TestImageDevSymlink (CVE-2026-41579 class): an image whose /dev is a symlink must not make husk
+// create device nodes or mounts on the host: an escaping link is refused, an absolute one stays
+// inside the rootfs.
+func TestImageDevSymlink(t *testing.T) {
+	b := newBundle(t, "true")
+	os.Remove(b.rootfs() + "/dev")
+	os.Symlink("../../../../../../../tmp", b.rootfs()+"/dev")
+	b.write(t)
+	id := uniqueID(t)
+	assertOneLineError(t, b.husk(t, "create", id), "escapes the rootfs")
+	assertClean(t, b, id)
+
+	hostTarget := t.TempDir() // what /devdir would mean if resolved on the host
+	b = newBundle(t, "true")
+	os.Remove(b.rootfs() + "/dev")
+	os.MkdirAll(b.rootfs()+"/devdir", 0o755)
+	os.Symlink(hostTarget, b.rootfs()+"/dev") // absolute: means <rootfs><hostTarget> in the container
+	os.MkdirAll(b.rootfs()+hostTarget, 0o755)
+	b.write(t)
+	if r := b.run(t, uniqueID(t)); r.code != 0 {
+		t.Fatalf("container with an absolute /dev symlink: %s", r)
+	}
+	if entries, _ := os.ReadDir(hostTarget); len(entries) != 0 {
+		t.Fatalf("husk wrote to the host through the image's /dev symlink: %v", entries)
+	}
+}
+
+// TestShimSocketsAreNotAbstract (CVE-2020-15257): a container sharing the host network namespace
+// can reach abstract unix sockets; the husk shim listens only on 0600 files.
+func TestShimSocketsAreNotAbstract(t *testing.T) {
+	b := newBundle(t)
+	c := startContainerdWithShim(t)
+	if out, code := c.ctr(t, "run", "-d", "--runtime", "io.containerd.husk.v2", "--env", "PATH=/bin", "--rootfs", b.rootfs(), "abs1", "sleep", "1000"); code != 0 {
+		t.Fatalf("run: %s", out)
+	}
+	defer func() {
+		c.ctr(t, "task", "kill", "-s", "KILL", "abs1")
+	}()
+	pidData, _ := os.ReadFile(filepath.Join(c.dir, "state/io.containerd.runtime.v2.task/default/abs1/shim.pid"))
+	shimPid := strings.TrimSpace(string(pidData))
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir("/proc/" + shimPid + "/fd")
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/" + shimPid + "/fd/" + fd.Name()); err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	unixTable, _ := os.ReadFile("/proc/net/unix")
+	listening := 0
+	for _, l := range strings.Split(string(unixTable), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 7 || !inodes[f[6]] {
+			continue
+		}
+		if len(f) >= 8 && strings.HasPrefix(f[7], "@") {
+			t.Errorf("shim has an abstract socket: %s", f[7])
+		}
+		if len(f) >= 8 && strings.HasPrefix(f[7], "/run/containerd/s/") {
+			listening++
+			if st, err := os.Stat(f[7]); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("shim socket %s: %v %v, want mode 0600", f[7], st.Mode(), err)
+			}
+		}
+	}
+	if listening == 0 {
+		t.Fatalf("no shim socket found under /run/containerd/s (shim pid %q)", shimPid)
 	}
 }
