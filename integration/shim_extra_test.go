@@ -2,10 +2,12 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -130,3 +132,51 @@ func TestHuskShimReportsOOM(t *testing.T) {
 }
 
 var _ = rspec.Version
+
+// TestShimConcurrentContainers: one shim runs 50 containers at once (a large pod); every exit
+// status reaches its waiter and nothing is left behind.
+func TestShimConcurrentContainers(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "sh", "-c", "exit 12")
+	b.write(t)
+	opts := runcOptions(t, huskBin)
+	var wg sync.WaitGroup
+	errs := make(chan string, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprintf("load-%d", i)
+			if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Options: opts}); err != nil {
+				errs <- fmt.Sprintf("%s create: %v", id, err)
+				return
+			}
+			if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: id}); err != nil {
+				errs <- fmt.Sprintf("%s start: %v", id, err)
+				return
+			}
+			wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: id})
+			if err != nil || wr.ExitStatus != 12 {
+				errs <- fmt.Sprintf("%s wait: %v %v", id, wr, err)
+				return
+			}
+			if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id}); err != nil {
+				errs <- fmt.Sprintf("%s delete: %v", id, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	for i := 0; i < 50; i++ {
+		if tr := hostTraces(t, "", "", fmt.Sprintf("load-%d", i)); len(tr) > 0 {
+			t.Errorf("left: %v", tr)
+		}
+	}
+	if n, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", h.cmd.Process.Pid)); len(n) > 20 {
+		t.Errorf("shim holds %d fds after all containers are gone", len(n))
+	}
+}
