@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,5 +226,92 @@ func TestDeviceCgroupDeniesDevices(t *testing.T) {
 	out := b.mustRun(t, uniqueID(t))
 	if !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "NULL-OK") {
 		t.Fatalf("/dev/mem (1:1) was not denied, or /dev/null was: %q", out)
+	}
+}
+
+func TestMoreResourceFields(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	quota, period := int64(50000), uint64(100000)
+	reservation, swap := int64(16<<20), int64(96<<20)
+	limit, swappiness := int64(64<<20), uint64(10)
+	b.spec.Linux.Resources = &rspec.LinuxResources{
+		CPU:    &rspec.LinuxCPU{Quota: &quota, Period: &period, Cpus: "0", Mems: "0"},
+		Memory: &rspec.LinuxMemory{Limit: &limit, Reservation: &reservation, Swap: &swap, Swappiness: &swappiness},
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/dev/vda", &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFBLK {
+		major, minor := int64(st.Rdev>>8&0xfff), int64(st.Rdev&0xff|(st.Rdev>>12)&0xfff00)
+		b.spec.Linux.Resources.BlockIO = &rspec.LinuxBlockIO{ThrottleReadBpsDevice: []rspec.LinuxThrottleDevice{{LinuxBlockIODevice: rspec.LinuxBlockIODevice{Major: major, Minor: minor}, Rate: 1048576}}}
+	}
+	if _, err := os.Stat("/sys/kernel/mm/hugepages/hugepages-2048kB"); err == nil {
+		b.spec.Linux.Resources.HugepageLimits = []rspec.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}}
+	}
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	for file, want := range map[[2]string]string{
+		{"cpu", "cpu.cfs_quota_us"}:               "50000",
+		{"cpu", "cpu.cfs_period_us"}:              "100000",
+		{"cpuset", "cpuset.cpus"}:                 "0",
+		{"cpuset", "cpuset.mems"}:                 "0",
+		{"memory", "memory.soft_limit_in_bytes"}:  "16777216",
+		{"memory", "memory.swappiness"}:           "10",
+		{"memory", "memory.memsw.limit_in_bytes"}: "100663296",
+		{"memory", "memory.limit_in_bytes"}:       "67108864",
+	} {
+		if got := cgroupFile(t, pid, file[0], file[1]); got != want {
+			t.Errorf("%s = %q, want %q", file[1], got, want)
+		}
+	}
+	if bio := b.spec.Linux.Resources.BlockIO; bio != nil {
+		d := bio.ThrottleReadBpsDevice[0]
+		if got := cgroupFile(t, pid, "blkio", "blkio.throttle.read_bps_device"); got != fmt.Sprintf("%d:%d 1048576", d.Major, d.Minor) {
+			t.Errorf("blkio.throttle.read_bps_device = %q", got)
+		}
+	}
+	if len(b.spec.Linux.Resources.HugepageLimits) > 0 {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		var v2path string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "0::") {
+				v2path = strings.TrimPrefix(l, "0::")
+			}
+		}
+		found := false
+		for _, f := range []string{"/sys/fs/cgroup/hugetlb" + v2path + "/hugetlb.2MB.limit_in_bytes", "/sys/fs/cgroup/unified" + v2path + "/hugetlb.2MB.max"} {
+			if got, err := os.ReadFile(f); err == nil {
+				found = true
+				if strings.TrimSpace(string(got)) != "4194304" {
+					t.Errorf("%s = %q, want 4194304", f, got)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no hugetlb limit file for the container (v1 hugetlb or cgroup2)")
+		}
+	}
+}
+
+func TestUnavailableControllersAreErrors(t *testing.T) {
+	class := uint32(0x100001)
+	for want, res := range map[string]*rspec.LinuxResources{
+		"linux.resources.network.classID": {Network: &rspec.LinuxNetwork{ClassID: &class}},
+		"linux.resources.rdma":            {Rdma: map[string]rspec.LinuxRdma{"mlx5_0": {}}},
+	} {
+		ctrl := map[string]string{"linux.resources.network.classID": "net_cls", "linux.resources.rdma": "rdma"}[want]
+		if _, err := os.Stat("/sys/fs/cgroup/" + ctrl); err == nil {
+			continue // this host has it
+		}
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+			continue
+		}
+		b := newBundle(t, "true")
+		b.spec.Linux.Resources = res
+		b.write(t)
+		id := uniqueID(t)
+		assertOneLineError(t, b.husk(t, "create", id), want)
+		assertClean(t, b, id)
 	}
 }

@@ -167,7 +167,7 @@ func testShimLifecycle(t *testing.T, runtime string) {
 	h := startShim(t)
 	ctx := context.Background()
 	b := newBundle(t, "sh", "-c", "echo out-$0; echo err-$0 >&2; read line; echo got-$line; exit 7", "init")
-	b.spec.Linux.CgroupsPath = "/husk-shim-test-" + runtime
+	b.spec.Linux.CgroupsPath = "/husk-shim-test-" + filepath.Base(runtime)
 	b.write(t)
 	os.Chmod(b.dir, 0o755)
 	stdout, outText := fifoReader(t, h.dir, "init-out")

@@ -119,11 +119,17 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 		return nil, fmt.Errorf("create cgroup %s: %w", paths.String(), err)
 	}
 	if m.mode == cgroups.Hybrid && paths[""] != "" {
-		// Only where cgroup2 is really mounted (a bench may mask it).
-		// Controller-free v2 features (freeze, kill, events) come from the unified hierarchy.
+		// Controller-free v2 features (freeze, kill, events) come from the unified hierarchy,
+		// and so does hugetlb where the host moved it there.
 		if err := os.MkdirAll(filepath.Join(unifiedRoot, paths[""]), 0o755); err != nil {
 			_ = m.Destroy()
 			return nil, fmt.Errorf("create cgroup2 %s: %w", paths[""], err)
+		}
+		if res != nil && len(res.HugepageLimits) > 0 && !v1Mounted("hugetlb") {
+			if err := m.unifiedHugetlb(res.HugepageLimits); err != nil {
+				_ = m.Destroy()
+				return nil, err
+			}
 		}
 	}
 	return m, nil
@@ -140,6 +146,20 @@ func checkExpressible(res *rspec.LinuxResources, mode cgroups.CGMode) error {
 	}
 	if mode == cgroups.Unified && res.Network != nil && (res.Network.ClassID != nil || len(res.Network.Priorities) > 0) {
 		return errors.New("linux.resources.network: classID and priorities exist only in cgroup v1")
+	}
+	if mode != cgroups.Unified {
+		if n := res.Network; n != nil && n.ClassID != nil && !v1Mounted("net_cls") {
+			return errors.New("linux.resources.network.classID: the net_cls controller is not mounted on this host")
+		}
+		if n := res.Network; n != nil && len(n.Priorities) > 0 && !v1Mounted("net_prio") {
+			return errors.New("linux.resources.network.priorities: the net_prio controller is not mounted on this host")
+		}
+		if len(res.Rdma) > 0 && !v1Mounted("rdma") {
+			return errors.New("linux.resources.rdma: the rdma controller is not mounted on this host")
+		}
+		if len(res.HugepageLimits) > 0 && !v1Mounted("hugetlb") && mode != cgroups.Hybrid {
+			return errors.New("linux.resources.hugepageLimits: the hugetlb controller is not mounted on this host")
+		}
 	}
 	if m := res.Memory; m != nil {
 		for name, v := range map[string]*int64{"limit": m.Limit, "reservation": m.Reservation, "swap": m.Swap} {
@@ -159,6 +179,30 @@ func checkExpressible(res *rspec.LinuxResources, mode cgroups.CGMode) error {
 		case "", "a", "c", "b":
 		default:
 			return fmt.Errorf("linux.resources.devices[%d].type: unknown device type %q", i, d.Type)
+		}
+	}
+	return nil
+}
+
+func v1Mounted(controller string) bool {
+	_, err := os.Stat(filepath.Join(mountRoot, controller, "cgroup.procs"))
+	return err == nil
+}
+
+// unifiedHugetlb applies hugepage limits through cgroup2 on a hybrid host whose hugetlb
+// controller lives there: enable it down the path, then write hugetlb.<size>.max.
+func (m *Manager) unifiedHugetlb(limits []rspec.LinuxHugepageLimit) error {
+	dir := unifiedRoot
+	for _, part := range strings.Split(strings.Trim(m.paths[""], "/"), "/") {
+		if err := writeExisting(filepath.Join(dir, "cgroup.subtree_control"), []byte("+hugetlb")); err != nil {
+			return fmt.Errorf("linux.resources.hugepageLimits: enable hugetlb in %s: %w", dir, err)
+		}
+		dir = filepath.Join(dir, part)
+	}
+	for i, l := range limits {
+		file := filepath.Join(dir, "hugetlb."+l.Pagesize+".max")
+		if err := writeExisting(file, []byte(strconv.FormatUint(l.Limit, 10))); err != nil {
+			return fmt.Errorf("linux.resources.hugepageLimits[%d] (%s): %w", i, l.Pagesize, err)
 		}
 	}
 	return nil
