@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
 )
 
@@ -72,5 +75,72 @@ func TestConsoleSocket(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in tty output %q", want, got)
 		}
+	}
+}
+
+// TestRunForegroundTerminal: `husk run` of a terminal container relays the pty to husk's own
+// terminal, as `runc run` does for a user at a shell.
+func TestRunForegroundTerminal(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "tty; read x; echo got-$x; exit 5")
+	b.spec.Process.Terminal = true
+	b.write(t)
+	pty, slave, err := console.NewPty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pty.Close()
+	sf, _ := os.OpenFile(slave, os.O_RDWR, 0)
+	cmd := exec.Command(huskBin, "--root", b.root, "run", uniqueID(t))
+	cmd.Dir = b.dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sf, sf, sf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sf.Close()
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			n, err := pty.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		close(done)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	pty.Write([]byte("hello\r"))
+	err = cmd.Wait()
+	pty.Close()
+	<-done
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
+		t.Fatalf("run with a terminal: %v, output %q", err, out.String())
+	}
+	if s := out.String(); !strings.Contains(s, "/dev/pts/0") || !strings.Contains(s, "got-hello") {
+		t.Fatalf("terminal output %q", s)
+	}
+}
+
+// TestRunForwardsSignals: signals sent to a foreground `husk run` reach the container.
+func TestRunForwardsSignals(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done")
+	b.write(t)
+	cmd := exec.Command(huskBin, "--root", b.root, "run", uniqueID(t))
+	cmd.Dir = b.dir
+	out := tempFile(t)
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && !strings.Contains(readFile(out), "ready"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 || !strings.Contains(readFile(out), "got-term") {
+		t.Fatalf("SIGTERM to husk run: %v, output %q", err, readFile(out))
 	}
 }

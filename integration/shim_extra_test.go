@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // TestShimGroupsPodContainers: the start action hands out one shim per pod group, on a 0600
@@ -178,5 +180,48 @@ func TestShimConcurrentContainers(t *testing.T) {
 	}
 	if n, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", h.cmd.Process.Pid)); len(n) > 20 {
 		t.Errorf("shim holds %d fds after all containers are gone", len(n))
+	}
+}
+
+// TestShimExecWithTerminal: an exec with a terminal gets a pty whose output reaches the client's
+// fifo, and ResizePty sizes it.
+func TestShimExecWithTerminal(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "tty", Bundle: b.dir, Options: runcOptions(t, huskBin)}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "tty"})
+	defer func() {
+		h.client.Kill(ctx, &taskapi.KillRequest{ID: "tty", Signal: 9})
+		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "tty"})
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "tty"})
+	}()
+	stdout, text := fifoReader(t, h.dir, "tty-out")
+	stdinPath := filepath.Join(h.dir, "tty-in")
+	syscall.Mkfifo(stdinPath, 0o600)
+	stdinW, _ := os.OpenFile(stdinPath, os.O_RDWR, 0)
+	defer stdinW.Close()
+	proc, _ := json.Marshal(rspec.Process{Terminal: true, Args: []string{"sh", "-c", "tty; read x; stty size; exit 3"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+	if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "tty", ExecID: "t1", Terminal: true, Stdin: stdinPath, Stdout: stdout, Spec: &anypb.Any{Value: proc}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "tty", ExecID: "t1"}); err != nil {
+		t.Fatalf("Start tty exec: %v", err)
+	}
+	if _, err := h.client.ResizePty(ctx, &taskapi.ResizePtyRequest{ID: "tty", ExecID: "t1", Width: 97, Height: 31}); err != nil {
+		t.Errorf("ResizePty: %v", err)
+	}
+	stdinW.Write([]byte("go\n"))
+	wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "tty", ExecID: "t1"})
+	if err != nil || wr.ExitStatus != 3 {
+		t.Fatalf("Wait: %v %v", wr, err)
+	}
+	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "tty", ExecID: "t1"})
+	out := strings.ReplaceAll(text(), "\r", "")
+	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "31 97") {
+		t.Fatalf("tty exec output %q", out)
 	}
 }
