@@ -70,6 +70,7 @@ func TestCgroup2InVM(t *testing.T) {
 		s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &mem}
 		s.Linux.Resources.Pids = &rspec.LinuxPids{Limit: &pids}
 		s.Linux.Resources.CPU = &rspec.LinuxCPU{Shares: &shares}
+		s.Linux.Resources.Unified = map[string]string{"memory.high": "31457280"}
 	})
 	oom := int64(16 << 20)
 	bundle("oom", []string{"sh", "-c", "sleep 1; x=a; while true; do x=$x$x; done"}, func(s *rspec.Spec) {

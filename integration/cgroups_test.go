@@ -68,7 +68,14 @@ func TestResourcesAppliedAndUpdated(t *testing.T) {
 	if got := cgroupFile(t, pid, "cpu", "cpu.shares"); got != "512" {
 		t.Errorf("cpu.shares = %s", got)
 	}
-	b.must(t, "update", "--memory", "33554432", "--pids-limit", "20", "--cpu-shares", "256", id)
+	b.must(t, "update", "--memory", "33554432", "--pids-limit", "20", "--cpu-shares", "256", "--memory-reservation", "8388608", "--cpu-quota", "20000", "--cpu-period", "100000", id)
+	if got := cgroupFile(t, pid, "memory", "memory.soft_limit_in_bytes"); got != "8388608" {
+		t.Errorf("after update memory.soft_limit_in_bytes = %s", got)
+	}
+	if got := cgroupFile(t, pid, "cpu", "cpu.cfs_quota_us"); got != "20000" {
+		t.Errorf("after update cpu.cfs_quota_us = %s", got)
+	}
+	assertOneLineError(t, b.husk(t, "update", "--blkio-weight", "5", id), "--blkio-weight")
 	if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != "33554432" {
 		t.Errorf("after update memory.limit_in_bytes = %s", got)
 	}

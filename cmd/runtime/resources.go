@@ -28,6 +28,12 @@ var updateCommand = cli.Command{
 		cli.Uint64Flag{Name: "cpu-period", Usage: "CPU CFS period"},
 		cli.StringFlag{Name: "cpuset-cpus", Usage: "CPUs to use"},
 		cli.StringFlag{Name: "cpuset-mems", Usage: "memory nodes to use"},
+		cli.Int64Flag{Name: "cpu-rt-period", Usage: "realtime period (microseconds)"},
+		cli.Int64Flag{Name: "cpu-rt-runtime", Usage: "realtime runtime (microseconds)"},
+		cli.StringFlag{Name: "memory-reservation", Usage: "memory soft limit in bytes"},
+		cli.StringFlag{Name: "memory-swap", Usage: "memory plus swap limit in bytes (-1: unlimited)"},
+		cli.StringFlag{Name: "kernel-memory", Usage: "deprecated, ignored (as in runc)"},
+		cli.UintFlag{Name: "blkio-weight", Usage: "block IO weight (10-1000)"},
 	},
 	Action: func(c *cli.Context) error {
 		if err := exactArgs(c, 1); err != nil {
@@ -53,7 +59,30 @@ var updateCommand = cli.Command{
 			if err != nil || (v <= 0 && v != -1) {
 				return fmt.Errorf("update --memory %q: want a positive number of bytes, or -1 for no limit", c.String("memory"))
 			}
-			res.Memory = &rspec.LinuxMemory{Limit: &v}
+			memory(&res).Limit = &v
+		}
+		for _, f := range []struct {
+			name string
+			set  func(v int64)
+		}{
+			{"memory-reservation", func(v int64) { memory(&res).Reservation = &v }},
+			{"memory-swap", func(v int64) { memory(&res).Swap = &v }},
+		} {
+			if c.IsSet(f.name) {
+				v, err := strconv.ParseInt(c.String(f.name), 10, 64)
+				if err != nil || (v <= 0 && v != -1) {
+					return fmt.Errorf("update --%s %q: want a positive number of bytes, or -1", f.name, c.String(f.name))
+				}
+				f.set(v)
+			}
+		}
+		if c.IsSet("blkio-weight") {
+			w := c.Uint("blkio-weight")
+			if w < 10 || w > 1000 {
+				return fmt.Errorf("update --blkio-weight %d: want 10 to 1000", w)
+			}
+			w16 := uint16(w)
+			res.BlockIO = &rspec.LinuxBlockIO{Weight: &w16}
 		}
 		if c.IsSet("pids-limit") {
 			v := c.Int64("pids-limit")
@@ -62,7 +91,7 @@ var updateCommand = cli.Command{
 			}
 			res.Pids = &rspec.LinuxPids{Limit: &v}
 		}
-		if c.IsSet("cpu-shares") || c.IsSet("cpu-quota") || c.IsSet("cpu-period") || c.IsSet("cpuset-cpus") || c.IsSet("cpuset-mems") {
+		if c.IsSet("cpu-shares") || c.IsSet("cpu-quota") || c.IsSet("cpu-period") || c.IsSet("cpuset-cpus") || c.IsSet("cpuset-mems") || c.IsSet("cpu-rt-period") || c.IsSet("cpu-rt-runtime") {
 			if res.CPU == nil {
 				res.CPU = &rspec.LinuxCPU{}
 			}
@@ -80,6 +109,14 @@ var updateCommand = cli.Command{
 			}
 			res.CPU.Cpus = c.String("cpuset-cpus")
 			res.CPU.Mems = c.String("cpuset-mems")
+			if c.IsSet("cpu-rt-period") {
+				v := uint64(c.Int64("cpu-rt-period"))
+				res.CPU.RealtimePeriod = &v
+			}
+			if c.IsSet("cpu-rt-runtime") {
+				v := c.Int64("cpu-rt-runtime")
+				res.CPU.RealtimeRuntime = &v
+			}
 		}
 		return withContainer(c, func(ct *libcontainer.Container) error {
 			if st := ct.Status(); st == libcontainer.Stopped {
@@ -88,6 +125,13 @@ var updateCommand = cli.Command{
 			return ct.Cgroup().Update(&res)
 		})
 	},
+}
+
+func memory(r *rspec.LinuxResources) *rspec.LinuxMemory {
+	if r.Memory == nil {
+		r.Memory = &rspec.LinuxMemory{}
+	}
+	return r.Memory
 }
 
 var eventsCommand = cli.Command{

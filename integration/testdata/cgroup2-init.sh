@@ -37,6 +37,7 @@ wait_stopped() {
 if $H run -d --bundle /b/limits lim; then ok create; else bad create "run -d failed"; fi
 expect memory.max /sys/fs/cgroup/lim/memory.max 33554432
 expect pids.max /sys/fs/cgroup/lim/pids.max 20
+expect unified-key /sys/fs/cgroup/lim/memory.high 31457280
 # shares 512 -> weight 59: containerd/cgroups' mapping, the one current runc and crun use.
 expect cpu.weight /sys/fs/cgroup/lim/cpu.weight 59
 # Placement: the init is in the container's cgroup.

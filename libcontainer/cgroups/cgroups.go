@@ -112,6 +112,10 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 		if _, err := cgroup2.NewManager(mountRoot, paths[""], r); err != nil {
 			return nil, fmt.Errorf("create cgroup %s: %w", paths[""], err)
 		}
+		if err := m.applyUnified(res); err != nil {
+			_ = m.Destroy()
+			return nil, err
+		}
 		return m, nil
 	}
 	if _, err := cgroup1.New(m.v1Path, res, cgroup1.WithHierarchy(v1Hierarchy)); err != nil {
@@ -179,6 +183,23 @@ func checkExpressible(res *rspec.LinuxResources, mode cgroups.CGMode) error {
 		case "", "a", "c", "b":
 		default:
 			return fmt.Errorf("linux.resources.devices[%d].type: unknown device type %q", i, d.Type)
+		}
+	}
+	return nil
+}
+
+// applyUnified writes linux.resources.unified, which containerd/cgroups does not apply: each
+// key is a file of the container's cgroup2 directory.
+func (m *Manager) applyUnified(res *rspec.LinuxResources) error {
+	if res == nil {
+		return nil
+	}
+	for k, v := range res.Unified {
+		if k == "" || strings.ContainsAny(k, "/\x00") || strings.HasPrefix(k, ".") {
+			return fmt.Errorf("linux.resources.unified: invalid key %q", k)
+		}
+		if err := writeExisting(filepath.Join(mountRoot, m.paths[""], k), []byte(v)); err != nil {
+			return fmt.Errorf("linux.resources.unified[%q]: %w", k, err)
 		}
 	}
 	return nil

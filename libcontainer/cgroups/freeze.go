@@ -100,7 +100,10 @@ func (m *Manager) Update(res *rspec.LinuxResources) error {
 		if err != nil {
 			return fmt.Errorf("update cgroup: %w", err)
 		}
-		return mgr.Update(v2Resources(res))
+		if err := mgr.Update(v2Resources(res)); err != nil {
+			return fmt.Errorf("update cgroup: %w", err)
+		}
+		return m.applyUnified(res)
 	}
 	cg, err := cgroup1.Load(m.v1Path, cgroup1.WithHierarchy(v1Hierarchy))
 	if err != nil {
