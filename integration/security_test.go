@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // TestRuntimeBinaryIsWriteProtected covers CVE-2019-5736: while husk init runs inside the
@@ -161,5 +164,43 @@ func TestShimSocketsAreNotAbstract(t *testing.T) {
 	}
 	if listening == 0 {
 		t.Fatalf("no shim socket found under /run/containerd/s (shim pid %q)", shimPid)
+	}
+}
+
+// TestRacingVolumeCannotRedirectMkdir (CVE-2024-45310 class): while husk creates a mount
+// destination inside a shared volume, another process keeps swapping a directory of it for a
+// symlink to a host directory. Whatever husk creates must stay inside the rootfs.
+func TestRacingVolumeCannotRedirectMkdir(t *testing.T) {
+	b := newBundle(t, "true")
+	host := t.TempDir() // the attacker's target outside the rootfs
+	vol := b.rootfs() + "/vol"
+	os.MkdirAll(vol, 0o755)
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/vol/a/b/c", Type: "tmpfs", Source: "tmpfs"})
+	b.write(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Mostly a symlink to the host, briefly a directory again.
+			os.RemoveAll(vol + "/a")
+			os.Symlink(host, vol+"/a")
+			time.Sleep(300 * time.Microsecond)
+			os.Remove(vol + "/a")
+			os.MkdirAll(vol+"/a", 0o755)
+		}
+	}()
+	for i := 0; i < 40; i++ {
+		b.run(t, fmt.Sprintf("race-%d", i)) // may fail when the race bites; must never escape
+	}
+	close(stop)
+	<-done
+	if entries, _ := os.ReadDir(host); len(entries) != 0 {
+		t.Fatalf("husk created %v in the host directory through a racing symlink", entries)
 	}
 }

@@ -225,3 +225,34 @@ func TestShimExecWithTerminal(t *testing.T) {
 		t.Fatalf("tty exec output %q", out)
 	}
 }
+
+// TestShimExecKilled: an exec killed with SIGKILL reports 137 to its waiter, and the container
+// runs on.
+func TestShimExecKilled(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "k", Bundle: b.dir, Options: runcOptions(t, huskBin)}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "k"})
+	proc, _ := json.Marshal(rspec.Process{Args: []string{"sleep", "1000"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+	h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "k", ExecID: "victim", Spec: &anypb.Any{Value: proc}})
+	sr, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "k", ExecID: "victim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(int(sr.Pid), syscall.SIGKILL)
+	if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "k", ExecID: "victim"}); err != nil || wr.ExitStatus != 137 {
+		t.Fatalf("killed exec: %v %v", wr, err)
+	}
+	if st, _ := h.client.State(ctx, &taskapi.StateRequest{ID: "k"}); st.Status.String() != "RUNNING" {
+		t.Errorf("container after its exec was killed: %v", st.Status)
+	}
+	h.client.Kill(ctx, &taskapi.KillRequest{ID: "k", Signal: 9})
+	if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "k"}); err != nil || wr.ExitStatus != 137 {
+		t.Fatalf("killed init: %v %v", wr, err)
+	}
+	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "k"})
+}
