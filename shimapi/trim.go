@@ -12,13 +12,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// trimWhenIdle trims once start-up is over and again whenever requests have stopped for a
-// while: the shim then rests small for the container's whole life.
+// trimWhenIdle trims once start-up is over, whenever requests have stopped for a while, and
+// every couple of minutes regardless: the Go runtime forces a GC every two minutes, and its walk
+// over the heap and the function tables faults pages back in. The shim then rests small for the
+// container's whole life.
 func trimWhenIdle(activity *atomic.Uint64) {
 	const quiet = 3 * time.Second
+	const every = 125 * time.Second // just after each forced GC
 	time.Sleep(quiet)
 	trimMemory()
-	trimmedAt := activity.Load()
+	trimmedAt, trimmedWhen := activity.Load(), time.Now()
 	last, lastChange := trimmedAt, time.Now()
 	for range time.Tick(time.Second) {
 		n := activity.Load()
@@ -26,9 +29,9 @@ func trimWhenIdle(activity *atomic.Uint64) {
 			last, lastChange = n, time.Now()
 			continue
 		}
-		if n != trimmedAt && time.Since(lastChange) >= quiet {
+		if time.Since(lastChange) >= quiet && (n != trimmedAt || time.Since(trimmedWhen) >= every) {
 			trimMemory()
-			trimmedAt = n
+			trimmedAt, trimmedWhen = n, time.Now()
 		}
 	}
 }
