@@ -69,7 +69,9 @@ func TestCgroup2InVM(t *testing.T) {
 	bundle("limits", []string{"sleep", "1000"}, func(s *rspec.Spec) {
 		s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &mem}
 		s.Linux.Resources.Pids = &rspec.LinuxPids{Limit: &pids}
-		s.Linux.Resources.CPU = &rspec.LinuxCPU{Shares: &shares}
+		quota, period := int64(50000), uint64(100000)
+		s.Linux.Resources.CPU = &rspec.LinuxCPU{Shares: &shares, Quota: &quota, Period: &period, Cpus: "0"}
+		s.Linux.Resources.Memory.Swap = &mem // swap limit == memory limit: no swap on top
 		s.Linux.Resources.Unified = map[string]string{"memory.high": "31457280"}
 	})
 	oom := int64(16 << 20)

@@ -204,3 +204,46 @@ func TestRacingVolumeCannotRedirectMkdir(t *testing.T) {
 		t.Fatalf("husk created %v in the host directory through a racing symlink", entries)
 	}
 }
+
+// TestPlantedDevNullIsRefused (CVE-2025-31133): with /dev from a volume whose "null" is a
+// symlink to a procfs file, masking must not bind that file over the masked paths.
+func TestPlantedDevNullIsRefused(t *testing.T) {
+	b := newBundle(t, "true")
+	vol := t.TempDir()
+	os.Symlink("/proc/sys/kernel/core_pattern", filepath.Join(vol, "null"))
+	var mounts []rspec.Mount
+	for _, m := range b.spec.Mounts {
+		if m.Destination == "/dev" {
+			m = rspec.Mount{Destination: "/dev", Type: "bind", Source: vol, Options: []string{"rbind"}}
+		}
+		if m.Destination == "/dev/pts" || m.Destination == "/dev/shm" || m.Destination == "/dev/mqueue" {
+			continue
+		}
+		mounts = append(mounts, m)
+	}
+	b.spec.Mounts = mounts
+	b.write(t)
+	id := uniqueID(t)
+	assertOneLineError(t, b.husk(t, "create", id), "/dev/null is not the null device")
+	assertClean(t, b, id)
+}
+
+// TestProcWritesStayOnProcfs (CVE-2025-52881 / CVE-2019-16884): a mount over part of /proc
+// cannot catch husk's writes (a sysctl here), and /proc itself must be procfs.
+func TestProcWritesStayOnProcfs(t *testing.T) {
+	b := newBundle(t, "true")
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/proc/sys/net", Type: "tmpfs", Source: "tmpfs"})
+	b.spec.Linux.ReadonlyPaths = nil
+	b.spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	b.write(t)
+	id := uniqueID(t)
+	assertOneLineError(t, b.husk(t, "create", id), "sysctl net.ipv4.ip_forward")
+	assertClean(t, b, id)
+
+	b = newBundle(t, "true")
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/proc", Type: "tmpfs", Source: "tmpfs"})
+	b.write(t)
+	id = uniqueID(t)
+	assertOneLineError(t, b.husk(t, "create", id), "not a procfs")
+	assertClean(t, b, id)
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	apitypes "github.com/containerd/containerd/api/types"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -255,4 +256,36 @@ func TestShimExecKilled(t *testing.T) {
 		t.Fatalf("killed init: %v %v", wr, err)
 	}
 	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "k"})
+}
+
+// TestShimMountsRootfs: the rootfs mounts of the Create request (what a snapshotter hands over)
+// are mounted on bundle/rootfs and gone after Delete.
+func TestShimMountsRootfs(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	src := newBundle(t, "sh", "-c", "cat /marker")
+	os.WriteFile(filepath.Join(src.rootfs(), "marker"), []byte("from-the-snapshot\n"), 0o644)
+	bundle := t.TempDir()
+	src.spec.Root.Readonly = false
+	data, _ := json.Marshal(src.spec)
+	os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644)
+	os.Mkdir(filepath.Join(bundle, "rootfs"), 0o755)
+	out, text := fifoReader(t, h.dir, "mnt-out")
+	req := &taskapi.CreateTaskRequest{ID: "m", Bundle: bundle, Stdout: out, Options: runcOptions(t, huskBin),
+		Rootfs: []*apitypes.Mount{{Type: "bind", Source: src.rootfs(), Options: []string{"rbind", "rw"}}}}
+	if _, err := h.client.Create(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "m"})
+	h.client.Wait(ctx, &taskapi.WaitRequest{ID: "m"})
+	if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(); got != "from-the-snapshot\n" {
+		t.Errorf("container saw %q", got)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), filepath.Join(bundle, "rootfs")) {
+		t.Error("bundle/rootfs still mounted after Delete")
+	}
 }

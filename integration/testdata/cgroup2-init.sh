@@ -38,13 +38,17 @@ if $H run -d --bundle /b/limits lim; then ok create; else bad create "run -d fai
 expect memory.max /sys/fs/cgroup/lim/memory.max 33554432
 expect pids.max /sys/fs/cgroup/lim/pids.max 20
 expect unified-key /sys/fs/cgroup/lim/memory.high 31457280
+expect cpu.max /sys/fs/cgroup/lim/cpu.max "50000 100000"
+expect cpuset.cpus /sys/fs/cgroup/lim/cpuset.cpus 0
+expect memory.swap.max /sys/fs/cgroup/lim/memory.swap.max 0
 # shares 512 -> weight 59: containerd/cgroups' mapping, the one current runc and crun use.
 expect cpu.weight /sys/fs/cgroup/lim/cpu.weight 59
 # Placement: the init is in the container's cgroup.
 pid=$($H state lim | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
 expect placement /proc/$pid/cgroup "0::/lim"
 # update changes the limits.
-$H update --memory 41943040 --pids-limit 30 lim || bad update "update failed"
+$H update --memory 41943040 --pids-limit 30 --cpu-quota 25000 lim || bad update "update failed"
+expect update-cpu.max /sys/fs/cgroup/lim/cpu.max "25000 100000"
 expect update-memory /sys/fs/cgroup/lim/memory.max 41943040
 expect update-pids /sys/fs/cgroup/lim/pids.max 30
 # The cgroup namespace shows the container its own subtree.

@@ -108,7 +108,7 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 		return nil, err
 	}
 	if m.mode == cgroups.Unified {
-		r := v2Resources(res)
+		r := v2Resources(withPeriod(res, ""))
 		if _, err := cgroup2.NewManager(mountRoot, paths[""], r); err != nil {
 			return nil, fmt.Errorf("create cgroup %s: %w", paths[""], err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,6 +94,27 @@ func v2Resources(res *rspec.LinuxResources) *cgroup2.Resources {
 	return cgroup2.ToResources(res)
 }
 
+// withPeriod fills in the CPU period when only a quota is given: containerd/cgroups writes
+// cpu.max only with both, and runc keeps the current period (default 100ms).
+func withPeriod(res *rspec.LinuxResources, dir string) *rspec.LinuxResources {
+	if res == nil || res.CPU == nil || res.CPU.Quota == nil || res.CPU.Period != nil {
+		return res
+	}
+	period := uint64(100000)
+	if b, err := os.ReadFile(filepath.Join(dir, "cpu.max")); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if p, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				period = p
+			}
+		}
+	}
+	r := *res
+	cpu := *res.CPU
+	cpu.Period = &period
+	r.CPU = &cpu
+	return &r
+}
+
 // Update applies new resource limits.
 func (m *Manager) Update(res *rspec.LinuxResources) error {
 	if m.mode == cgroups.Unified {
@@ -100,7 +122,7 @@ func (m *Manager) Update(res *rspec.LinuxResources) error {
 		if err != nil {
 			return fmt.Errorf("update cgroup: %w", err)
 		}
-		if err := mgr.Update(v2Resources(res)); err != nil {
+		if err := mgr.Update(v2Resources(withPeriod(res, filepath.Join(mountRoot, m.paths[""])))); err != nil {
 			return fmt.Errorf("update cgroup: %w", err)
 		}
 		return m.applyUnified(res)
