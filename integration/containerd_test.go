@@ -12,14 +12,30 @@ import (
 
 // containerd is a private containerd started by a test: its own root, state and sockets.
 type containerd struct {
-	dir  string
-	sock string
-	cmd  *exec.Cmd
+	dir    string
+	sock   string
+	ctrBin string // the ctr binary matching this containerd
+	opts   containerdOpts
+	cmd    *exec.Cmd
+	log    *os.File
 }
 
-func startContainerd(t *testing.T) *containerd {
+// containerdOpts says which containerd to start and how.
+type containerdOpts struct {
+	bin         string // directory holding containerd and ctr; "" means Debian's, on PATH
+	path        string // prepended to containerd's PATH, where it looks for shims
+	v3          bool   // a version 3 config (containerd 2.x)
+	maskCgroup2 bool   // run in a mount namespace with cgroup2's cgroup.controllers masked (crun 1.8)
+}
+
+func startContainerd(t *testing.T) *containerd { return startContainerdWith(t, containerdOpts{}) }
+
+func startContainerdWith(t *testing.T, o containerdOpts) *containerd {
 	t.Helper()
-	if _, err := exec.LookPath("containerd"); err != nil {
+	daemon, ctr := "containerd", "ctr"
+	if o.bin != "" {
+		daemon, ctr = filepath.Join(o.bin, "containerd"), filepath.Join(o.bin, "ctr")
+	} else if _, err := exec.LookPath("containerd"); err != nil {
 		t.Skip("containerd is not installed (make test-deps installs Debian's containerd)")
 	}
 	// Socket paths must stay short (108 bytes), so not under t.TempDir.
@@ -27,38 +43,35 @@ func startContainerd(t *testing.T) *containerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &containerd{dir: dir, sock: filepath.Join(dir, "c.sock")}
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock, c.sock+".ttrpc")
-	os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600)
-	logf, _ := os.Create(filepath.Join(dir, "containerd.log"))
-	c.cmd = exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
+	c := &containerd{dir: dir, sock: filepath.Join(dir, "c.sock"), ctrBin: ctr, opts: o}
+	version, disabled := 2, `"io.containerd.grpc.v1.cri"`
+	if o.v3 {
+		version, disabled = 3, `"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"`
 	}
+	cfg := fmt.Sprintf("version = %d\nroot = %q\nstate = %q\ndisabled_plugins = [%s]\n[grpc]\n  address = %q\n[ttrpc]\n  address = %q\n",
+		version, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, c.sock, c.sock+".ttrpc")
+	os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600)
+	os.WriteFile(filepath.Join(dir, "empty"), nil, 0o644)
+	c.log, _ = os.Create(filepath.Join(dir, "containerd.log"))
+	c.start(t, daemon)
 	t.Cleanup(func() {
 		// Tasks first, then the daemon: shims outlive containerd by design.
 		out, _ := c.ctrOut("task", "ls", "-q")
 		for _, id := range strings.Fields(out) {
 			c.ctrOut("task", "kill", "-s", "KILL", id)
-			time.Sleep(100 * time.Millisecond)
+		}
+		if len(strings.Fields(out)) > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		for _, id := range strings.Fields(out) {
 			c.ctrOut("task", "delete", id)
 		}
 		out, _ = c.ctrOut("container", "ls", "-q")
 		for _, id := range strings.Fields(out) {
 			c.ctrOut("container", "delete", id)
 		}
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-		logf.Close()
+		c.stop()
+		c.log.Close()
 		if t.Failed() {
 			data, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
 			t.Logf("containerd log (tail):\n%s", tail(string(data), 30))
@@ -66,14 +79,46 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		exec.Command("umount", "-R", filepath.Join(dir, "state")).Run()
 		os.RemoveAll(dir)
 	})
+	return c
+}
+
+// start runs the daemon and waits until it answers.
+func (c *containerd) start(t *testing.T, daemon string) {
+	t.Helper()
+	cfg := filepath.Join(c.dir, "config.toml")
+	c.cmd = exec.Command(daemon, "--config", cfg)
+	if c.opts.maskCgroup2 {
+		c.cmd = exec.Command("unshare", "-m", "sh", "-c", fmt.Sprintf(
+			"mount --bind %s /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; exec %s --config %s",
+			filepath.Join(c.dir, "empty"), daemon, cfg))
+	}
+	c.cmd.Env = append(os.Environ(), "PATH="+c.opts.path+":"+os.Getenv("PATH"))
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 100; i++ {
 		if _, err := c.ctrOut("version"); err == nil {
-			return c
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("containerd did not come up")
-	return nil
+}
+
+func (c *containerd) stop() {
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
+
+// restart stops and starts containerd, leaving its shims running.
+func (c *containerd) restart(t *testing.T) {
+	c.stop()
+	daemon := "containerd"
+	if c.opts.bin != "" {
+		daemon = filepath.Join(c.opts.bin, "containerd")
+	}
+	c.start(t, daemon)
 }
 
 func tail(s string, n int) string {
@@ -85,7 +130,7 @@ func tail(s string, n int) string {
 }
 
 func (c *containerd) ctrOut(args ...string) (string, error) {
-	cmd := exec.Command("ctr", append([]string{"--address", c.sock}, args...)...)
+	cmd := exec.Command(c.ctrBin, append([]string{"--address", c.sock}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -17,14 +17,16 @@ import (
 // husk) on its PATH.
 func startContainerdWithShim(t *testing.T) *containerd {
 	t.Helper()
+	return startContainerdWith(t, containerdOpts{path: shimDir(t)})
+}
+
+// shimDir is the directory holding the husk shim, with husk beside it as the shim expects.
+func shimDir(t *testing.T) string {
 	dir := filepath.Dir(shimBinary(t))
 	if _, err := os.Stat(filepath.Join(dir, "husk")); err != nil {
 		os.Symlink(huskBin, filepath.Join(dir, "husk"))
 	}
-	old := os.Getenv("PATH")
-	os.Setenv("PATH", dir+":"+old)
-	t.Cleanup(func() { os.Setenv("PATH", old) })
-	return startContainerd(t)
+	return dir
 }
 
 func (c *containerd) waitTaskStatus(t *testing.T, id, status string) {
@@ -45,7 +47,7 @@ func (c *containerd) waitTaskStatus(t *testing.T, id, status string) {
 func TestContainerdRunsHuskShim(t *testing.T) {
 	b := newBundle(t)
 	c := startContainerdWithShim(t)
-	events := exec.Command("ctr", "--address", c.sock, "events")
+	events := exec.Command(c.ctrBin, "--address", c.sock, "events")
 	var evOut strings.Builder
 	events.Stdout = &evOut
 	events.Start()
@@ -69,7 +71,7 @@ func TestContainerdRunsHuskShim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tty := exec.Command("ctr", "--address", c.sock, "task", "exec", "-t", "--exec-id", "e2", "h-long", "sh", "-c", "tty; exit 4")
+	tty := exec.Command(c.ctrBin, "--address", c.sock, "task", "exec", "-t", "--exec-id", "e2", "h-long", "sh", "-c", "tty; exit 4")
 	sf, _ := os.OpenFile(slave, os.O_RDWR, 0)
 	tty.Stdin, tty.Stdout, tty.Stderr = sf, sf, sf
 	tty.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
@@ -161,20 +163,7 @@ func TestHuskShimFaults(t *testing.T) {
 		}
 	}
 	// Restart containerd: the task survives and is still controllable.
-	c.cmd.Process.Kill()
-	c.cmd.Wait()
-	logf, _ := os.OpenFile(filepath.Join(c.dir, "containerd.log"), os.O_APPEND|os.O_WRONLY, 0)
-	c.cmd = exec.Command("containerd", "--config", filepath.Join(c.dir, "config.toml"))
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		if _, err := c.ctrOut("version"); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.restart(t)
 	c.waitTaskStatus(t, "f1", "RUNNING")
 	if out, code := c.ctr(t, "task", "exec", "--exec-id", "after-restart", "f1", "true"); code != 0 {
 		t.Fatalf("exec after containerd restart: %s", out)

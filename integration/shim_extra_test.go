@@ -115,7 +115,7 @@ func TestHuskShimReportsOOM(t *testing.T) {
 	}
 	b := newBundle(t)
 	c := startContainerdWithShim(t)
-	events := exec.Command("ctr", "--address", c.sock, "events")
+	events := exec.Command(c.ctrBin, "--address", c.sock, "events")
 	var evOut strings.Builder
 	events.Stdout = &evOut
 	events.Start()
@@ -133,8 +133,6 @@ func TestHuskShimReportsOOM(t *testing.T) {
 		t.Fatalf("want /tasks/oom before /tasks/exit, got:\n%s", ev)
 	}
 }
-
-var _ = rspec.Version
 
 // TestShimConcurrentContainers: one shim runs 50 containers at once (a large pod); every exit
 // status reaches its waiter and nothing is left behind.

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	eventstypes "github.com/containerd/containerd/api/events"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
@@ -323,5 +322,3 @@ func TestShimExitRacesStart(t *testing.T) {
 	}
 	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "r1"})
 }
-
-var _ = eventstypes.TaskExit{}
