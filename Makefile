@@ -46,6 +46,7 @@ test: build test-deps lint
 test-cgroup2: build test-deps
 	@command -v qemu-system-x86_64 >/dev/null && ls /boot/vmlinuz-* >/dev/null 2>&1 || { \
 		echo "test-cgroup2: installing qemu-system-x86 and linux-image-amd64"; \
+		apt-get update -qq >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 >/dev/null; }
 	HUSK_CGROUP2_VM=1 HUSK_BINARY=$(CURDIR)/bin/husk $(GO) test -count=1 -timeout 10m -v -run '^TestCgroup2InVM$$' ./integration/
 
