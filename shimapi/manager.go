@@ -210,6 +210,7 @@ func Serve(f Flags) error {
 		time.Sleep(20 * time.Millisecond) // let the Shutdown reply reach containerd
 		close(done)
 	})
+	svc.idle = newIdleTrimmer()
 	Register(srv, svc)
 	go func() {
 		<-done
@@ -219,7 +220,6 @@ func Serve(f Flags) error {
 		}
 		os.Exit(0)
 	}()
-	go trimWhenIdle(&svc.activity)
 	if err := srv.Serve(context.Background(), l); err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -55,7 +54,7 @@ type Service struct {
 	reaper     *reaper
 	events     *publisher
 	shutdown   func()
-	activity   atomic.Uint64 // requests served, for idle detection
+	idle       *idleTrimmer // nil: never trims (tests, the delete action)
 }
 
 var empty = &emptypb.Empty{}

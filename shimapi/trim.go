@@ -6,33 +6,39 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// trimWhenIdle trims once start-up is over, whenever requests have stopped for a while, and
-// every couple of minutes regardless: the Go runtime forces a GC every two minutes, and its walk
-// over the heap and the function tables faults pages back in. The shim then rests small for the
-// container's whole life.
-func trimWhenIdle(activity *atomic.Uint64) {
-	const quiet = 3 * time.Second
-	const every = 125 * time.Second // just after each forced GC
-	time.Sleep(quiet)
-	trimMemory()
-	trimmedAt, trimmedWhen := activity.Load(), time.Now()
-	last, lastChange := trimmedAt, time.Now()
-	for range time.Tick(time.Second) {
-		n := activity.Load()
-		if n != last {
-			last, lastChange = n, time.Now()
-			continue
-		}
-		if time.Since(lastChange) >= quiet && (n != trimmedAt || time.Since(trimmedWhen) >= every) {
-			trimMemory()
-			trimmedAt, trimmedWhen = n, time.Now()
-		}
+// idleTrimmer trims the shim's memory once requests have stopped for a few seconds, and every
+// couple of minutes regardless: the Go runtime forces a GC every two minutes, and its walk over
+// the heap and the function tables faults pages back in. Timers, not a ticker: an idle shim
+// wakes up once per period, not every second.
+type idleTrimmer struct {
+	quiet *time.Timer
+}
+
+const (
+	trimQuiet = 3 * time.Second
+	trimEvery = 125 * time.Second // just after each forced GC
+)
+
+func newIdleTrimmer() *idleTrimmer {
+	t := &idleTrimmer{quiet: time.AfterFunc(trimQuiet, trimMemory)}
+	var periodic func()
+	periodic = func() {
+		trimMemory()
+		time.AfterFunc(trimEvery, periodic)
+	}
+	time.AfterFunc(trimEvery, periodic)
+	return t
+}
+
+// touch notes a request: the quiet period starts again.
+func (t *idleTrimmer) touch() {
+	if t != nil {
+		t.quiet.Reset(trimQuiet)
 	}
 }
 
