@@ -43,9 +43,8 @@ func (t *idleTrimmer) touch() {
 }
 
 // trimMemory gives back what an idle shim holds but does not use: free heap pages, and the
-// clean pages of its own binary that start-up touched (protobuf descriptors, function tables).
-// MADV_PAGEOUT leaves alone pages that other shims map too, so on a node with many shims the
-// shared text stays resident once for all of them; the next request faults in what it needs.
+// pages of its own binary that start-up touched (protobuf descriptors, function tables). They
+// stay in the page cache, shared by every shim, so the next request faults them back cheaply.
 func trimMemory() {
 	debug.FreeOSMemory()
 	exe, err := os.Readlink("/proc/self/exe")
@@ -56,7 +55,7 @@ func trimMemory() {
 	if err != nil {
 		return
 	}
-	defer f.Close()
+	var ranges [][2]uintptr
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
@@ -69,9 +68,15 @@ func trimMemory() {
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
+		if err1 == nil && err2 == nil && end > start {
+			ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end - start)})
 		}
-		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+	}
+	f.Close()
+	// Last, with nothing but raw syscalls after it, so the trim does not fault back in the
+	// code it just dropped. Read-only private file mappings (text, rodata) were never written:
+	// MADV_DONTNEED only unmaps their pages, which stay in the page cache.
+	for _, r := range ranges {
+		unix.Syscall(unix.SYS_MADVISE, r[0], r[1], unix.MADV_DONTNEED)
 	}
 }
