@@ -215,11 +215,14 @@ func TestCgroupBadInput(t *testing.T) {
 		assertOneLineError(t, b.husk(t, "create", id), want)
 		assertClean(t, b, id)
 	}
-	b := newBundle(t, "true")
+	b := newBundle(t, "sleep", "1000")
 	b.write(t)
 	id := uniqueID(t)
-	b.must(t, "run", id)
-	assertOneLineError(t, b.husk(t, "update", "--pids-limit", "5", id), "does not exist")
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	b.must(t, "kill", id, "KILL")
+	b.waitStatus(t, id, "stopped")
+	assertOneLineError(t, b.husk(t, "update", "--pids-limit", "5", id), "cannot update a stopped container")
 }
 
 // TestDeviceCgroupDeniesDevices: the device allow-list is a security boundary: a node the

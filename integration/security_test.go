@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,17 +229,23 @@ func TestPlantedDevNullIsRefused(t *testing.T) {
 	assertClean(t, b, id)
 }
 
-// TestProcWritesStayOnProcfs (CVE-2025-52881 / CVE-2019-16884): a mount over part of /proc
-// cannot catch husk's writes (a sysctl here), and /proc itself must be procfs.
+// TestProcWritesStayOnProcfs (CVE-2025-52881 / CVE-2019-16884): a volume mounted over part of
+// /proc cannot catch husk's writes (a sysctl here), and /proc itself must be procfs.
 func TestProcWritesStayOnProcfs(t *testing.T) {
 	b := newBundle(t, "true")
-	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/proc/sys/net", Type: "tmpfs", Source: "tmpfs"})
+	vol := t.TempDir()
+	os.MkdirAll(filepath.Join(vol, "ipv4"), 0o755)
+	os.WriteFile(filepath.Join(vol, "ipv4", "ip_forward"), []byte("untouched\n"), 0o644)
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/proc/sys/net", Type: "bind", Source: vol, Options: []string{"rbind"}})
 	b.spec.Linux.ReadonlyPaths = nil
 	b.spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
 	b.write(t)
 	id := uniqueID(t)
-	assertOneLineError(t, b.husk(t, "create", id), "sysctl net.ipv4.ip_forward")
+	assertOneLineError(t, b.husk(t, "create", id), "is not on procfs")
 	assertClean(t, b, id)
+	if data, _ := os.ReadFile(filepath.Join(vol, "ipv4", "ip_forward")); string(data) != "untouched\n" {
+		t.Fatalf("the sysctl write landed in the volume: %q", data)
+	}
 
 	b = newBundle(t, "true")
 	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/proc", Type: "tmpfs", Source: "tmpfs"})
@@ -246,4 +253,57 @@ func TestProcWritesStayOnProcfs(t *testing.T) {
 	id = uniqueID(t)
 	assertOneLineError(t, b.husk(t, "create", id), "not a procfs")
 	assertClean(t, b, id)
+}
+
+// TestConsoleSymlinkIsNotFollowed (CVE-2025-52565): with /dev from a volume whose "console" is a
+// symlink to a host file, husk must not bind the pty over that file.
+func TestConsoleSymlinkIsNotFollowed(t *testing.T) {
+	b := newBundle(t, "true")
+	target := filepath.Join(t.TempDir(), "host-file")
+	os.WriteFile(target, []byte("host\n"), 0o644)
+	vol := t.TempDir()
+	os.Symlink(target, filepath.Join(vol, "console"))
+	os.Symlink("pts/ptmx", filepath.Join(vol, "ptmx"))
+	os.Mkdir(filepath.Join(vol, "pts"), 0o755)
+	for _, n := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		os.WriteFile(filepath.Join(vol, n), nil, 0o666)
+	}
+	var mounts []rspec.Mount
+	for _, m := range b.spec.Mounts {
+		if m.Destination == "/dev" {
+			m = rspec.Mount{Destination: "/dev", Type: "bind", Source: vol, Options: []string{"rbind"}}
+		}
+		if m.Destination == "/dev/shm" || m.Destination == "/dev/mqueue" {
+			continue
+		}
+		mounts = append(mounts, m)
+	}
+	b.spec.Mounts = mounts
+	b.spec.Linux.MaskedPaths = nil // the volume's null is not a device: no masking in this test
+	b.spec.Process.Terminal = true
+	b.write(t)
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			time.Sleep(time.Second)
+			c.Close()
+		}
+	}()
+	id := uniqueID(t)
+	if r := b.husk(t, "create", "--console-socket", sock, id); r.code != 0 {
+		t.Fatalf("create with a terminal: %s", r)
+	}
+	defer b.husk(t, "delete", "-f", id)
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), target) {
+		t.Fatal("the pty was mounted over the host file the image's /dev/console points at")
+	}
+	if data, _ := os.ReadFile(target); string(data) != "host\n" {
+		t.Fatalf("host file changed: %q", data)
+	}
 }

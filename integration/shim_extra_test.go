@@ -15,6 +15,8 @@ import (
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	apitypes "github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/typeurl/v2"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -285,5 +287,34 @@ func TestShimMountsRootfs(t *testing.T) {
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), filepath.Join(bundle, "rootfs")) {
 		t.Error("bundle/rootfs still mounted after Delete")
+	}
+}
+
+// TestShimCgroupOption: the ShimCgroup runtime option moves the shim into that cgroup.
+func TestShimCgroupOption(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "true")
+	b.write(t)
+	cg := "/husk-shim-cgroup-test"
+	a, err := typeurl.MarshalAnyToProto(&options.Options{BinaryName: huskBin, Root: t.TempDir(), ShimCgroup: cg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "sc", Bundle: b.dir, Options: a}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "sc"})
+	h.client.Wait(ctx, &taskapi.WaitRequest{ID: "sc"})
+	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "sc"})
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", h.cmd.Process.Pid))
+	if !strings.Contains(string(data), cg+"\n") {
+		t.Fatalf("shim not in %s:\n%s", cg, data)
+	}
+	h.cmd.Process.Kill()
+	h.cmd.Wait()
+	hier, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, d := range hier {
+		os.Remove(filepath.Join("/sys/fs/cgroup", d.Name(), cg))
 	}
 }
