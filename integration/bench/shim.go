@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -54,6 +55,24 @@ func benchShims(dir, bundle string) []result {
 			t0 := time.Now()
 			check(ctr(args...))
 			samples = append(samples, sample{"ctr run --rm (end to end)", k, ms(time.Since(t0))})
+		}
+	}
+	// Shim start latency: the `start` action until it prints the address (it forks the daemon).
+	for r := 0; r < *rounds; r++ {
+		for _, k := range rotate(order, r) {
+			bin := "containerd-shim-" + k + "-v2"
+			if k == "husk" {
+				bin = filepath.Join(shimDir, bin)
+			}
+			id := fmt.Sprintf("start-%s-%d", k, r)
+			cmd := exec.Command(bin, "-namespace", "bench", "-address", sock, "-publish-binary", "/bin/true", "-id", id, "start")
+			cmd.Dir = bundle
+			cmd.Env = append(os.Environ(), "TTRPC_ADDRESS="+sock+".ttrpc")
+			t0 := time.Now()
+			out, err := cmd.Output()
+			check(err)
+			samples = append(samples, sample{"shim start action", k, ms(time.Since(t0))})
+			killShim(id, strings.TrimPrefix(strings.TrimSpace(string(out)), "unix://"))
 		}
 	}
 	for _, k := range order {
@@ -131,6 +150,22 @@ func shimMemory(kind, sock string) (rss, pss float64) {
 		return 0, 0
 	}
 	return rss / float64(n) / 1024, pss / float64(n) / 1024
+}
+
+// killShim stops a shim daemon started by the bench's start action and removes its socket.
+func killShim(id, socket string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmd), "\x00-id\x00"+id+"\x00") {
+			if pid, err := strconv.Atoi(e.Name()); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	if socket != "" {
+		os.Remove(socket)
+	}
 }
 
 // groupPSS is the PSS of the shim serving a pod group: the shim whose bundle of the group's

@@ -1,0 +1,40 @@
+package libcontainer
+
+import (
+	"os"
+	"testing"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+// BenchmarkSyncConfig is the config's trip to the init: one JSON message each way per create.
+func BenchmarkSyncConfig(b *testing.B) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	s := specs.Default()
+	cfg := &initConfig{Mode: "create", ID: "bench", Spec: s, Process: s.Process, Rootfs: "/rootfs"}
+	send, recv := newSyncPipe(w), newSyncPipe(r)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		go send.send(syncMsg{Type: msgConfig, Config: cfg})
+		if _, err := recv.expect(msgConfig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckNoEscape runs once per mount destination on every create.
+func BenchmarkCheckNoEscape(b *testing.B) {
+	root := b.TempDir()
+	os.MkdirAll(root+"/dev/pts", 0o755)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := checkNoEscape(root, "/dev/pts"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
