@@ -170,6 +170,10 @@ func TestHuskShimFaults(t *testing.T) {
 	}
 	// kill -9 the shim: containerd notices, runs the delete action, and the task is gone.
 	pidData, _ := os.ReadFile(filepath.Join(c.dir, "state/io.containerd.runtime.v2.task/default/f1/shim.pid"))
+	shimAddr, err := os.ReadFile(filepath.Join(c.dir, "state/io.containerd.runtime.v2.task/default/f1/address"))
+	if err != nil || !strings.HasPrefix(string(shimAddr), "unix:///run/containerd/s/") {
+		t.Fatalf("shim address file: %q %v", shimAddr, err)
+	}
 	shimPid := atoi(strings.TrimSpace(string(pidData)))
 	if shimPid <= 0 {
 		t.Fatalf("no shim pid: %q", pidData)
@@ -187,6 +191,10 @@ func TestHuskShimFaults(t *testing.T) {
 	}
 	if out, code := c.ctr(t, "container", "delete", "f1"); code != 0 {
 		t.Fatalf("container delete: %s", out)
+	}
+	// The dead shim's socket went with it (the delete action removes it).
+	if _, err := os.Stat(strings.TrimPrefix(string(shimAddr), "unix://")); err == nil {
+		t.Errorf("socket of the killed shim left: %s", shimAddr)
 	}
 	if taskPid <= 0 {
 		t.Fatal("no task pid")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -166,6 +167,7 @@ func Delete(f Flags, stdout io.Writer) error {
 	rt := &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: newReaper()}
 	rt.run([3]*os.File{}, false, nil, "delete", "--force", f.ID)
 	unmountAll(filepath.Join(bundle, "rootfs"))
+	removeDeadSocket(bundle)
 	pid, _ := readPidFile(filepath.Join(bundle, "init.pid"))
 	b, err := proto.Marshal(&taskapi.DeleteResponse{
 		Pid: uint32(pid), ExitStatus: 128 + uint32(unix.SIGKILL), ExitedAt: timestamppb.Now(),
@@ -175,6 +177,24 @@ func Delete(f Flags, stdout io.Writer) error {
 	}
 	_, err = stdout.Write(b)
 	return err
+}
+
+// removeDeadSocket removes the socket of the dead shim named in the bundle's address file. A
+// shim of the same pod group may still serve on it: only a socket nobody answers on goes.
+func removeDeadSocket(bundle string) {
+	data, err := os.ReadFile(filepath.Join(bundle, "address"))
+	if err != nil {
+		return
+	}
+	path := strings.TrimPrefix(strings.TrimSpace(string(data)), "unix://")
+	if !strings.HasPrefix(path, socketDir+"/") {
+		return
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return
+	}
+	os.Remove(path)
 }
 
 // Serve is the daemon: a child subreaper serving the Task API on the listener containerd's
