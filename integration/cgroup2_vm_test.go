@@ -70,7 +70,8 @@ func TestCgroup2InVM(t *testing.T) {
 		s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &mem}
 		s.Linux.Resources.Pids = &rspec.LinuxPids{Limit: &pids}
 		quota, period := int64(50000), uint64(100000)
-		s.Linux.Resources.CPU = &rspec.LinuxCPU{Shares: &shares, Quota: &quota, Period: &period, Cpus: "0"}
+		burst, idle := uint64(10000), int64(1)
+		s.Linux.Resources.CPU = &rspec.LinuxCPU{Shares: &shares, Quota: &quota, Period: &period, Cpus: "0", Burst: &burst, Idle: &idle}
 		s.Linux.Resources.Memory.Swap = &mem // swap limit == memory limit: no swap on top
 		s.Linux.Resources.Unified = map[string]string{"memory.high": "31457280"}
 	})

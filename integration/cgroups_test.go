@@ -244,9 +244,11 @@ func TestMoreResourceFields(t *testing.T) {
 	quota, period := int64(50000), uint64(100000)
 	reservation, swap := int64(16<<20), int64(96<<20)
 	limit, swappiness := int64(64<<20), uint64(10)
+	burst, idle, rtPeriod, rtRuntime, noOOM := uint64(10000), int64(1), uint64(1000000), int64(1000), true
 	b.spec.Linux.Resources = &rspec.LinuxResources{
-		CPU:    &rspec.LinuxCPU{Quota: &quota, Period: &period, Cpus: "0", Mems: "0"},
-		Memory: &rspec.LinuxMemory{Limit: &limit, Reservation: &reservation, Swap: &swap, Swappiness: &swappiness},
+		CPU: &rspec.LinuxCPU{Quota: &quota, Period: &period, Cpus: "0", Mems: "0", Burst: &burst, Idle: &idle,
+			RealtimePeriod: &rtPeriod, RealtimeRuntime: &rtRuntime},
+		Memory: &rspec.LinuxMemory{Limit: &limit, Reservation: &reservation, Swap: &swap, Swappiness: &swappiness, DisableOOMKiller: &noOOM},
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat("/dev/vda", &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFBLK {
@@ -274,6 +276,9 @@ func TestMoreResourceFields(t *testing.T) {
 		if got := cgroupFile(t, pid, file[0], file[1]); got != want {
 			t.Errorf("%s = %q, want %q", file[1], got, want)
 		}
+	}
+	if oc := cgroupFile(t, pid, "memory", "memory.oom_control"); !strings.Contains(oc, "oom_kill_disable 1") {
+		t.Errorf("memory.oom_control: %q", oc)
 	}
 	if bio := b.spec.Linux.Resources.BlockIO; bio != nil {
 		d := bio.ThrottleReadBpsDevice[0]

@@ -116,11 +116,19 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 			_ = m.Destroy()
 			return nil, err
 		}
+		if err := m.applyCPUExtras(res); err != nil {
+			_ = m.Destroy()
+			return nil, err
+		}
 		return m, nil
 	}
 	if _, err := cgroup1.New(m.v1Path, res, cgroup1.WithHierarchy(v1Hierarchy)); err != nil {
 		_ = m.Destroy()
 		return nil, fmt.Errorf("create cgroup %s: %w", paths.String(), err)
+	}
+	if err := m.applyCPUExtras(res); err != nil {
+		_ = m.Destroy()
+		return nil, err
 	}
 	if m.mode == cgroups.Hybrid && paths[""] != "" {
 		// Controller-free v2 features (freeze, kill, events) come from the unified hierarchy,
@@ -150,6 +158,9 @@ func checkExpressible(res *rspec.LinuxResources, mode cgroups.CGMode) error {
 	}
 	if mode == cgroups.Unified && res.Network != nil && (res.Network.ClassID != nil || len(res.Network.Priorities) > 0) {
 		return errors.New("linux.resources.network: classID and priorities exist only in cgroup v1")
+	}
+	if mode == cgroups.Unified && res.CPU != nil && (res.CPU.RealtimeRuntime != nil || res.CPU.RealtimePeriod != nil) {
+		return errors.New("linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime bandwidth controls")
 	}
 	if mode != cgroups.Unified {
 		if n := res.Network; n != nil && n.ClassID != nil && !v1Mounted("net_cls") {
@@ -200,6 +211,32 @@ func (m *Manager) applyUnified(res *rspec.LinuxResources) error {
 		}
 		if err := writeExisting(filepath.Join(mountRoot, m.paths[""], k), []byte(v)); err != nil {
 			return fmt.Errorf("linux.resources.unified[%q]: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// applyCPUExtras writes cpu idle and burst, which containerd/cgroups does not apply.
+func (m *Manager) applyCPUExtras(res *rspec.LinuxResources) error {
+	if res == nil || res.CPU == nil || (res.CPU.Idle == nil && res.CPU.Burst == nil) {
+		return nil
+	}
+	dir, burstFile := filepath.Join(mountRoot, m.paths[""]), "cpu.max.burst"
+	if m.mode != cgroups.Unified {
+		p, err := m.v1Path("cpu")
+		if err != nil {
+			return errors.New("linux.resources.cpu: the cpu controller is not mounted on this host")
+		}
+		dir, burstFile = filepath.Join(mountRoot, "cpu", p), "cpu.cfs_burst_us"
+	}
+	if b := res.CPU.Burst; b != nil {
+		if err := writeExisting(filepath.Join(dir, burstFile), []byte(strconv.FormatUint(*b, 10))); err != nil {
+			return fmt.Errorf("linux.resources.cpu.burst: %w", err)
+		}
+	}
+	if i := res.CPU.Idle; i != nil {
+		if err := writeExisting(filepath.Join(dir, "cpu.idle"), []byte(strconv.FormatInt(*i, 10))); err != nil {
+			return fmt.Errorf("linux.resources.cpu.idle: %w", err)
 		}
 	}
 	return nil

@@ -125,7 +125,10 @@ func (m *Manager) Update(res *rspec.LinuxResources) error {
 		if err := mgr.Update(v2Resources(withPeriod(res, filepath.Join(mountRoot, m.paths[""])))); err != nil {
 			return fmt.Errorf("update cgroup: %w", err)
 		}
-		return m.applyUnified(res)
+		if err := m.applyUnified(res); err != nil {
+			return err
+		}
+		return m.applyCPUExtras(res)
 	}
 	cg, err := cgroup1.Load(m.v1Path, cgroup1.WithHierarchy(v1Hierarchy))
 	if err != nil {
@@ -134,5 +137,5 @@ func (m *Manager) Update(res *rspec.LinuxResources) error {
 	if err := cg.Update(res); err != nil {
 		return fmt.Errorf("update cgroup: %w", err)
 	}
-	return nil
+	return m.applyCPUExtras(res)
 }
