@@ -70,14 +70,16 @@ func TestCgroup2InVM(t *testing.T) {
 		s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &mem}
 		s.Linux.Resources.Pids = &rspec.LinuxPids{Limit: &pids}
 		quota, period := int64(50000), uint64(100000)
-		burst, idle := uint64(10000), int64(1)
-		s.Linux.Resources.CPU = &rspec.LinuxCPU{Shares: &shares, Quota: &quota, Period: &period, Cpus: "0", Burst: &burst, Idle: &idle}
+		burst := uint64(10000)
+		s.Linux.Resources.CPU = &rspec.LinuxCPU{Shares: &shares, Quota: &quota, Period: &period, Cpus: "0", Burst: &burst}
 		s.Linux.Resources.Memory.Swap = &mem // swap limit == memory limit: no swap on top
 		s.Linux.Resources.Unified = map[string]string{"memory.high": "31457280"}
 	})
 	oom := int64(16 << 20)
 	bundle("oom", []string{"sh", "-c", "sleep 1; x=a; while true; do x=$x$x; done"}, func(s *rspec.Spec) {
 		s.Linux.Resources.Memory = &rspec.LinuxMemory{Limit: &oom}
+		idle := int64(1) // an idle cgroup reports cpu.weight 0: checked here, not with the weight
+		s.Linux.Resources.CPU = &rspec.LinuxCPU{Idle: &idle}
 	})
 	bundle("dev", []string{"sh", "-c", "mknod /tmp/mem c 1 1 && cat /tmp/mem >/dev/null 2>/tmp/err; cat /tmp/err; echo x > /dev/null && echo NULL-OK"}, func(s *rspec.Spec) {
 		c := s.Process.Capabilities

@@ -41,7 +41,6 @@ expect unified-key /sys/fs/cgroup/lim/memory.high 31457280
 expect cpu.max /sys/fs/cgroup/lim/cpu.max "50000 100000"
 expect cpuset.cpus /sys/fs/cgroup/lim/cpuset.cpus 0
 expect cpu.max.burst /sys/fs/cgroup/lim/cpu.max.burst 10000
-expect cpu.idle /sys/fs/cgroup/lim/cpu.idle 1
 expect memory.swap.max /sys/fs/cgroup/lim/memory.swap.max 0
 # shares 512 -> weight 59: containerd/cgroups' mapping, the one current runc and crun use.
 expect cpu.weight /sys/fs/cgroup/lim/cpu.weight 59
@@ -73,6 +72,7 @@ $H delete lim && [ ! -d /sys/fs/cgroup/lim ] && ok delete-cgroup || bad delete-c
 
 # OOM: a memory hog over its limit is killed; events reports it.
 $H run -d --bundle /b/oom oom
+expect cpu.idle /sys/fs/cgroup/oom/cpu.idle 1
 $H events --interval 1s oom > /tmp/ev 2>&1 &
 evpid=$!
 wait_stopped oom
