@@ -318,3 +318,43 @@ func TestShimCgroupOption(t *testing.T) {
 		os.Remove(filepath.Join("/sys/fs/cgroup", d.Name(), cg))
 	}
 }
+
+// TestShimOrphanExitStorm: without a pid namespace a container's orphans are reaped by the shim
+// (a subreaper). Hundreds of them dying at once while other containers are created must neither
+// stall nor mix up exits.
+func TestShimOrphanExitStorm(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	storm := newBundle(t, "sh", "-c", "for i in $(seq 1 600); do (sleep 1 &); done; sleep 1000")
+	storm.spec.Linux.Namespaces = storm.spec.Linux.Namespaces[1:] // no pid namespace
+	storm.write(t)
+	opts := runcOptions(t, huskBin)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "storm", Bundle: storm.dir, Options: opts}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "storm"})
+	b := newBundle(t, "sh", "-c", "exit 21")
+	b.write(t)
+	deadline := time.Now().Add(4 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		id := fmt.Sprintf("calm-%d", i)
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		if _, err := h.client.Create(cctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Options: opts}); err != nil {
+			cancel()
+			t.Fatalf("%s create during the storm: %v", id, err)
+		}
+		h.client.Start(cctx, &taskapi.StartRequest{ID: id})
+		wr, err := h.client.Wait(cctx, &taskapi.WaitRequest{ID: id})
+		if err != nil || wr.ExitStatus != 21 {
+			cancel()
+			t.Fatalf("%s during the storm: %v %v", id, wr, err)
+		}
+		h.client.Delete(cctx, &taskapi.DeleteRequest{ID: id})
+		cancel()
+	}
+	h.client.Kill(ctx, &taskapi.KillRequest{ID: "storm", Signal: 9, All: true})
+	if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "storm"}); err != nil || wr.ExitStatus != 137 {
+		t.Fatalf("storm init: %v %v", wr, err)
+	}
+	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "storm"})
+}

@@ -3,6 +3,7 @@ package shimapi
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
@@ -32,10 +33,11 @@ type publisher struct {
 	address string
 	queue   chan *eventsapi.ForwardRequest
 	client  *ttrpc.Client
+	dropped atomic.Uint64 // events dropped on a full queue
 }
 
 func newPublisher(address, ns string) *publisher {
-	p := &publisher{ns: ns, address: address, queue: make(chan *eventsapi.ForwardRequest, 256)}
+	p := &publisher{ns: ns, address: address, queue: make(chan *eventsapi.ForwardRequest, 2048)}
 	go p.loop()
 	return p
 }
@@ -45,9 +47,16 @@ func (p *publisher) publish(topic string, event any) {
 	if err != nil {
 		return
 	}
-	p.queue <- &eventsapi.ForwardRequest{Envelope: &apitypes.Envelope{
+	req := &eventsapi.ForwardRequest{Envelope: &apitypes.Envelope{
 		Timestamp: timestamppb.Now(), Namespace: p.ns, Topic: topic, Event: a,
 	}}
+	// Callers hold the service lock: when containerd is away long enough to fill the queue,
+	// drop the event rather than stall every request (containerd re-reads state on reconnect).
+	select {
+	case p.queue <- req:
+	default:
+		p.dropped.Add(1)
+	}
 }
 
 func (p *publisher) loop() {

@@ -19,15 +19,18 @@ type exit struct {
 
 // reaper owns every wait4 of the shim: the shim is a child subreaper, so container processes,
 // runtime commands and loggers all end up here. A pid someone subscribed to (a runtime command
-// the shim forked) goes to its subscriber; every other exit goes to the exit loop.
+// the shim forked) goes to its subscriber; every other exit is queued for the exit loop. The
+// queue is unbounded: the reaper must never wait on the exit loop, which may be waiting (through
+// the service lock) for a runtime command whose exit only the reaper can deliver.
 type reaper struct {
-	mu     sync.Mutex
-	subs   map[int]chan exit
-	others chan exit
+	mu      sync.Mutex
+	subs    map[int]chan exit
+	pending []exit
+	notify  chan struct{} // one token: pending is not empty
 }
 
 func newReaper() *reaper {
-	r := &reaper{subs: map[int]chan exit{}, others: make(chan exit, 256)}
+	r := &reaper{subs: map[int]chan exit{}, notify: make(chan struct{}, 1)}
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, unix.SIGCHLD)
 	go func() {
@@ -52,13 +55,29 @@ func (r *reaper) reap() {
 		r.mu.Lock()
 		ch, ok := r.subs[pid]
 		delete(r.subs, pid)
+		if !ok {
+			r.pending = append(r.pending, e)
+		}
 		r.mu.Unlock()
 		if ok {
-			ch <- e
-		} else {
-			r.others <- e
+			ch <- e // buffered: never blocks
+			continue
+		}
+		select {
+		case r.notify <- struct{}{}:
+		default:
 		}
 	}
+}
+
+// others waits for exits nobody subscribed to and returns them in order.
+func (r *reaper) others() []exit {
+	<-r.notify
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.pending
+	r.pending = nil
+	return out
 }
 
 func exitCode(ws syscall.WaitStatus) int {

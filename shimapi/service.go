@@ -234,19 +234,22 @@ func (s *Service) track(p *process) {
 
 // exitLoop is the one place where exits meet processes.
 func (s *Service) exitLoop() {
-	for e := range s.reaper.others {
+	for {
+		exits := s.reaper.others()
 		s.mu.Lock()
-		if p, ok := s.byPid[e.pid]; ok {
-			delete(s.byPid, e.pid)
-			s.handleExit(p, e)
-		} else {
+		for _, e := range exits {
+			if p, ok := s.byPid[e.pid]; ok {
+				delete(s.byPid, e.pid)
+				s.handleExit(p, e)
+				continue
+			}
 			// Not (yet) known: an exec whose pid file we have not read, or a logger.
 			s.held[e.pid] = e
-			if len(s.held) > 1024 {
-				for pid, h := range s.held {
-					if time.Since(h.at) > time.Minute {
-						delete(s.held, pid)
-					}
+		}
+		if len(s.held) > 1024 {
+			for pid, h := range s.held {
+				if time.Since(h.at) > time.Minute {
+					delete(s.held, pid)
 				}
 			}
 		}
