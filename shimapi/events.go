@@ -2,7 +2,9 @@ package shimapi
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -55,7 +57,10 @@ func (p *publisher) publish(topic string, event any) {
 	select {
 	case p.queue <- req:
 	default:
-		p.dropped.Add(1)
+		// stderr is containerd's log fifo for this shim; say it once per hundred drops.
+		if n := p.dropped.Add(1); n%100 == 1 {
+			fmt.Fprintf(os.Stderr, "containerd-shim-husk-v2: event queue full, %d event(s) dropped (last: %s)\n", n, topic)
+		}
 	}
 }
 
