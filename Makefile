@@ -17,11 +17,13 @@ build:
 	# husk links libseccomp and glibc statically: no dynamic loading on each of the two process
 	# starts a create or exec pays (~0.8 ms each); osusergo/netgo keep NSS out of static glibc.
 	$(GO) build $(GOFLAGS_BUILD),osusergo,netgo -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk ./cmd/runtime
+	$(GO) build $(GOFLAGS_BUILD),osusergo,netgo,huskinit -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
 	# The shim is static (no cgo, no libc): it stays resident for the whole life of a container.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/containerd-shim-husk-v2 ./cmd/shim
 
 install: build
 	install -D -m 0755 bin/husk $(DESTDIR)$(PREFIX)/bin/husk
+	install -D -m 0755 bin/husk-init $(DESTDIR)$(PREFIX)/bin/husk-init
 	install -D -m 0755 bin/containerd-shim-husk-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-husk-v2
 
 # Runs a real container: the rootfs is one static Go binary built here, nothing is downloaded.

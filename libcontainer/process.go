@@ -1,3 +1,5 @@
+//go:build !huskinit
+
 package libcontainer
 
 import (
@@ -14,22 +16,6 @@ import (
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 )
-
-// initConfig is what the parent sends the init process once it sits in its cgroup.
-type initConfig struct {
-	Mode            string         `json:"mode"` // "create" or "exec"
-	ID              string         `json:"id"`
-	Spec            *rspec.Spec    `json:"spec"`
-	Process         *rspec.Process `json:"process"`
-	Rootfs          string         `json:"rootfs,omitempty"`
-	Bundle          string         `json:"bundle,omitempty"`
-	NoPivot         bool           `json:"no_pivot,omitempty"`
-	NoNewKeyring    bool           `json:"no_new_keyring,omitempty"`
-	HasRuntimeHooks bool           `json:"has_runtime_hooks,omitempty"`
-	FifoFd          int            `json:"fifo_fd,omitempty"`
-	ConsoleFd       int            `json:"console_fd,omitempty"`
-	PreserveFds     int            `json:"preserve_fds,omitempty"`
-}
 
 // nsOrder is the order namespaces are joined in: user first so its capabilities apply to the
 // rest, mount last so /proc paths of the others still resolve.

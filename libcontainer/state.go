@@ -1,3 +1,5 @@
+//go:build !huskinit
+
 package libcontainer
 
 import (

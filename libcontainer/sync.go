@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // The parent and the init process talk over one socketpair with typed JSON messages, one per
@@ -18,6 +20,22 @@ const (
 	msgError     = "error"      // init -> parent: setup failed; Message says why
 	msgPid       = "pid"        // nsenter -> parent: the pid of the process forked into a joined pid namespace
 )
+
+// initConfig is what the parent sends the init process once it sits in its cgroup.
+type initConfig struct {
+	Mode            string         `json:"mode"` // "create" or "exec"
+	ID              string         `json:"id"`
+	Spec            *rspec.Spec    `json:"spec"`
+	Process         *rspec.Process `json:"process"`
+	Rootfs          string         `json:"rootfs,omitempty"`
+	Bundle          string         `json:"bundle,omitempty"`
+	NoPivot         bool           `json:"no_pivot,omitempty"`
+	NoNewKeyring    bool           `json:"no_new_keyring,omitempty"`
+	HasRuntimeHooks bool           `json:"has_runtime_hooks,omitempty"`
+	FifoFd          int            `json:"fifo_fd,omitempty"`
+	ConsoleFd       int            `json:"console_fd,omitempty"`
+	PreserveFds     int            `json:"preserve_fds,omitempty"`
+}
 
 type syncMsg struct {
 	Type    string      `json:"type"`

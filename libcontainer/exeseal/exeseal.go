@@ -25,10 +25,15 @@ func Open() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal binary: %w", err)
 	}
+	return OpenPath(exe)
+}
+
+// OpenPath is Open for another binary (husk-init, installed beside husk).
+func OpenPath(exe string) (*os.File, error) {
 	if f, err := overlayView(exe); err == nil {
 		return f, nil
 	}
-	return memfdCopy()
+	return memfdCopy(exe)
 }
 
 func overlayView(exe string) (*os.File, error) {
@@ -82,8 +87,8 @@ func emptyTmpfs() (int, error) {
 	return unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR_NOSUID)
 }
 
-func memfdCopy() (*os.File, error) {
-	src, err := os.Open("/proc/self/exe")
+func memfdCopy(exe string) (*os.File, error) {
+	src, err := os.Open(exe)
 	if err != nil {
 		return nil, fmt.Errorf("seal binary: %w", err)
 	}

@@ -1,0 +1,27 @@
+// Command husk-init is the process husk starts inside a new container: the init side of
+// libcontainer alone, built with the huskinit tag so none of the runtime's command line or cgroup
+// libraries are linked. Every create and exec starts one, so it must start fast. husk uses it
+// when it is installed beside husk, and runs `husk init` itself otherwise.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/husk-runtime/husk/libcontainer"
+	_ "github.com/husk-runtime/husk/libcontainer/nsenter"
+)
+
+func init() {
+	runtime.GOMAXPROCS(1)
+	runtime.LockOSThread()
+}
+
+func main() {
+	if !libcontainer.IsInit() {
+		fmt.Fprintln(os.Stderr, "husk-init: started by husk only")
+		os.Exit(2)
+	}
+	libcontainer.Init()
+}
