@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/console"
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	apitypes "github.com/containerd/containerd/api/types"
@@ -55,6 +56,9 @@ type Service struct {
 	events     *publisher
 	shutdown   func()
 	idle       *idleTrimmer // nil: never trims (tests, the delete action)
+	epollOnce  sync.Once
+	epoller    *console.Epoller
+	epollErr   error
 }
 
 var empty = &emptypb.Empty{}
@@ -67,6 +71,17 @@ func NewService(ns, eventsAddress string, shutdown func()) *Service {
 	}
 	go s.exitLoop()
 	return s
+}
+
+// consoleEpoller is the one epoller that copies every terminal of this shim, made on first use.
+func (s *Service) consoleEpoller() (*console.Epoller, error) {
+	s.epollOnce.Do(func() {
+		s.epoller, s.epollErr = console.NewEpoller()
+		if s.epollErr == nil {
+			go s.epoller.Wait()
+		}
+	})
+	return s.epoller, s.epollErr
 }
 
 func errNotFound(format string, a ...any) error {
@@ -202,7 +217,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	}
 	pid, err := readPidFile(pidFile)
 	if err == nil {
-		err = pio.started()
+		err = pio.started(s.consoleEpoller)
 	}
 	if err != nil {
 		c.rt.run([3]*os.File{}, false, nil, "delete", "--force", r.ID)
@@ -361,7 +376,7 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	}
 	pid, err := readPidFile(pidFile)
 	if err == nil {
-		err = pio.started()
+		err = pio.started(s.consoleEpoller)
 	}
 	if err != nil {
 		pio.Close()

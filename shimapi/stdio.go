@@ -27,6 +27,7 @@ type procIO struct {
 	listener              *net.UnixListener
 	masterc               chan masterResult
 	master                console.Console
+	epoller               *console.Epoller
 	copies                sync.WaitGroup
 	stdinPath, stdoutPath string
 	mu                    sync.Mutex
@@ -220,7 +221,7 @@ func (p *procIO) runtimeStdio() [3]*os.File { return [3]*os.File{p.stdin, p.stdo
 
 // started is called once the runtime has handed the stdio to the process: the shim drops its
 // copies of the container ends and, with a terminal, starts copying between pty and fifos.
-func (p *procIO) started() error {
+func (p *procIO) started(ep func() (*console.Epoller, error)) error {
 	for _, f := range []*os.File{p.stdin, p.stdout, p.stderr} {
 		if f != nil {
 			f.Close()
@@ -236,11 +237,21 @@ func (p *procIO) started() error {
 	if res.err != nil {
 		return fmt.Errorf("receive pty master: %w", res.err)
 	}
-	m, err := console.ConsoleFromFile(res.f)
+	cons, err := console.ConsoleFromFile(res.f)
 	if err != nil {
 		return err
 	}
-	p.master = m
+	epoller, err := ep()
+	if err != nil {
+		cons.Close()
+		return err
+	}
+	m, err := epoller.Add(cons)
+	if err != nil {
+		cons.Close()
+		return fmt.Errorf("pty master: %w", err)
+	}
+	p.master, p.epoller = m, epoller
 	if p.stdinPath != "" {
 		keep, in, err := p.openFifo(p.stdinPath, os.O_RDONLY)
 		if err != nil {
@@ -289,6 +300,11 @@ func (p *procIO) closeStdin() {
 func (p *procIO) exited() {
 	p.closeStdin()
 	if p.master != nil {
+		// An epoll console waits out EIO as if the slave might come back: shutting it down makes
+		// the copy return EOF once the last output is read.
+		if ec, ok := p.master.(*console.EpollConsole); ok && p.epoller != nil {
+			ec.Shutdown(p.epoller.CloseConsole)
+		}
 		p.copies.Wait()
 	}
 	p.mu.Lock()
