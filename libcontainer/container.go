@@ -238,7 +238,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 
 	c = &Container{root: root, dir: dir, lock: lock, state: &State{
 		ID: o.ID, Bundle: o.Bundle, Rootfs: rootfsOf(o.Spec, o.Bundle), Created: time.Now().UTC(),
-		Owner: "", Config: o.Spec, NoPivot: o.NoPivot,
+		Owner: "", Config: o.Spec,
 	}}
 
 	fifo := filepath.Join(dir, fifoName)

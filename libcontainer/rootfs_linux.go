@@ -385,8 +385,24 @@ func createDevices(root *os.File, spec *rspec.Spec) error {
 	inUserNS := hasNewNamespace(spec, rspec.UserNamespace)
 	old := unix.Umask(0)
 	defer unix.Umask(old)
+	// Devices mostly share one directory (/dev): resolve each directory once.
+	dirs := map[string]*os.File{}
+	defer func() {
+		for _, d := range dirs {
+			d.Close()
+		}
+	}()
 	for _, d := range devs {
-		if err := makeDevice(root, d, inUserNS); err != nil {
+		parent := path.Dir(path.Clean(d.path))
+		dir, ok := dirs[parent]
+		if !ok {
+			h, err := pathrs.MkdirAllHandle(root, parent, 0o755)
+			if err != nil {
+				return fmt.Errorf("device %s: %w", d.path, err)
+			}
+			dirs[parent], dir = h, h
+		}
+		if err := makeDevice(dir, d, inUserNS); err != nil {
 			return fmt.Errorf("device %s: %w", d.path, err)
 		}
 	}
@@ -394,11 +410,14 @@ func createDevices(root *os.File, spec *rspec.Spec) error {
 	if _, err := os.Stat("/proc/kcore"); err == nil {
 		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
 	}
-	devDir, err := pathrs.MkdirAllHandle(root, "/dev", 0o755)
-	if err != nil {
-		return fmt.Errorf("/dev: %w", err)
+	devDir, ok := dirs["/dev"]
+	if !ok {
+		h, err := pathrs.MkdirAllHandle(root, "/dev", 0o755)
+		if err != nil {
+			return fmt.Errorf("/dev: %w", err)
+		}
+		dirs["/dev"], devDir = h, h
 	}
-	defer devDir.Close()
 	// /dev/ptmx points at the devpts instance mounted at /dev/pts, so ptys made in the
 	// container belong to it.
 	if fd, err := unix.Openat(int(devDir.Fd()), "pts/ptmx", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
@@ -414,12 +433,8 @@ func createDevices(root *os.File, spec *rspec.Spec) error {
 	return nil
 }
 
-func makeDevice(root *os.File, d devSpec, bind bool) error {
-	dir, err := pathrs.MkdirAllHandle(root, path.Dir(d.path), 0o755)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
+// makeDevice creates one node in dir, the already resolved parent of d.path.
+func makeDevice(dir *os.File, d devSpec, bind bool) error {
 	base := path.Base(d.path)
 	if bind {
 		fd, err := unix.Openat(int(dir.Fd()), base, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)

@@ -37,18 +37,15 @@ const (
 // State is what husk persists per container. Status is not stored: it is derived from the init
 // process (alive and the same process, by start time), the exec fifo and the freezer.
 type State struct {
-	ID            string            `json:"id"`
-	InitPid       int               `json:"init_pid"`
-	InitStartTime uint64            `json:"init_start_time"`
-	Bundle        string            `json:"bundle"`
-	Rootfs        string            `json:"rootfs"`
-	Created       time.Time         `json:"created"`
-	Owner         string            `json:"owner"`
-	Cgroup        cgroups.Paths     `json:"cgroup_paths"`
-	Namespaces    map[string]string `json:"namespace_paths,omitempty"`
-	Config        *rspec.Spec       `json:"config"`
-	// NoPivot and NoNewKeyring are kept so exec behaves like create did.
-	NoPivot bool `json:"no_pivot,omitempty"`
+	ID            string        `json:"id"`
+	InitPid       int           `json:"init_pid"`
+	InitStartTime uint64        `json:"init_start_time"`
+	Bundle        string        `json:"bundle"`
+	Rootfs        string        `json:"rootfs"`
+	Created       time.Time     `json:"created"`
+	Owner         string        `json:"owner"`
+	Cgroup        cgroups.Paths `json:"cgroup_paths"`
+	Config        *rspec.Spec   `json:"config"`
 }
 
 // OCIState is the runtime-spec state plus runc's extra fields, as `husk state` prints it.

@@ -21,11 +21,11 @@ func setupUser(p *rspec.Process) error {
 	if caps == nil {
 		caps = &rspec.LinuxCapabilities{}
 	}
-	bounding, err := capMask(caps.Bounding)
+	last := lastCap()
+	bounding, err := capMask(caps.Bounding, last)
 	if err != nil {
 		return err
 	}
-	last := lastCap()
 	for c := 0; c <= last; c++ {
 		if bounding&(1<<uint(c)) == 0 {
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
@@ -56,15 +56,15 @@ func setupUser(p *rspec.Process) error {
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	}
-	eff, err := capMask(caps.Effective)
+	eff, err := capMask(caps.Effective, last)
 	if err != nil {
 		return err
 	}
-	perm, err := capMask(caps.Permitted)
+	perm, err := capMask(caps.Permitted, last)
 	if err != nil {
 		return err
 	}
-	inh, err := capMask(caps.Inheritable)
+	inh, err := capMask(caps.Inheritable, last)
 	if err != nil {
 		return err
 	}
@@ -101,14 +101,14 @@ func setgroups(gids []uint32) error {
 	return nil
 }
 
-func capMask(names []string) (uint64, error) {
+func capMask(names []string, last int) (uint64, error) {
 	var m uint64
 	for _, n := range names {
 		c, ok := specs.Capability(n)
 		if !ok {
 			return 0, fmt.Errorf("unknown capability %q", n)
 		}
-		if c > lastCap() {
+		if c > last {
 			continue // unknown to this kernel: nothing to grant
 		}
 		m |= 1 << uint(c)

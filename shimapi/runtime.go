@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
+	"os/exec"
 	"time"
 )
 
@@ -74,9 +73,9 @@ func (r *runtimeClient) run(stdio [3]*os.File, capture bool, stdin []byte, args 
 		defer pr.Close()
 	}
 	argv := r.argv(args...)
-	bin, err := lookPath(argv[0])
+	bin, err := exec.LookPath(argv[0])
 	if err != nil {
-		return nil, &runtimeError{cmd: args[0], msg: err.Error()}
+		return nil, &runtimeError{cmd: args[0], msg: fmt.Sprintf("runtime binary %q not found: %v", argv[0], err)}
 	}
 	argv[0] = bin
 	_, done, err := r.reaper.forkExec(argv, os.Environ(), "", fds[:])
@@ -135,19 +134,6 @@ func (r *runtimeClient) lastError(status int) string {
 		return fmt.Sprintf("exit status %d", status)
 	}
 	return last
-}
-
-func lookPath(name string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("runtime binary %q not found in PATH", name)
 }
 
 // ociState is the part of `runtime state` the shim needs.

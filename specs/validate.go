@@ -10,7 +10,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// namespaceFlags lists every namespace type husk can create or join.
+// namespaceTypes lists every namespace type husk can create or join.
 var namespaceTypes = map[rspec.LinuxNamespaceType]bool{
 	rspec.PIDNamespace: true, rspec.NetworkNamespace: true, rspec.MountNamespace: true,
 	rspec.IPCNamespace: true, rspec.UTSNamespace: true, rspec.UserNamespace: true,
