@@ -14,9 +14,12 @@ DEMO_DIR ?= build/demo
 all: build
 
 build:
-	# husk links libseccomp and glibc statically: no dynamic loading on each of the two process
-	# starts a create or exec pays (~0.8 ms each); osusergo/netgo keep NSS out of static glibc.
-	$(GO) build $(GOFLAGS_BUILD),osusergo,netgo -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk ./cmd/runtime
+	# husk, the command line, is pure Go and static: no libc to load on any of the four
+	# processes a container's life starts, and no cgroup, protobuf or eBPF libraries to initialise.
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/husk ./cmd/runtime
+	# husk-init, the container's first process, needs cgo (setns before the Go runtime starts,
+	# libseccomp); it links libseccomp and glibc statically (no dynamic loading at each start),
+	# with osusergo/netgo keeping NSS out of static glibc.
 	$(GO) build $(GOFLAGS_BUILD),osusergo,netgo,huskinit -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
 	# The shim is static (no cgo, no libc): it stays resident for the whole life of a container.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/containerd-shim-husk-v2 ./cmd/shim

@@ -43,6 +43,7 @@ func TestCgroup2InVM(t *testing.T) {
 	}
 	copyFile(t, busyboxBin, filepath.Join(root, "bin/busybox"))
 	copyFile(t, huskBin, filepath.Join(root, "bin/husk"))
+	copyFile(t, filepath.Join(filepath.Dir(huskBin), "husk-init"), filepath.Join(root, "bin/husk-init"))
 	copyFile(t, "testdata/cgroup2-init.sh", filepath.Join(root, "init"))
 	bundle := func(name string, args []string, mutate func(*rspec.Spec)) {
 		dir := filepath.Join(root, "b", name)

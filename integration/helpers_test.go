@@ -35,11 +35,16 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
+		// husk is pure Go; the init it starts, husk-init, beside it, needs cgo and its tag.
 		huskBin = filepath.Join(dir, "husk")
-		out, err := exec.Command("go", "build", "-o", huskBin, "../cmd/runtime").CombinedOutput()
-		if err != nil {
-			fmt.Printf("build husk: %v\n%s", err, out)
-			os.Exit(1)
+		for _, args := range [][]string{
+			{"build", "-o", huskBin, "../cmd/runtime"},
+			{"build", "-tags", "huskinit", "-o", filepath.Join(dir, "husk-init"), "../cmd/husk-init"},
+		} {
+			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+				fmt.Printf("go %v: %v\n%s", args, err, out)
+				os.Exit(1)
+			}
 		}
 	}
 	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {

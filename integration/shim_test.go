@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cgv1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
@@ -212,8 +213,16 @@ func testShimLifecycle(t *testing.T, runtime string) {
 	if err != nil || len(pids.Processes) == 0 || pids.Processes[0].Pid != cr.Pid {
 		t.Errorf("Pids: %v %v", pids, err)
 	}
-	if _, err := h.client.Stats(ctx, &taskapi.StatsRequest{ID: "c1"}); err != nil {
+	if st, err := h.client.Stats(ctx, &taskapi.StatsRequest{ID: "c1"}); err != nil {
 		t.Errorf("Stats: %v", err)
+	} else {
+		// What `ctr task metrics` and the CRI decode: cgroups v1 Metrics on this host.
+		var m cgv1stats.Metrics
+		if st.Stats.TypeUrl != "io.containerd.cgroups.v1.Metrics" || st.Stats.UnmarshalTo(&m) != nil {
+			t.Errorf("Stats: type %q", st.Stats.TypeUrl)
+		} else if m.Memory.GetUsage().GetUsage() == 0 || m.Pids.GetCurrent() == 0 || m.CPU.GetUsage().GetTotal() == 0 {
+			t.Errorf("Stats: empty metrics: memory %v pids %v cpu %v", m.Memory.GetUsage(), m.Pids, m.CPU.GetUsage())
+		}
 	}
 	if _, err := h.client.Pause(ctx, &taskapi.PauseRequest{ID: "c1"}); err != nil {
 		t.Errorf("Pause: %v", err)

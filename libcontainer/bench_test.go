@@ -1,6 +1,7 @@
 package libcontainer
 
 import (
+	"encoding/json"
 	"os"
 	"testing"
 
@@ -15,13 +16,17 @@ func BenchmarkSyncConfig(b *testing.B) {
 	}
 	defer r.Close()
 	defer w.Close()
-	s := specs.Default()
-	cfg := &initConfig{Mode: "create", ID: "bench", Spec: s, Process: s.Process, Rootfs: "/rootfs"}
+	raw, _ := json.Marshal(specs.Default())
+	cfg := &initConfig{Mode: "create", ID: "bench", RawSpec: raw, Rootfs: "/rootfs"}
 	send, recv := newSyncPipe(w), newSyncPipe(r)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		go send.send(syncMsg{Type: msgConfig, Config: cfg})
-		if _, err := recv.expect(msgConfig); err != nil {
+		m, err := recv.expect(msgConfig)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := decodeSpec(m.Config); err != nil {
 			b.Fatal(err)
 		}
 	}

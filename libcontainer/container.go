@@ -5,6 +5,7 @@
 package libcontainer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,8 @@ type Container struct {
 	dir   string
 	state *State
 	lock  *os.File
-	init  *Process // set in the process that created the container (for `run`)
+	init  *Process    // set in the process that created the container (for `run`)
+	spec  *rspec.Spec // the decoded state.Config, once needed
 }
 
 // Stdio is the standard streams given to the container's process.
@@ -50,6 +52,8 @@ type CreateOpts struct {
 	ID            string
 	Bundle        string // absolute
 	Spec          *rspec.Spec
+	RawSpec       []byte   // Spec as JSON (config.json's bytes); encoded from Spec when nil
+	ExtraEnv      []string // added to the process environment (LISTEN_FDS)
 	ConsoleSocket string   // path of a unix socket that receives the pty master
 	ConsoleConn   *os.File // or an already connected socket (foreground run)
 	PidFile       string
@@ -153,8 +157,21 @@ func (c *Container) Close() {
 // ID returns the container id.
 func (c *Container) ID() string { return c.state.ID }
 
-// Config returns the spec the container was created with.
-func (c *Container) Config() *rspec.Spec { return c.state.Config }
+// Config decodes the spec the container was created with. The state keeps it as JSON: only
+// exec needs it, and decoding the whole spec costs the other commands milliseconds.
+func (c *Container) Config() (*rspec.Spec, error) {
+	if c.spec == nil {
+		var s rspec.Spec
+		if err := json.Unmarshal(c.state.Config, &s); err != nil {
+			return nil, fmt.Errorf("container %s: corrupt state: %w", c.state.ID, err)
+		}
+		if s.Process == nil || s.Linux == nil {
+			return nil, fmt.Errorf("container %s: corrupt state: the spec has no process or linux section", c.state.ID)
+		}
+		c.spec = &s
+	}
+	return c.spec, nil
+}
 
 // Status derives the container's current status.
 func (c *Container) Status() Status { return c.status() }
@@ -180,14 +197,14 @@ func (c *Container) OCIState() OCIState {
 	return OCIState{
 		OCIVersion: rspec.Version, ID: c.state.ID, Pid: pid, Status: st,
 		Bundle: c.state.Bundle, Rootfs: c.state.Rootfs, Created: c.state.Created,
-		Annotations: c.state.Config.Annotations, Owner: c.state.Owner,
+		Annotations: c.state.Annotations, Owner: c.state.Owner,
 	}
 }
 
 func (c *Container) hookState(status Status) *rspec.State {
 	return &rspec.State{
 		Version: rspec.Version, ID: c.state.ID, Status: rspec.ContainerState(status),
-		Pid: c.state.InitPid, Bundle: c.state.Bundle, Annotations: c.state.Config.Annotations,
+		Pid: c.state.InitPid, Bundle: c.state.Bundle, Annotations: c.state.Annotations,
 	}
 }
 
@@ -238,8 +255,13 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 
 	c = &Container{root: root, dir: dir, lock: lock, state: &State{
 		ID: o.ID, Bundle: o.Bundle, Rootfs: rootfsOf(o.Spec, o.Bundle), Created: time.Now().UTC(),
-		Owner: "", Config: o.Spec,
-	}}
+		Owner: "", Config: o.RawSpec, Annotations: o.Spec.Annotations, Hooks: o.Spec.Hooks,
+	}, spec: o.Spec}
+	if c.state.Config == nil {
+		if c.state.Config, err = json.Marshal(o.Spec); err != nil {
+			return nil, fmt.Errorf("container %s: encode spec: %w", o.ID, err)
+		}
+	}
 
 	fifo := filepath.Join(dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
@@ -294,7 +316,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings,
 	}
 	cfg := &initConfig{
-		Mode: "create", ID: o.ID, Spec: o.Spec, Process: o.Spec.Process, Rootfs: c.state.Rootfs,
+		Mode: "create", ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
 	}
@@ -419,7 +441,7 @@ func (c *Container) Start() error {
 	if err := os.Remove(fifo); err != nil {
 		return fmt.Errorf("container %s: %w", c.state.ID, err)
 	}
-	if h := c.state.Config.Hooks; h != nil && len(h.Poststart) > 0 {
+	if h := c.state.Hooks; h != nil && len(h.Poststart) > 0 {
 		if err := runHooks(h.Poststart, "poststart", c.hookState(Running)); err != nil {
 			// The spec says a failing poststart hook is only logged; runc kills the container,
 			// which users of `docker run` expect too.
@@ -528,7 +550,7 @@ func (c *Container) destroy() error {
 	if err := cg.Destroy(); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if h := c.state.Config.Hooks; h != nil && len(h.Poststop) > 0 {
+	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 {
 		if err := runHooks(h.Poststop, "poststop", c.hookState(Stopped)); err != nil {
 			errs = append(errs, err.Error())
 		}
@@ -567,17 +589,21 @@ func startLocked(nsfds []*os.File, f func() error) error {
 	return <-errc
 }
 
-// sealedBinary is the binary the init runs from, sealed per process start (see exeseal): the
-// lean husk-init when it is installed beside husk (it starts faster: no command line or cgroup
-// libraries to initialise), else husk itself.
+// sealedBinary is the container init binary, husk-init from beside husk, sealed per process
+// start (see exeseal). husk itself is pure Go and never runs an init: the init needs cgo (setns
+// before the Go runtime starts, libseccomp), and the command line, run four times per container,
+// starts faster without it.
 func sealedBinary() (*os.File, error) {
-	if self, err := os.Executable(); err == nil {
-		initBin := filepath.Join(filepath.Dir(self), "husk-init")
-		if st, err := os.Stat(initBin); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return exeseal.OpenPath(initBin)
-		}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find husk-init: %w", err)
 	}
-	return exeseal.Open()
+	initBin := filepath.Join(filepath.Dir(self), "husk-init")
+	st, err := os.Stat(initBin)
+	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("husk-init is not installed beside %s (install both binaries: make install)", self)
+	}
+	return exeseal.OpenPath(initBin)
 }
 
 // RemoveStale removes the directory of a create that died before writing any state (it holds

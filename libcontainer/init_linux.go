@@ -1,6 +1,7 @@
 package libcontainer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +38,10 @@ func Init() {
 		os.Exit(1)
 	}
 	cfg := m.Config
+	if err := decodeSpec(cfg); err != nil {
+		_ = pipe.send(syncMsg{Type: msgError, Message: err.Error()})
+		os.Exit(1)
+	}
 	if cfg.Mode == "create" {
 		err = initContainer(pipe, cfg)
 	} else {
@@ -45,6 +50,26 @@ func Init() {
 	// If the parent is gone it has already reported (or aborted) the create: stay silent.
 	_ = pipe.send(syncMsg{Type: msgError, Message: err.Error()})
 	os.Exit(1)
+}
+
+// decodeSpec decodes the spec the parent passed on as JSON and picks the process to run.
+func decodeSpec(cfg *initConfig) error {
+	if cfg == nil {
+		return errors.New("init: no config")
+	}
+	var s rspec.Spec
+	if err := json.Unmarshal(cfg.RawSpec, &s); err != nil {
+		return fmt.Errorf("init: decode spec: %w", err)
+	}
+	if s.Process == nil || s.Linux == nil {
+		return errors.New("init: the spec has no process or linux section")
+	}
+	cfg.Spec = &s
+	if cfg.Process == nil {
+		cfg.Process = s.Process
+	}
+	cfg.Process.Env = append(cfg.Process.Env, cfg.ExtraEnv...)
+	return nil
 }
 
 func hasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {

@@ -302,7 +302,11 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		defer console.Close()
 	}
 	joins := map[rspec.LinuxNamespaceType]string{}
-	for _, ns := range c.state.Config.Linux.Namespaces {
+	spec, err := c.Config()
+	if err != nil {
+		return nil, err
+	}
+	for _, ns := range spec.Linux.Namespaces {
 		name := nsProcName[ns.Type]
 		path := fmt.Sprintf("/proc/%d/ns/%s", c.state.InitPid, name)
 		if sameNamespace(path, "/proc/self/ns/"+name) {
@@ -311,7 +315,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		joins[ns.Type] = path
 	}
 	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins}
-	cfg := &initConfig{Mode: "exec", ID: c.state.ID, Spec: c.state.Config, Process: o.Process, NoNewKeyring: true}
+	cfg := &initConfig{Mode: "exec", ID: c.state.ID, RawSpec: c.state.Config, Process: o.Process, NoNewKeyring: true}
 	cmd, pipe, err := p.start(cfg, c.Cgroup())
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)

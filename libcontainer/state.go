@@ -45,7 +45,10 @@ type State struct {
 	Created       time.Time     `json:"created"`
 	Owner         string        `json:"owner"`
 	Cgroup        cgroups.Paths `json:"cgroup_paths"`
-	Config        *rspec.Spec   `json:"config"`
+	// The spec as JSON, decoded only by exec; the parts other commands use are kept decoded.
+	Config      json.RawMessage   `json:"config"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Hooks       *rspec.Hooks      `json:"hooks,omitempty"`
 }
 
 // OCIState is the runtime-spec state plus runc's extra fields, as `husk state` prints it.

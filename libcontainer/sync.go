@@ -23,18 +23,20 @@ const (
 
 // initConfig is what the parent sends the init process once it sits in its cgroup.
 type initConfig struct {
-	Mode            string         `json:"mode"` // "create" or "exec"
-	ID              string         `json:"id"`
-	Spec            *rspec.Spec    `json:"spec"`
-	Process         *rspec.Process `json:"process"`
-	Rootfs          string         `json:"rootfs,omitempty"`
-	Bundle          string         `json:"bundle,omitempty"`
-	NoPivot         bool           `json:"no_pivot,omitempty"`
-	NoNewKeyring    bool           `json:"no_new_keyring,omitempty"`
-	HasRuntimeHooks bool           `json:"has_runtime_hooks,omitempty"`
-	FifoFd          int            `json:"fifo_fd,omitempty"`
-	ConsoleFd       int            `json:"console_fd,omitempty"`
-	PreserveFds     int            `json:"preserve_fds,omitempty"`
+	Mode            string          `json:"mode"` // "create" or "exec"
+	ID              string          `json:"id"`
+	RawSpec         json.RawMessage `json:"spec"`              // the spec, passed on as JSON: never re-encoded
+	Spec            *rspec.Spec     `json:"-"`                 // RawSpec decoded, by the init
+	Process         *rspec.Process  `json:"process,omitempty"` // exec's process; the spec's when nil
+	ExtraEnv        []string        `json:"extra_env,omitempty"`
+	Rootfs          string          `json:"rootfs,omitempty"`
+	Bundle          string          `json:"bundle,omitempty"`
+	NoPivot         bool            `json:"no_pivot,omitempty"`
+	NoNewKeyring    bool            `json:"no_new_keyring,omitempty"`
+	HasRuntimeHooks bool            `json:"has_runtime_hooks,omitempty"`
+	FifoFd          int             `json:"fifo_fd,omitempty"`
+	ConsoleFd       int             `json:"console_fd,omitempty"`
+	PreserveFds     int             `json:"preserve_fds,omitempty"`
 }
 
 type syncMsg struct {

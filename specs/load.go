@@ -12,36 +12,41 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// Load reads and validates bundle/config.json. The bundle path is returned absolute, and a
-// relative root.path is resolved against it, because the state and the init process outlive
-// the caller's working directory.
-func Load(bundle string) (*rspec.Spec, string, error) {
+// Load reads and validates bundle/config.json, returning the spec, the file's bytes (kept as
+// they are: passing them on spares re-encoding the spec) and the bundle path made absolute,
+// because the state and the init process outlive the caller's working directory.
+func Load(bundle string) (*rspec.Spec, []byte, string, error) {
 	abs, err := filepath.Abs(bundle)
 	if err != nil {
-		return nil, "", fmt.Errorf("bundle %q: %w", bundle, err)
+		return nil, nil, "", fmt.Errorf("bundle %q: %w", bundle, err)
 	}
 	data, err := os.ReadFile(filepath.Join(abs, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, "", fmt.Errorf("bundle %s: config.json not found", abs)
+			return nil, nil, "", fmt.Errorf("bundle %s: config.json not found", abs)
 		}
-		return nil, "", fmt.Errorf("bundle %s: %w", abs, err)
+		return nil, nil, "", fmt.Errorf("bundle %s: %w", abs, err)
 	}
 	spec, err := Parse(data)
 	if err != nil {
-		return nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
+		return nil, nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
 	}
 	if err := Validate(spec, abs); err != nil {
-		return nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
+		return nil, nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
 	}
-	return spec, abs, nil
+	return spec, data, abs, nil
 }
 
 // Parse decodes a config.json, reporting syntax errors with their line so the user can find them.
 func Parse(data []byte) (*rspec.Spec, error) {
 	var spec rspec.Spec
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&spec); err != nil {
+	err := dec.Decode(&spec)
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); err == nil && len(rest) > 0 {
+		line := bytes.Count(data[:dec.InputOffset()], []byte("\n")) + 1
+		return nil, fmt.Errorf("invalid JSON at line %d: data after the top-level object", line)
+	}
+	if err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			line := bytes.Count(data[:se.Offset], []byte("\n")) + 1

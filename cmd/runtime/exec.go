@@ -48,7 +48,12 @@ var execCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		p, err := execProcess(c, ct.Config())
+		spec, err := ct.Config()
+		if err != nil {
+			ct.Close()
+			return err
+		}
+		p, err := execProcess(c, spec)
 		if err != nil {
 			ct.Close()
 			return err

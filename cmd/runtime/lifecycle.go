@@ -56,12 +56,12 @@ func createOpts(c *cli.Context) (libcontainer.CreateOpts, error) {
 	if bundle == "" {
 		bundle = "."
 	}
-	spec, abs, err := specs.Load(bundle)
+	spec, raw, abs, err := specs.Load(bundle)
 	if err != nil {
 		return libcontainer.CreateOpts{}, err
 	}
 	o := libcontainer.CreateOpts{
-		ID: id, Bundle: abs, Spec: spec, ConsoleSocket: c.String("console-socket"),
+		ID: id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: c.String("console-socket"),
 		PidFile: c.String("pid-file"), NoPivot: c.Bool("no-pivot"), NoNewKeyring: c.Bool("no-new-keyring"),
 		PreserveFds: c.Int("preserve-fds"),
 		Stdio:       libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
@@ -71,7 +71,7 @@ func createOpts(c *cli.Context) (libcontainer.CreateOpts, error) {
 		if n > o.PreserveFds {
 			o.PreserveFds = n
 		}
-		spec.Process.Env = append(spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
+		o.ExtraEnv = []string{"LISTEN_FDS=" + strconv.Itoa(n), "LISTEN_PID=1"}
 	}
 	return o, nil
 }

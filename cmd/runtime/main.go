@@ -1,4 +1,10 @@
 // Command husk is a runc-compatible OCI runtime.
+//
+// The runtime's cgroup-aware GOMAXPROCS reads cgroup files at every start and rechecks them
+// in the background: husk's processes are short-lived or idle, so neither is worth it.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -9,9 +15,6 @@ import (
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
-
-	"github.com/husk-runtime/husk/libcontainer"
-	_ "github.com/husk-runtime/husk/libcontainer/nsenter"
 )
 
 // Set by the Makefile.
@@ -20,19 +23,7 @@ var (
 	commit  = "unknown"
 )
 
-func init() {
-	// The init process must keep its main goroutine on the main thread from the very start.
-	if libcontainer.IsInit() {
-		runtime.GOMAXPROCS(1)
-		runtime.LockOSThread()
-	}
-}
-
 func main() {
-	if libcontainer.IsInit() {
-		libcontainer.Init()
-		return
-	}
 	app := cli.NewApp()
 	app.Name = "husk"
 	app.Usage = "a fast, runc-compatible OCI container runtime"
@@ -67,7 +58,7 @@ func main() {
 	app.Commands = []cli.Command{
 		createCommand, startCommand, runCommand, stateCommand, killCommand, deleteCommand,
 		listCommand, execCommand, pauseCommand, resumeCommand, psCommand, specCommand,
-		featuresCommand, eventsCommand, updateCommand, cgroupMetricsCommand,
+		featuresCommand, eventsCommand, updateCommand,
 	}
 	app.CommandNotFound = func(c *cli.Context, cmd string) {
 		fatal(fmt.Errorf("unknown command %q", cmd))

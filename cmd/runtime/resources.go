@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/husk-runtime/husk/libcontainer"
-	"github.com/husk-runtime/husk/libcontainer/cgroups"
 )
 
 var updateCommand = cli.Command{
@@ -183,7 +182,7 @@ var eventsCommand = cli.Command{
 				return nil // the container is gone: so is its event stream
 			}
 			if time.Now().After(nextStats) {
-				st, err := cgroups.Stats(pid)
+				st, err := cg.Stats()
 				if err != nil {
 					enc.Encode(event{Type: "error", ID: id, Data: err.Error()})
 				} else {

@@ -1,5 +1,11 @@
 // Command containerd-shim-husk-v2 is husk's containerd shim v2: containerd starts it per
 // container (or per pod) to run tasks through husk, or through runc or crun when asked.
+//
+// The runtime's cgroup-aware GOMAXPROCS reads cgroup files at every start and rechecks them
+// in the background: husk's processes are short-lived or idle, so neither is worth it.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

@@ -1,170 +1,335 @@
 package cgroups
 
 import (
+	"bufio"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
-	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
 )
 
-// RuncStats is `runc events` stats data: the JSON that tools reading runc's events expect.
-type RuncStats struct {
-	CPU     RuncCPU                `json:"cpu"`
-	Memory  RuncMemory             `json:"memory"`
-	Pids    RuncPids               `json:"pids"`
-	Blkio   RuncBlkio              `json:"blkio"`
-	Hugetlb map[string]RuncHugetlb `json:"hugetlb"`
+// Stats is the data of a `runc events` stats record, in the JSON that go-runc and everything
+// reading runc's events decode. Memory.Raw holds the whole memory.stat, so a consumer can
+// rebuild the richer per-version metrics (the shim's cgroups v1/v2 Metrics) from it.
+type Stats struct {
+	CPU     CPU                `json:"cpu"`
+	Memory  Memory             `json:"memory"`
+	Pids    PidsStats          `json:"pids"`
+	Blkio   Blkio              `json:"blkio"`
+	Hugetlb map[string]Hugetlb `json:"hugetlb"`
 }
 
-type RuncCPU struct {
-	Usage      RuncCPUUsage   `json:"usage,omitempty"`
-	Throttling RuncThrottling `json:"throttling,omitempty"`
+type CPU struct {
+	Usage      CPUUsage   `json:"usage,omitempty"`
+	Throttling Throttling `json:"throttling,omitempty"`
 }
 
-type RuncCPUUsage struct {
+// CPUUsage is in nanoseconds.
+type CPUUsage struct {
 	Total  uint64   `json:"total,omitempty"`
 	Percpu []uint64 `json:"percpu,omitempty"`
 	Kernel uint64   `json:"kernel"`
 	User   uint64   `json:"user"`
 }
 
-type RuncThrottling struct {
+type Throttling struct {
 	Periods          uint64 `json:"periods,omitempty"`
-	ThrottledPeriods uint64 `json:"throttled_periods,omitempty"`
-	ThrottledTime    uint64 `json:"throttled_time,omitempty"`
+	ThrottledPeriods uint64 `json:"throttledPeriods,omitempty"`
+	ThrottledTime    uint64 `json:"throttledTime,omitempty"` // nanoseconds
 }
 
-type RuncMemoryEntry struct {
+type MemoryEntry struct {
 	Limit   uint64 `json:"limit"`
 	Usage   uint64 `json:"usage,omitempty"`
 	Max     uint64 `json:"max,omitempty"`
 	Failcnt uint64 `json:"failcnt"`
 }
 
-type RuncMemory struct {
-	Cache  uint64            `json:"cache,omitempty"`
-	Usage  RuncMemoryEntry   `json:"usage,omitempty"`
-	Swap   RuncMemoryEntry   `json:"swap,omitempty"`
-	Kernel RuncMemoryEntry   `json:"kernel,omitempty"`
-	Raw    map[string]uint64 `json:"raw,omitempty"`
+type Memory struct {
+	Cache     uint64            `json:"cache,omitempty"`
+	Usage     MemoryEntry       `json:"usage,omitempty"`
+	Swap      MemoryEntry       `json:"swap,omitempty"` // memory plus swap, as v1 counts it
+	Kernel    MemoryEntry       `json:"kernel,omitempty"`
+	KernelTCP MemoryEntry       `json:"kernelTCP,omitempty"`
+	Raw       map[string]uint64 `json:"raw,omitempty"`
 }
 
-type RuncPids struct {
+type PidsStats struct {
 	Current uint64 `json:"current,omitempty"`
 	Limit   uint64 `json:"limit,omitempty"`
 }
 
-type RuncBlkioEntry struct {
+type BlkioEntry struct {
 	Major uint64 `json:"major,omitempty"`
 	Minor uint64 `json:"minor,omitempty"`
 	Op    string `json:"op,omitempty"`
 	Value uint64 `json:"value,omitempty"`
 }
 
-type RuncBlkio struct {
-	IoServiceBytesRecursive []RuncBlkioEntry `json:"ioServiceBytesRecursive,omitempty"`
-	IoServicedRecursive     []RuncBlkioEntry `json:"ioServicedRecursive,omitempty"`
+type Blkio struct {
+	IoServiceBytesRecursive []BlkioEntry `json:"ioServiceBytesRecursive,omitempty"`
+	IoServicedRecursive     []BlkioEntry `json:"ioServicedRecursive,omitempty"`
+	IoQueuedRecursive       []BlkioEntry `json:"ioQueueRecursive,omitempty"`
+	IoServiceTimeRecursive  []BlkioEntry `json:"ioServiceTimeRecursive,omitempty"`
+	IoWaitTimeRecursive     []BlkioEntry `json:"ioWaitTimeRecursive,omitempty"`
+	IoMergedRecursive       []BlkioEntry `json:"ioMergedRecursive,omitempty"`
+	IoTimeRecursive         []BlkioEntry `json:"ioTimeRecursive,omitempty"`
+	SectorsRecursive        []BlkioEntry `json:"sectorsRecursive,omitempty"`
 }
 
-type RuncHugetlb struct {
+type Hugetlb struct {
 	Usage   uint64 `json:"usage,omitempty"`
 	Max     uint64 `json:"max,omitempty"`
 	Failcnt uint64 `json:"failcnt"`
 }
 
-// Stats reads the metrics of process pid's cgroup in runc's events format.
-func Stats(pid int) (*RuncStats, error) {
-	m, err := Metrics(pid)
+// userHZ is the unit of cpuacct.stat; Linux fixes it at 100 on every architecture husk runs.
+const userHZ = 100
+
+// Of returns the manager of the cgroup process pid is in.
+func Of(pid int) (*Manager, error) {
+	mode := HostMode()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cgroup of pid %d: %w", pid, err)
 	}
-	st := &RuncStats{Hugetlb: map[string]RuncHugetlb{}}
-	switch m := m.(type) {
-	case *v1.Metrics:
-		if c := m.CPU; c != nil && c.Usage != nil {
-			st.CPU.Usage = RuncCPUUsage{Total: c.Usage.Total, Percpu: c.Usage.PerCPU, Kernel: c.Usage.Kernel, User: c.Usage.User}
-			if t := c.Throttling; t != nil {
-				st.CPU.Throttling = RuncThrottling{t.Periods, t.ThrottledPeriods, t.ThrottledTime}
+	defer f.Close()
+	paths := Paths{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		parts := strings.SplitN(s.Text(), ":", 3)
+		switch {
+		case len(parts) != 3, strings.HasPrefix(parts[1], "name="):
+		case parts[1] == "":
+			if mode != Legacy {
+				paths[""] = parts[2]
+			}
+		case mode != Unified:
+			paths[parts[1]] = parts[2]
+		}
+	}
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("cgroup of pid %d: %w", pid, err)
+	}
+	return &Manager{paths: paths, mode: mode}, nil
+}
+
+// Stats reads the cgroup's statistics. Controllers the host lacks are left empty.
+func (m *Manager) Stats() (*Stats, error) {
+	st := &Stats{Hugetlb: map[string]Hugetlb{}}
+	if m.mode == Unified {
+		m.statsV2(st)
+		return st, nil
+	}
+	if d := m.v1Dir("cpuacct"); d != "" {
+		st.CPU.Usage.Total = readUint(d, "cpuacct.usage")
+		if v, err := readFile(d, "cpuacct.usage_percpu"); err == nil {
+			for _, f := range strings.Fields(v) {
+				n, _ := strconv.ParseUint(f, 10, 64)
+				st.CPU.Usage.Percpu = append(st.CPU.Usage.Percpu, n)
 			}
 		}
-		if mem := m.Memory; mem != nil {
-			st.Memory.Cache = mem.Cache
-			st.Memory.Usage = v1Entry(mem.Usage)
-			st.Memory.Swap = v1Entry(mem.Swap)
-			st.Memory.Kernel = v1Entry(mem.Kernel)
-			st.Memory.Raw = map[string]uint64{"rss": mem.RSS, "cache": mem.Cache, "mapped_file": mem.MappedFile, "pgfault": mem.PgFault, "pgmajfault": mem.PgMajFault, "total_rss": mem.TotalRSS}
-		}
-		if p := m.Pids; p != nil {
-			st.Pids = RuncPids{p.Current, p.Limit}
-		}
-		if b := m.Blkio; b != nil {
-			for _, e := range b.IoServiceBytesRecursive {
-				st.Blkio.IoServiceBytesRecursive = append(st.Blkio.IoServiceBytesRecursive, RuncBlkioEntry{e.Major, e.Minor, e.Op, e.Value})
-			}
-			for _, e := range b.IoServicedRecursive {
-				st.Blkio.IoServicedRecursive = append(st.Blkio.IoServicedRecursive, RuncBlkioEntry{e.Major, e.Minor, e.Op, e.Value})
+		kv := readKV(d, "cpuacct.stat")
+		st.CPU.Usage.User = kv["user"] * (1e9 / userHZ)
+		st.CPU.Usage.Kernel = kv["system"] * (1e9 / userHZ)
+	}
+	if d := m.v1Dir("cpu"); d != "" {
+		kv := readKV(d, "cpu.stat")
+		st.CPU.Throttling = Throttling{kv["nr_periods"], kv["nr_throttled"], kv["throttled_time"]}
+	}
+	if d := m.v1Dir("memory"); d != "" {
+		entry := func(prefix string) MemoryEntry {
+			return MemoryEntry{
+				Usage: readUint(d, prefix+"usage_in_bytes"), Max: readUint(d, prefix+"max_usage_in_bytes"),
+				Limit: readUint(d, prefix+"limit_in_bytes"), Failcnt: readUint(d, prefix+"failcnt"),
 			}
 		}
-		for _, h := range m.Hugetlb {
-			st.Hugetlb[h.Pagesize] = RuncHugetlb{h.Usage, h.Max, h.Failcnt}
+		st.Memory.Usage = entry("memory.")
+		st.Memory.Swap = entry("memory.memsw.")
+		st.Memory.Kernel = entry("memory.kmem.")
+		st.Memory.KernelTCP = entry("memory.kmem.tcp.")
+		st.Memory.Raw = readKV(d, "memory.stat")
+		st.Memory.Cache = st.Memory.Raw["cache"]
+	}
+	if d := m.v1Dir("pids"); d != "" {
+		st.Pids = PidsStats{readUint(d, "pids.current"), readUint(d, "pids.max")}
+	}
+	if d := m.v1Dir("blkio"); d != "" {
+		b := &st.Blkio
+		b.IoServiceBytesRecursive = readBlkio(d, "blkio.io_service_bytes_recursive", "blkio.bfq.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive")
+		b.IoServicedRecursive = readBlkio(d, "blkio.io_serviced_recursive", "blkio.bfq.io_serviced_recursive", "blkio.throttle.io_serviced_recursive")
+		b.IoQueuedRecursive = readBlkio(d, "blkio.io_queued_recursive")
+		b.IoServiceTimeRecursive = readBlkio(d, "blkio.io_service_time_recursive")
+		b.IoWaitTimeRecursive = readBlkio(d, "blkio.io_wait_time_recursive")
+		b.IoMergedRecursive = readBlkio(d, "blkio.io_merged_recursive")
+		b.IoTimeRecursive = readBlkio(d, "blkio.time_recursive")
+		b.SectorsRecursive = readBlkio(d, "blkio.sectors_recursive")
+	}
+	if d := m.v1Dir("hugetlb"); d != "" {
+		for _, size := range hugePageSizes() {
+			p := "hugetlb." + size + "."
+			st.Hugetlb[size] = Hugetlb{readUint(d, p+"usage_in_bytes"), readUint(d, p+"max_usage_in_bytes"), readUint(d, p+"failcnt")}
 		}
-	case *v2.Metrics:
-		if c := m.CPU; c != nil {
-			st.CPU.Usage = RuncCPUUsage{Total: c.UsageUsec * 1000, Kernel: c.SystemUsec * 1000, User: c.UserUsec * 1000}
-			st.CPU.Throttling = RuncThrottling{c.NrPeriods, c.NrThrottled, c.ThrottledUsec * 1000}
-		}
-		if mem := m.Memory; mem != nil {
-			st.Memory.Usage = RuncMemoryEntry{Limit: mem.UsageLimit, Usage: mem.Usage}
-			st.Memory.Swap = RuncMemoryEntry{Limit: mem.SwapLimit, Usage: mem.SwapUsage}
-			st.Memory.Cache = mem.File
-			st.Memory.Raw = map[string]uint64{"anon": mem.Anon, "file": mem.File, "pgfault": mem.Pgfault, "pgmajfault": mem.Pgmajfault}
-		}
-		if p := m.Pids; p != nil {
-			st.Pids = RuncPids{p.Current, p.Limit}
-		}
-		if io := m.Io; io != nil {
-			for _, e := range io.Usage {
-				st.Blkio.IoServiceBytesRecursive = append(st.Blkio.IoServiceBytesRecursive,
-					RuncBlkioEntry{e.Major, e.Minor, "Read", e.Rbytes}, RuncBlkioEntry{e.Major, e.Minor, "Write", e.Wbytes})
-			}
-		}
-		for _, h := range m.Hugetlb {
-			st.Hugetlb[h.Pagesize] = RuncHugetlb{Usage: h.Current, Max: h.Max}
-		}
+	} else if d := m.v2Dir(); d != "" {
+		hugetlbV2(d, st)
 	}
 	return st, nil
 }
 
-func v1Entry(e *v1.MemoryEntry) RuncMemoryEntry {
-	if e == nil {
-		return RuncMemoryEntry{}
+func (m *Manager) statsV2(st *Stats) {
+	d := m.v2Dir()
+	kv := readKV(d, "cpu.stat")
+	st.CPU.Usage = CPUUsage{Total: kv["usage_usec"] * 1000, User: kv["user_usec"] * 1000, Kernel: kv["system_usec"] * 1000}
+	st.CPU.Throttling = Throttling{kv["nr_periods"], kv["nr_throttled"], kv["throttled_usec"] * 1000}
+
+	events := readKV(d, "memory.events")
+	st.Memory.Usage = MemoryEntry{Usage: readUint(d, "memory.current"), Max: readUint(d, "memory.peak"), Limit: readUint(d, "memory.max"), Failcnt: events["max"]}
+	// runc reports v2 swap as memory plus swap, the way v1 counts it.
+	swap, swapMax := readUint(d, "memory.swap.current"), readUint(d, "memory.swap.max")
+	st.Memory.Swap = MemoryEntry{Usage: swap + st.Memory.Usage.Usage, Limit: addCapped(swapMax, st.Memory.Usage.Limit)}
+	st.Memory.Raw = readKV(d, "memory.stat")
+	st.Memory.Cache = st.Memory.Raw["file"]
+	st.Pids = PidsStats{readUint(d, "pids.current"), readUint(d, "pids.max")}
+	if data, err := os.ReadFile(filepath.Join(d, "io.stat")); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			var major, minor uint64
+			if _, err := fmt.Sscanf(f[0], "%d:%d", &major, &minor); err != nil {
+				continue
+			}
+			vals := map[string]uint64{}
+			for _, kvs := range f[1:] {
+				if k, v, ok := strings.Cut(kvs, "="); ok {
+					vals[k], _ = strconv.ParseUint(v, 10, 64)
+				}
+			}
+			b := &st.Blkio
+			b.IoServiceBytesRecursive = append(b.IoServiceBytesRecursive, BlkioEntry{major, minor, "Read", vals["rbytes"]}, BlkioEntry{major, minor, "Write", vals["wbytes"]})
+			b.IoServicedRecursive = append(b.IoServicedRecursive, BlkioEntry{major, minor, "Read", vals["rios"]}, BlkioEntry{major, minor, "Write", vals["wios"]})
+		}
 	}
-	return RuncMemoryEntry{Limit: e.Limit, Usage: e.Usage, Max: e.Max, Failcnt: e.Failcnt}
+	hugetlbV2(d, st)
+}
+
+func hugetlbV2(d string, st *Stats) {
+	for _, size := range hugePageSizes() {
+		p := "hugetlb." + size + "."
+		if _, err := os.Stat(filepath.Join(d, p+"current")); err != nil {
+			continue
+		}
+		st.Hugetlb[size] = Hugetlb{Usage: readUint(d, p+"current"), Max: readUint(d, p+"max"), Failcnt: readKV(d, p+"events")["max"]}
+	}
+}
+
+func addCapped(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
+}
+
+// hugePageSizes lists the host's huge page sizes as cgroup files name them ("2MB", "1GB").
+func hugePageSizes() []string {
+	entries, _ := os.ReadDir("/sys/kernel/mm/hugepages")
+	var out []string
+	for _, e := range entries {
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(e.Name(), "hugepages-"), "kB"), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case kb >= 1<<20:
+			out = append(out, strconv.FormatUint(kb>>20, 10)+"GB")
+		case kb >= 1<<10:
+			out = append(out, strconv.FormatUint(kb>>10, 10)+"MB")
+		default:
+			out = append(out, strconv.FormatUint(kb, 10)+"KB")
+		}
+	}
+	return out
+}
+
+// readUint reads a one-number cgroup file; "max" is the largest value, a missing file 0.
+func readUint(dir, file string) uint64 {
+	v, err := readFile(dir, file)
+	if err != nil {
+		return 0
+	}
+	if v == "max" {
+		return math.MaxUint64
+	}
+	n, _ := strconv.ParseUint(v, 10, 64)
+	return n
+}
+
+// readKV reads a flat keyed file ("key value" lines) such as memory.stat or cpu.stat.
+func readKV(dir, file string) map[string]uint64 {
+	out := map[string]uint64{}
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out
+}
+
+// readBlkio reads the first present of the given blkio files ("8:0 Read 4096" lines).
+func readBlkio(dir string, files ...string) []BlkioEntry {
+	for _, file := range files {
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			continue
+		}
+		var out []BlkioEntry
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			var e BlkioEntry
+			if len(f) < 2 {
+				continue
+			}
+			if _, err := fmt.Sscanf(f[0], "%d:%d", &e.Major, &e.Minor); err != nil {
+				continue
+			}
+			if len(f) == 3 {
+				e.Op = f[1]
+			}
+			e.Value, _ = strconv.ParseUint(f[len(f)-1], 10, 64)
+			out = append(out, e)
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
 }
 
 // OOMKills reads the container's OOM kill counter (v1 memory.oom_control or v2
 // memory.events); ok is false where neither exists.
 func (m *Manager) OOMKills() (n uint64, ok bool) {
-	var file string
-	if p, has := m.paths["memory"]; has {
-		file = filepath.Join(mountRoot, "memory", p, "memory.oom_control")
-	} else if p, has := m.paths[""]; has && m.mode == Unified() {
-		file = filepath.Join(mountRoot, p, "memory.events")
+	var kv map[string]uint64
+	if d := m.v1Dir("memory"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "memory.oom_control")); err != nil {
+			return 0, false
+		}
+		kv = readKV(d, "memory.oom_control")
+	} else if d := m.v2Dir(); d != "" && m.mode == Unified {
+		if _, err := os.Stat(filepath.Join(d, "memory.events")); err != nil {
+			return 0, false
+		}
+		kv = readKV(d, "memory.events")
 	} else {
 		return 0, false
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return 0, false
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if k, v, found := strings.Cut(l, " "); found && k == "oom_kill" {
-			n, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n, true
-		}
-	}
-	return 0, true
+	return kv["oom_kill"], true
 }

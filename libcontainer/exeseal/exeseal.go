@@ -18,17 +18,8 @@ import (
 // the child still holds it when it calls execve.
 const minFd = 64
 
-// Open returns a file whose /proc/self/fd path executes a write-protected view of the running
-// binary. The caller closes it once the child has exec'd.
-func Open() (*os.File, error) {
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return nil, fmt.Errorf("seal binary: %w", err)
-	}
-	return OpenPath(exe)
-}
-
-// OpenPath is Open for another binary (husk-init, installed beside husk).
+// OpenPath returns a file whose /proc/self/fd path executes a write-protected view of the
+// binary exe (husk-init). The caller closes it once the child has exec'd.
 func OpenPath(exe string) (*os.File, error) {
 	if f, err := overlayView(exe); err == nil {
 		return f, nil

@@ -1,0 +1,31 @@
+package cgroups
+
+import "testing"
+
+func TestCPUWeight(t *testing.T) {
+	for shares, want := range map[uint64]uint64{2: 1, 512: 59, 1024: 100, 262144: 10000, 1: 1, 1 << 20: 10000} {
+		if got := CPUWeight(shares); got != want {
+			t.Errorf("CPUWeight(%d) = %d, want %d", shares, got, want)
+		}
+	}
+}
+
+func TestSwapV2(t *testing.T) {
+	for _, tc := range []struct {
+		limit, swap int64
+		want        string
+		bad         bool
+	}{
+		{0, 0, "", false},
+		{100, -1, "max", false},
+		{100, 100, "0", false},
+		{100, 300, "200", false},
+		{100, 50, "", true},
+		{0, 300, "", true},
+	} {
+		got, err := swapV2(tc.limit, tc.swap)
+		if got != tc.want || (err != nil) != tc.bad {
+			t.Errorf("swapV2(%d, %d) = %q, %v", tc.limit, tc.swap, got, err)
+		}
+	}
+}
