@@ -38,6 +38,7 @@ type Container struct {
 	lock  *os.File
 	init  *Process    // set in the process that created the container (for `run`)
 	spec  *rspec.Spec // the decoded state.Config, once needed
+	exec  *execView   // its exec part, once needed
 }
 
 // Stdio is the standard streams given to the container's process.
@@ -156,6 +157,40 @@ func (c *Container) Close() {
 
 // ID returns the container id.
 func (c *Container) ID() string { return c.state.ID }
+
+// execView is the part of the spec exec needs. Decoding only it skips the reflection over
+// every other spec type (mounts, resources, devices...): about a millisecond per process here.
+type execView struct {
+	Process *rspec.Process `json:"process"`
+	Linux   *struct {
+		Namespaces []rspec.LinuxNamespace `json:"namespaces"`
+		Seccomp    json.RawMessage        `json:"seccomp,omitempty"`
+	} `json:"linux"`
+}
+
+func (c *Container) execView() (*execView, error) {
+	if c.exec == nil {
+		var v execView
+		if err := json.Unmarshal(c.state.Config, &v); err != nil {
+			return nil, fmt.Errorf("container %s: corrupt state: %w", c.state.ID, err)
+		}
+		if v.Process == nil || v.Linux == nil {
+			return nil, fmt.Errorf("container %s: corrupt state: the spec has no process or linux section", c.state.ID)
+		}
+		c.exec = &v
+	}
+	return c.exec, nil
+}
+
+// Process returns a copy of the container's configured process: exec's defaults.
+func (c *Container) Process() (*rspec.Process, error) {
+	v, err := c.execView()
+	if err != nil {
+		return nil, err
+	}
+	p := *v.Process
+	return &p, nil
+}
 
 // Config decodes the spec the container was created with. The state keeps it as JSON: only
 // exec needs it, and decoding the whole spec costs the other commands milliseconds.

@@ -61,7 +61,7 @@ func decodeSpec(cfg *initConfig) error {
 	if err := json.Unmarshal(cfg.RawSpec, &s); err != nil {
 		return fmt.Errorf("init: decode spec: %w", err)
 	}
-	if s.Process == nil || s.Linux == nil {
+	if s.Linux == nil || (s.Process == nil && cfg.Process == nil) {
 		return errors.New("init: the spec has no process or linux section")
 	}
 	cfg.Spec = &s

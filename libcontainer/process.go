@@ -302,11 +302,11 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		defer console.Close()
 	}
 	joins := map[rspec.LinuxNamespaceType]string{}
-	spec, err := c.Config()
+	v, err := c.execView()
 	if err != nil {
 		return nil, err
 	}
-	for _, ns := range spec.Linux.Namespaces {
+	for _, ns := range v.Linux.Namespaces {
 		name := nsProcName[ns.Type]
 		path := fmt.Sprintf("/proc/%d/ns/%s", c.state.InitPid, name)
 		if sameNamespace(path, "/proc/self/ns/"+name) {
@@ -315,7 +315,12 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		joins[ns.Type] = path
 	}
 	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins}
-	cfg := &initConfig{Mode: "exec", ID: c.state.ID, RawSpec: c.state.Config, Process: o.Process, NoNewKeyring: true}
+	// The exec'd process needs only the seccomp filter from the spec: the init gets just that.
+	spec := []byte(`{"linux":{}}`)
+	if len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null" {
+		spec = append(append([]byte(`{"linux":{"seccomp":`), v.Linux.Seccomp...), "}}"...)
+	}
+	cfg := &initConfig{Mode: "exec", ID: c.state.ID, RawSpec: spec, Process: o.Process, NoNewKeyring: true}
 	cmd, pipe, err := p.start(cfg, c.Cgroup())
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)

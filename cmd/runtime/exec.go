@@ -48,12 +48,12 @@ var execCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		spec, err := ct.Config()
+		defaults, err := ct.Process()
 		if err != nil {
 			ct.Close()
 			return err
 		}
-		p, err := execProcess(c, spec)
+		p, err := execProcess(c, defaults)
 		if err != nil {
 			ct.Close()
 			return err
@@ -106,7 +106,7 @@ var execCommand = cli.Command{
 
 // execProcess builds the process to exec: a process.json as given, or the container's own
 // process with the command line's changes, as runc does.
-func execProcess(c *cli.Context, cfg *rspec.Spec) (*rspec.Process, error) {
+func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error) {
 	if path := c.String("process"); path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -124,7 +124,7 @@ func execProcess(c *cli.Context, cfg *rspec.Spec) (*rspec.Process, error) {
 	if c.NArg() < 2 {
 		return nil, errors.New("exec: a command is required (or --process)")
 	}
-	p := *cfg.Process
+	p := *defaults
 	p.Args = c.Args()[1:]
 	p.Terminal = c.Bool("tty")
 	p.ConsoleSize = nil
