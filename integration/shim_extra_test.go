@@ -134,6 +134,32 @@ func TestHuskShimReportsOOM(t *testing.T) {
 	if oom < 0 || exit < 0 || oom > exit {
 		t.Fatalf("want /tasks/oom before /tasks/exit, got:\n%s", ev)
 	}
+
+	// An OOM kill of one process in a container that keeps running is reported as it happens
+	// (the cgroup v1 eventfd, or cgroup v2 events), not only at exit.
+	before := strings.Count(evOut.String(), "/tasks/oom")
+	out, code = c.ctr(t, "run", "-d", "--runtime", "io.containerd.husk.v2", "--memory-limit", "16777216", "--env", "PATH=/bin", "--rootfs", b.rootfs(),
+		"oom2", "sh", "-c", "sh -c 'x=a; while true; do x=$x$x; done'; sleep 1000")
+	if code != 0 {
+		t.Fatalf("run -d: %d %q", code, out)
+	}
+	defer func() {
+		c.ctr(t, "task", "kill", "-s", "KILL", "oom2")
+		time.Sleep(200 * time.Millisecond)
+		c.ctr(t, "task", "rm", "-f", "oom2")
+		c.ctr(t, "container", "rm", "oom2")
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(evOut.String(), "/tasks/oom") == before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Count(evOut.String(), "/tasks/oom") == before {
+		tl, _ := c.ctr(t, "task", "ls")
+		t.Fatalf("no /tasks/oom while the container runs on (%d bytes of events; tasks %q); events:\n%s", len(evOut.String()), tl, evOut.String())
+	}
+	if out, _ := c.ctr(t, "task", "ls"); !strings.Contains(out, "RUNNING") {
+		t.Errorf("the container should still run after its child's OOM kill: %q", out)
+	}
 }
 
 // TestShimConcurrentContainers: one shim runs 50 containers at once (a large pod); every exit

@@ -2,24 +2,26 @@ package shimapi
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	"golang.org/x/sys/unix"
 )
 
-// oomWatch follows a container's OOM kills through its memory cgroup's oom_kill counter. On
-// cgroup v1 an eventfd on memory.oom_control wakes a goroutine when the kernel reports an OOM;
+// oomWatch follows a container's OOM kills through its memory cgroup's oom_kill counter. An
+// eventfd on memory.oom_control (cgroup v1) or inotify on memory.events (v2) wakes a goroutine
+// when the kernel reports an OOM;
 // the counter is also read before an init's exit is published, so TaskOOM always comes first.
 type oomWatch struct {
 	counterFile string // memory.oom_control (v1) or memory.events (v2)
 	seen        uint64
-	efd         int
+	efd         int  // eventfd (v1) or inotify fd (v2) that wakes watchOOM, -1 for none
+	v1          bool // efd fires as the OOM starts, before the kill is counted
 }
 
 func newOOMWatch(pid int) *oomWatch {
@@ -36,9 +38,10 @@ func newOOMWatch(pid int) *oomWatch {
 		switch {
 		case parts[1] == "" && fileExists("/sys/fs/cgroup/cgroup.controllers"):
 			w = &oomWatch{counterFile: filepath.Join("/sys/fs/cgroup", parts[2], "memory.events"), efd: -1}
+			w.efd = inotifyModify(w.counterFile)
 		case hasController(parts[1], "memory"):
 			dir := filepath.Join("/sys/fs/cgroup/memory", parts[2])
-			w = &oomWatch{counterFile: filepath.Join(dir, "memory.oom_control"), efd: -1}
+			w = &oomWatch{counterFile: filepath.Join(dir, "memory.oom_control"), efd: -1, v1: true}
 			w.efd = registerOOMEventfd(dir)
 		}
 		if w != nil && fileExists(w.counterFile) {
@@ -64,7 +67,7 @@ func fileExists(p string) bool {
 }
 
 func registerOOMEventfd(dir string) int {
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return -1
 	}
@@ -79,6 +82,20 @@ func registerOOMEventfd(dir string) int {
 		return -1
 	}
 	return efd
+}
+
+// inotifyModify returns a non-blocking inotify fd that wakes when file is modified: how
+// cgroup v2 announces a change of memory.events.
+func inotifyModify(file string) int {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return -1
+	}
+	if _, err := unix.InotifyAddWatch(fd, file, unix.IN_MODIFY); err != nil {
+		unix.Close(fd)
+		return -1
+	}
+	return fd
 }
 
 func (w *oomWatch) count() uint64 {
@@ -109,29 +126,45 @@ func (s *Service) checkOOM(c *container) {
 	}
 }
 
-// watchOOM waits on the v1 eventfd; it ends when the cgroup goes away (the kernel signals the
-// eventfd then too) or the container is deleted.
+// watchOOM waits on the eventfd or inotify fd; it ends when the cgroup goes away (the kernel
+// signals then too) or the container is deleted. The fd is non-blocking, so the wait sits in
+// the runtime's poller: no OS thread is parked per container.
 func (s *Service) watchOOM(c *container) {
 	if c.oom == nil || c.oom.efd < 0 {
 		return
 	}
-	efd := c.oom.efd
+	efd := os.NewFile(uintptr(c.oom.efd), "oom-eventfd")
 	go func() {
-		defer unix.Close(efd)
-		buf := make([]byte, 8)
+		defer efd.Close()
+		buf := make([]byte, 4096) // room for an inotify event and its name
 		for {
-			if _, err := unix.Read(efd, buf); err != nil && err != unix.EINTR {
+			if _, err := efd.Read(buf); err != nil {
 				return
 			}
-			_ = binary.LittleEndian.Uint64(buf)
-			s.mu.Lock()
-			cur, ok := s.containers[c.id]
-			if ok && cur == c {
-				s.checkOOM(c)
+			// cgroup v1 signals when the cgroup enters OOM, before the victim is killed and
+			// oom_kill counts it: look again for a moment until the count moves. cgroup v2
+			// signals again when oom_kill changes, and memory.high events must not spin here.
+			tries := 1
+			if c.oom.v1 {
+				tries = 50
 			}
-			s.mu.Unlock()
-			if !ok || cur != c || !fileExists(c.oom.counterFile) {
-				return
+			for i := 0; i < tries; i++ {
+				s.mu.Lock()
+				cur, ok := s.containers[c.id]
+				reported := false
+				if ok && cur == c {
+					before := c.oom.seen
+					s.checkOOM(c)
+					reported = c.oom.seen != before
+				}
+				s.mu.Unlock()
+				if !ok || cur != c || !fileExists(c.oom.counterFile) {
+					return
+				}
+				if reported {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		}
 	}()
