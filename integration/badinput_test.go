@@ -2,6 +2,7 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -160,4 +161,29 @@ func TestJSONLogCarriesTheError(t *testing.T) {
 	if !strings.Contains(string(data), `"level":"error"`) || !strings.Contains(string(data), `config.json not found`) || !strings.Contains(string(data), `"time":"`) {
 		t.Fatalf("log: %q", data)
 	}
+}
+
+// TestMissingHuskInit: husk alone, without husk-init beside it, refuses a create with a
+// one-line error that names the missing binary, and leaves nothing behind.
+func TestMissingHuskInit(t *testing.T) {
+	lone := filepath.Join(t.TempDir(), "husk")
+	data, err := os.ReadFile(huskBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := newBundle(t, "sleep", "100")
+	b.write(t)
+	id := uniqueID(t)
+	cmd := exec.Command(lone, "--root", b.root, "create", id)
+	cmd.Dir = b.dir
+	out, err := cmd.CombinedOutput()
+	r := result{stderr: string(out), code: cmd.ProcessState.ExitCode()}
+	if err == nil {
+		t.Fatalf("create without husk-init succeeded: %s", out)
+	}
+	assertOneLineError(t, r, "husk-init")
+	assertClean(t, b, id)
 }
