@@ -47,10 +47,13 @@ func (t *idleTrimmer) touch() {
 // stay in the page cache, shared by every shim, so the next request faults them back cheaply.
 func trimMemory() {
 	debug.FreeOSMemory()
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
+	// The binary is matched by inode, not path: after an upgrade replaced the file, the path in
+	// /proc/self/maps gains " (deleted)" and the shim still runs the old inode.
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
 		return
 	}
+	ino := strconv.FormatUint(st.Ino, 10)
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return
@@ -59,7 +62,7 @@ func trimMemory() {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
-		if len(fields) < 6 || fields[5] != exe || strings.Contains(fields[1], "w") {
+		if len(fields) < 6 || fields[4] != ino || strings.Contains(fields[1], "w") {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")
