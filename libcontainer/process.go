@@ -48,6 +48,7 @@ type initProcess struct {
 	joinPaths   map[rspec.LinuxNamespaceType]string
 	uidMaps     []rspec.LinuxIDMapping
 	gidMaps     []rspec.LinuxIDMapping
+	fastExec    []byte // set: the constructor sets up and execs the process (fastExecRequest)
 }
 
 // Process is a child husk started (an init or an exec'd process), tracked by pid. husk forks
@@ -185,6 +186,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 
 	// The init lives for milliseconds: one P and no GC are all it needs.
 	env := []string{"_HUSK_INIT=1", "_HUSK_SYNCFD=" + strconv.Itoa(syncFd), "GOMAXPROCS=1", "GOGC=off"}
+	if p.fastExec != nil {
+		env = append(env, "_HUSK_EXECFAST=1")
+	}
 	if len(childNs) > 0 {
 		env = append(env, "_HUSK_NSFDS="+strings.Join(childNs, ","))
 	}
@@ -239,7 +243,14 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		}
 	}
 	child.Close()
-	if err := pipe.send(syncMsg{Type: msgConfig, Config: cfg}); err != nil {
+	// The config, or for the exec fast path the constructor's request, once the process is in
+	// its cgroup.
+	if p.fastExec != nil {
+		_, err = parent.Write(p.fastExec)
+	} else {
+		err = pipe.send(syncMsg{Type: msgConfig, Config: cfg})
+	}
+	if err != nil {
 		// The constructor may have failed to join a namespace and said why.
 		if _, rerr := pipe.recv(); rerr != nil && !errors.Is(rerr, os.ErrClosed) {
 			return fail(rerr)
@@ -315,6 +326,10 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		joins[ns.Type] = path
 	}
 	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins}
+	if console == nil {
+		hasSeccomp := len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null"
+		p.fastExec = fastExecRequest(o.Process, hasSeccomp, o.PreserveFds)
+	}
 	// The exec'd process needs only the seccomp filter from the spec: the init gets just that.
 	spec := []byte(`{"linux":{}}`)
 	if len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null" {

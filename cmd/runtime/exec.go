@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -148,7 +149,13 @@ func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error
 		}
 	}
 	for _, g := range c.Int64Slice("additional-gids") {
-		p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+		if g < 0 || g > 1<<32-1 {
+			return nil, fmt.Errorf("exec --additional-gids %d: not a gid", g)
+		}
+		// urfave/cli v1 reports the values of an Int64SliceFlag with an alias (-g) twice.
+		if !slices.Contains(p.User.AdditionalGids, uint32(g)) {
+			p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+		}
 	}
 	if caps := c.StringSlice("cap"); len(caps) > 0 {
 		old := p.Capabilities

@@ -35,19 +35,27 @@ static void join_list(const char *list, int syncfd)
 	}
 }
 
-/* _HUSK_NSFDS: comma-separated fds, already ordered by the parent (user namespace first, so the
+/* _HUSK_EXECFAST: the process is an exec the constructor sets up and execs itself (execfast.c),
+ * after the namespaces are joined.
+ * _HUSK_NSFDS: comma-separated fds, already ordered by the parent (user namespace first, so the
  * others are joined with the capabilities it grants). _HUSK_NSFDS_FORK: pid and time namespace
  * fds, which apply to children only: after joining them we fork, the child goes on to become
  * the process, and this intermediate reports the child's pid and exits. */
+void husk_execfast(int syncfd);
+
 void husk_nsenter(void)
 {
 	const char *list = getenv("_HUSK_NSFDS");
 	const char *forklist = getenv("_HUSK_NSFDS_FORK");
 	const char *sync = getenv("_HUSK_SYNCFD");
+	const char *fast = getenv("_HUSK_EXECFAST");
 	int syncfd = sync ? atoi(sync) : -1;
 
-	if ((!list || !*list) && (!forklist || !*forklist))
+	if ((!list || !*list) && (!forklist || !*forklist)) {
+		if (fast)
+			husk_execfast(syncfd);
 		return;
+	}
 	join_list(list, syncfd);
 	unsetenv("_HUSK_NSFDS");
 	if (forklist && *forklist) {
@@ -67,4 +75,6 @@ void husk_nsenter(void)
 			_exit(0);
 		}
 	}
+	if (fast)
+		husk_execfast(syncfd);
 }

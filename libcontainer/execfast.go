@@ -1,0 +1,129 @@
+//go:build !huskinit
+
+package libcontainer
+
+import (
+	"encoding/binary"
+	"strconv"
+	"strings"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+// fastExecRequest encodes an exec for the constructor of husk-init to set up and exec by
+// itself (nsenter/execfast.c), before a Go runtime starts in the container: most of an exec's
+// time. It returns nil for what only the Go init handles: a terminal, an LSM label, a seccomp
+// filter (libseccomp compiles it in the init), or anything the init would refuse (it then says
+// why). The record order mirrors prepareProcess and setupUser.
+func fastExecRequest(p *rspec.Process, seccomp bool, preserveFds int) []byte {
+	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || seccomp || len(p.Args) == 0 {
+		return nil
+	}
+	caps := p.Capabilities
+	if caps == nil {
+		caps = &rspec.LinuxCapabilities{}
+	}
+	last := lastCap()
+	var masks [4]uint64
+	for i, names := range [][]string{caps.Bounding, caps.Effective, caps.Permitted, caps.Inheritable} {
+		m, err := capMask(names, last)
+		if err != nil {
+			return nil
+		}
+		masks[i] = m
+	}
+	b := make([]byte, 4, 512)
+	rec := func(k, v string) { b = append(append(append(append(b, k...), '='), v...), 0) }
+	hex := func(v uint64) string { return strconv.FormatUint(v, 16) }
+	rec("uid", strconv.FormatUint(uint64(p.User.UID), 10))
+	rec("gid", strconv.FormatUint(uint64(p.User.GID), 10))
+	for _, g := range p.User.AdditionalGids {
+		rec("group", strconv.FormatUint(uint64(g), 10))
+	}
+	if p.User.Umask != nil {
+		rec("umask", strconv.FormatUint(uint64(*p.User.Umask), 10))
+	}
+	rec("bounding", hex(masks[0]))
+	rec("effective", hex(masks[1]))
+	rec("permitted", hex(masks[2]))
+	rec("inheritable", hex(masks[3]))
+	for _, name := range caps.Ambient {
+		c, ok := specs.Capability(name)
+		if !ok {
+			return nil
+		}
+		rec("ambient", strconv.Itoa(c))
+	}
+	rec("lastcap", strconv.Itoa(last))
+	if p.NoNewPrivileges {
+		rec("nnp", "1")
+	}
+	rec("cwd", p.Cwd)
+	if p.OOMScoreAdj != nil {
+		rec("oom", strconv.Itoa(*p.OOMScoreAdj))
+	}
+	rec("preserve", strconv.Itoa(preserveFds))
+	for _, r := range p.Rlimits {
+		res, ok := specs.Rlimits[r.Type]
+		if !ok {
+			return nil
+		}
+		rec("rlimit", strconv.Itoa(res)+","+strconv.FormatUint(r.Soft, 10)+","+strconv.FormatUint(r.Hard, 10))
+	}
+	for _, a := range p.Args {
+		if containsNUL(a) {
+			return nil
+		}
+		rec("arg", a)
+	}
+	for _, e := range processEnv(p.Env, preserveFds) {
+		if containsNUL(e) {
+			return nil
+		}
+		rec("env", e)
+	}
+	if containsNUL(p.Cwd) {
+		return nil
+	}
+	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}
+
+func containsNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// processEnv is the environment the Go init gives the process: KEY=VALUE entries only, the
+// last value of a key at its first place, HOME defaulting to /, and LISTEN_PID=1 when fds are
+// passed for socket activation.
+func processEnv(env []string, preserveFds int) []string {
+	var out []string
+	at := map[string]int{}
+	set := func(k, v string) {
+		if i, ok := at[k]; ok {
+			out[i] = k + "=" + v
+			return
+		}
+		at[k] = len(out)
+		out = append(out, k+"="+v)
+	}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			set(k, v)
+		}
+	}
+	if _, ok := at["HOME"]; !ok {
+		set("HOME", "/")
+	}
+	if _, ok := at["LISTEN_FDS"]; ok && preserveFds > 0 {
+		set("LISTEN_PID", "1")
+	}
+	return out
+}

@@ -1,0 +1,303 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/magic.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* The exec fast path: `husk exec` of a plain process (no terminal, no LSM label, no seccomp
+ * filter to compile) is set up here, in the constructor, and exec'd before the Go runtime of
+ * husk-init ever starts: that start is most of an exec's cost. The steps and their order are
+ * those of prepareProcess and setupUser in init_linux.go / user_linux.go, which handle every
+ * other case; keep the two in step.
+ *
+ * The parent sends, once the process is in its cgroup, a 4-byte length and then NUL-separated
+ * "key=value" records, computed and checked on the Go side. */
+
+#define MAX_ITEMS 4096
+
+struct execfast {
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	int ngroups;
+	long umask_val; /* -1: leave alone */
+	uint64_t bounding, effective, permitted, inheritable;
+	int ambient[64];
+	int nambient;
+	int last_cap;
+	int nnp;
+	const char *cwd;
+	const char *oom; /* NULL: leave alone */
+	struct {
+		int res;
+		struct rlimit lim;
+	} rlimits[32];
+	int nrlimits;
+	int preserve;
+	char *argv[MAX_ITEMS + 1];
+	int argc;
+	char *envp[MAX_ITEMS + 1];
+	int envc;
+};
+
+static int fast_syncfd = -1;
+
+/* Reports the failure as the Go init would, one JSON line on the sync socket, and exits. */
+static void xfail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void xfail(const char *fmt, ...)
+{
+	char msg[512], line[1200], *o = line;
+	size_t i;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o += sprintf(o, "{\"type\":\"error\",\"message\":\"");
+	for (i = 0; msg[i] && o < line + sizeof(line) - 8; i++) {
+		unsigned char c = (unsigned char)msg[i];
+		if (c == '"' || c == '\\')
+			*o++ = '\\', *o++ = (char)c;
+		else if (c < 0x20)
+			o += sprintf(o, "\\u%04x", c);
+		else
+			*o++ = (char)c;
+	}
+	o += sprintf(o, "\"}\n");
+	if (fast_syncfd >= 0)
+		(void)!write(fast_syncfd, line, (size_t)(o - line));
+	_exit(1);
+}
+
+static void read_full(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			_exit(1); /* the parent is gone: it reports, or has aborted, the exec */
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+static uint64_t hex64(const char *s)
+{
+	return strtoull(s, NULL, 16);
+}
+
+static void parse(char *blob, size_t len, struct execfast *x)
+{
+	char *p = blob, *end = blob + len;
+
+	x->umask_val = -1;
+	x->last_cap = -1;
+	while (p < end) {
+		char *rec = p, *v = strchr(rec, '=');
+		p += strlen(rec) + 1;
+		if (!v)
+			xfail("exec: malformed request");
+		*v++ = 0;
+		if (!strcmp(rec, "uid"))
+			x->uid = (uid_t)strtoul(v, NULL, 10);
+		else if (!strcmp(rec, "gid"))
+			x->gid = (gid_t)strtoul(v, NULL, 10);
+		else if (!strcmp(rec, "group")) {
+			gid_t *g = realloc(x->groups, sizeof(gid_t) * (size_t)(x->ngroups + 1));
+			if (!g)
+				xfail("exec: out of memory");
+			x->groups = g;
+			x->groups[x->ngroups++] = (gid_t)strtoul(v, NULL, 10);
+		} else if (!strcmp(rec, "umask"))
+			x->umask_val = strtol(v, NULL, 10);
+		else if (!strcmp(rec, "bounding"))
+			x->bounding = hex64(v);
+		else if (!strcmp(rec, "effective"))
+			x->effective = hex64(v);
+		else if (!strcmp(rec, "permitted"))
+			x->permitted = hex64(v);
+		else if (!strcmp(rec, "inheritable"))
+			x->inheritable = hex64(v);
+		else if (!strcmp(rec, "ambient") && x->nambient < 64)
+			x->ambient[x->nambient++] = atoi(v);
+		else if (!strcmp(rec, "lastcap"))
+			x->last_cap = atoi(v);
+		else if (!strcmp(rec, "nnp"))
+			x->nnp = atoi(v);
+		else if (!strcmp(rec, "cwd"))
+			x->cwd = v;
+		else if (!strcmp(rec, "oom"))
+			x->oom = v;
+		else if (!strcmp(rec, "preserve"))
+			x->preserve = atoi(v);
+		else if (!strcmp(rec, "rlimit") && x->nrlimits < 32) {
+			char *s1 = strchr(v, ','), *s2 = s1 ? strchr(s1 + 1, ',') : NULL;
+			if (!s2)
+				xfail("exec: malformed rlimit");
+			x->rlimits[x->nrlimits].res = atoi(v);
+			x->rlimits[x->nrlimits].lim.rlim_cur = strtoull(s1 + 1, NULL, 10);
+			x->rlimits[x->nrlimits].lim.rlim_max = strtoull(s2 + 1, NULL, 10);
+			x->nrlimits++;
+		} else if (!strcmp(rec, "arg") && x->argc < MAX_ITEMS)
+			x->argv[x->argc++] = v;
+		else if (!strcmp(rec, "env") && x->envc < MAX_ITEMS)
+			x->envp[x->envc++] = v;
+		else
+			xfail("exec: unknown request field %s", rec);
+	}
+	if (x->argc == 0 || !x->cwd || x->last_cap < 0)
+		xfail("exec: incomplete request");
+}
+
+static const char *getenv_in(struct execfast *x, const char *key)
+{
+	size_t k = strlen(key);
+	for (int i = 0; i < x->envc; i++)
+		if (!strncmp(x->envp[i], key, k) && x->envp[i][k] == '=')
+			return x->envp[i] + k + 1;
+	return NULL;
+}
+
+/* As Go's exec.LookPath: a name with a slash is taken as is, else searched in the process's
+ * PATH; a candidate must be a file with an execute bit, and a first match through a relative
+ * PATH entry is refused (Go's ErrDot). */
+static int executable(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111);
+}
+
+static const char *lookpath(struct execfast *x, char *buf, size_t size)
+{
+	const char *name = x->argv[0], *path, *p;
+
+	if (strchr(name, '/'))
+		return executable(name) ? name : NULL;
+	path = getenv_in(x, "PATH");
+	for (p = path; p && *p;) {
+		const char *colon = strchr(p, ':');
+		size_t n = colon ? (size_t)(colon - p) : strlen(p);
+		if (n == 0)
+			snprintf(buf, size, "./%s", name);
+		else
+			snprintf(buf, size, "%.*s/%s", (int)n, p, name);
+		if (executable(buf))
+			return buf[0] == '/' ? buf : NULL;
+		p = colon ? colon + 1 : p + n;
+	}
+	return NULL;
+}
+
+static void apply(struct execfast *x)
+{
+	char cwdbuf[4096], pathbuf[4096];
+	const char *prog;
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+
+	for (int i = 0; i < x->nrlimits; i++)
+		if (prlimit(0, x->rlimits[i].res, &x->rlimits[i].lim, NULL) < 0)
+			xfail("setrlimit %d: %s", x->rlimits[i].res, strerror(errno));
+	if (x->oom) {
+		struct statfs sfs;
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+			xfail("/proc/self/oom_score_adj is not on procfs");
+		if (write(fd, x->oom, strlen(x->oom)) < 0)
+			xfail("write /proc/self/oom_score_adj: %s", strerror(errno));
+		close(fd);
+	}
+	x->envp[x->envc] = NULL; /* complete as sent: HOME and LISTEN_PID are the parent's job */
+	x->argv[x->argc] = NULL;
+
+	if (chdir(x->cwd) < 0)
+		xfail("chdir to cwd \"%s\": %s", x->cwd, strerror(errno));
+	/* CVE-2024-21626: a cwd reached through a leaked fd lies outside the root, which getcwd
+	 * reports as unreachable (glibc turns that into an error). */
+	if (!getcwd(cwdbuf, sizeof(cwdbuf)) || cwdbuf[0] != '/')
+		xfail("cwd \"%s\" is outside the container root", x->cwd);
+	prog = lookpath(x, pathbuf, sizeof(pathbuf));
+	if (!prog)
+		xfail("exec: \"%s\": executable file not found in $PATH", x->argv[0]);
+	if (x->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		xfail("set no_new_privs: %s", strerror(errno));
+
+	for (int c = 0; c <= x->last_cap; c++)
+		if (!(x->bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			xfail("drop bounding capability %d: %s", c, strerror(errno));
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		xfail("keepcaps: %s", strerror(errno));
+	/* Raw syscalls: glibc's wrappers would signal every thread, and there is one. */
+	if (syscall(SYS_setgroups, (size_t)x->ngroups, x->groups) < 0 && !(errno == EPERM && x->ngroups == 0))
+		xfail("setgroups: %s", strerror(errno));
+	if (syscall(SYS_setresgid, x->gid, x->gid, x->gid) < 0)
+		xfail("setgid %u: %s", (unsigned)x->gid, strerror(errno));
+	if (syscall(SYS_setresuid, x->uid, x->uid, x->uid) < 0)
+		xfail("setuid %u: %s", (unsigned)x->uid, strerror(errno));
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		xfail("keepcaps: %s", strerror(errno));
+	if (x->umask_val >= 0)
+		umask((mode_t)x->umask_val);
+	data[0].effective = (uint32_t)x->effective;
+	data[0].permitted = (uint32_t)x->permitted;
+	data[0].inheritable = (uint32_t)x->inheritable;
+	data[1].effective = (uint32_t)(x->effective >> 32);
+	data[1].permitted = (uint32_t)(x->permitted >> 32);
+	data[1].inheritable = (uint32_t)(x->inheritable >> 32);
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		xfail("capset: %s", strerror(errno));
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		xfail("clear ambient capabilities: %s", strerror(errno));
+	for (int i = 0; i < x->nambient; i++)
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, x->ambient[i], 0, 0) < 0)
+			xfail("raise ambient capability %d (it must also be permitted and inheritable): %s",
+			      x->ambient[i], strerror(errno));
+	if (chdir(x->cwd) < 0)
+		xfail("chdir to cwd \"%s\" as uid %u: %s", x->cwd, (unsigned)x->uid, strerror(errno));
+	/* Nothing of husk's may reach the user process (CVE-2024-21626). */
+	if (syscall(SYS_close_range, 3 + x->preserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		xfail("close fds: %s", strerror(errno));
+	execve(prog, x->argv, x->envp);
+	xfail("exec \"%s\": %s", x->argv[0], strerror(errno));
+}
+
+/* Called by the constructor, after the namespaces are joined, when _HUSK_EXECFAST is set. */
+void husk_execfast(int syncfd)
+{
+	static struct execfast x;
+	unsigned char hdr[4];
+	uint32_t len;
+	char *blob;
+
+	fast_syncfd = syncfd;
+	if (syncfd < 0)
+		_exit(1);
+	read_full(syncfd, hdr, sizeof(hdr));
+	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+	if (len == 0 || len > (8U << 20))
+		xfail("exec: bad request size %u", len);
+	blob = malloc(len + 1);
+	if (!blob)
+		xfail("exec: out of memory");
+	read_full(syncfd, blob, len);
+	blob[len] = 0;
+	parse(blob, len, &x);
+	apply(&x);
+}
