@@ -423,40 +423,47 @@ func TestPsAndUpdate(t *testing.T) {
 	}
 }
 
-// TestExecFastPathMatchesGoInit: a plain exec is set up by husk-init's C constructor, one with
-// a seccomp filter by the Go init. Both must give the process the same user, groups, umask,
-// capabilities, no_new_privs, limits, environment, cwd and fds.
+// TestExecFastPathMatchesGoInit: an exec is set up by husk-init's C constructor unless it needs
+// the Go init (a terminal, an LSM label) or is told not to. Both must give the process the
+// same user, groups, umask, capabilities, no_new_privs, seccomp filter, limits, environment,
+// cwd and fds.
 func TestExecFastPathMatchesGoInit(t *testing.T) {
-	report := `id; umask; ulimit -n; pwd; env | sort; ls /proc/self/fd | wc -l; grep -E '^(Cap|NoNewPrivs|Groups)' /proc/self/status`
-	run := func(seccomp bool) string {
+	report := `id; umask; ulimit -n; pwd; env | sort; ls /proc/self/fd | wc -l; grep -E '^(Cap|NoNewPrivs|Groups|Seccomp:)' /proc/self/status; mkdir /tmp/d 2>&1 || echo mkdir-denied`
+	for _, seccomp := range []bool{false, true} {
 		b := newBundle(t, "sleep", "1000")
 		umask := uint32(0o027)
 		b.spec.Process.User.Umask = &umask
 		b.spec.Process.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 321, Hard: 654}}
 		b.spec.Process.Env = append(b.spec.Process.Env, "DUP=first", "DUP=last", "NOEQUALS")
-		b.spec.Process.Capabilities.Ambient = nil
 		if seccomp {
-			// Allows everything: present only to send the exec down the Go path.
+			errno := uint(1)
 			b.spec.Linux.Seccomp = &rspec.LinuxSeccomp{DefaultAction: rspec.ActAllow,
-				Syscalls: []rspec.LinuxSyscall{{Names: []string{"acct"}, Action: rspec.ActErrno}}}
+				Syscalls: []rspec.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: rspec.ActErrno, ErrnoRet: &errno}}}
 		}
 		b.write(t)
 		id := uniqueID(t)
 		b.must(t, "run", "-d", id)
-		defer b.husk(t, "delete", "-f", id)
-		return b.must(t, "exec", "--user", "1000:1001", "--additional-gids", "7", "--cwd", "/tmp",
-			"--cap", "CAP_NET_RAW", "--env", "X=1", id, "sh", "-c", report)
-	}
-	fast, slow := run(false), run(true)
-	if fast != slow {
-		t.Fatalf("the fast exec path and the Go init differ:\nfast:\n%s\ngo:\n%s", fast, slow)
-	}
-	for _, want := range []string{"uid=1000 gid=1001 groups=7\n", "0027", "321", "/tmp", "DUP=last", "X=1", "HOME=/", "NoNewPrivs:\t1"} {
-		if !strings.Contains(fast, want) {
-			t.Errorf("exec report lacks %q:\n%s", want, fast)
+		exec := func(extra ...string) string {
+			args := append([]string{"exec"}, extra...)
+			return b.must(t, append(args, "--user", "1000:1001", "--additional-gids", "7", "--cwd", "/tmp",
+				"--cap", "CAP_NET_RAW", "--env", "X=1", id, "sh", "-c", report)...)
 		}
-	}
-	if strings.Contains(fast, "NOEQUALS") {
-		t.Errorf("an env entry without = reached the process:\n%s", fast)
+		fast, slow := exec(), exec("--no-fast-path")
+		b.husk(t, "delete", "-f", id)
+		if fast != slow {
+			t.Fatalf("seccomp %v: the fast exec path and the Go init differ:\nfast:\n%s\ngo:\n%s", seccomp, fast, slow)
+		}
+		wants := []string{"uid=1000 gid=1001 groups=7\n", "0027", "321", "/tmp", "DUP=last", "X=1", "HOME=/", "NoNewPrivs:\t1"}
+		if seccomp {
+			wants = append(wants, "Seccomp:\t2", "mkdir-denied")
+		}
+		for _, want := range wants {
+			if !strings.Contains(fast, want) {
+				t.Errorf("seccomp %v: exec report lacks %q:\n%s", seccomp, want, fast)
+			}
+		}
+		if strings.Contains(fast, "NOEQUALS") {
+			t.Errorf("an env entry without = reached the process:\n%s", fast)
+		}
 	}
 }

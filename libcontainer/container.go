@@ -379,6 +379,13 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		if m.Type == msgReady {
 			break
 		}
+		if m.Type == msgSeccomp {
+			// Kept for the exec fast path, which has no libseccomp to compile it again.
+			if err := os.WriteFile(filepath.Join(dir, seccompFile), m.Data, 0o600); err != nil {
+				return nil, fmt.Errorf("container %s: save seccomp filter: %w", o.ID, err)
+			}
+			continue
+		}
 		if m.Type != msgHooks {
 			return nil, fmt.Errorf("container %s: protocol error: unexpected %q", o.ID, m.Type)
 		}

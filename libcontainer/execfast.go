@@ -4,6 +4,7 @@ package libcontainer
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -16,9 +17,10 @@ import (
 // itself (nsenter/execfast.c), before a Go runtime starts in the container: most of an exec's
 // time. It returns nil for what only the Go init handles: a terminal, an LSM label, a seccomp
 // filter (libseccomp compiles it in the init), or anything the init would refuse (it then says
-// why). The record order mirrors prepareProcess and setupUser.
-func fastExecRequest(p *rspec.Process, seccomp bool, preserveFds int) []byte {
-	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || seccomp || len(p.Args) == 0 {
+// why). seccomp is the container's compiled filter, if it has one. The record order mirrors
+// prepareProcess and setupUser.
+func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int) []byte {
+	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || len(p.Args) == 0 {
 		return nil
 	}
 	caps := p.Capabilities
@@ -36,7 +38,7 @@ func fastExecRequest(p *rspec.Process, seccomp bool, preserveFds int) []byte {
 	}
 	b := make([]byte, 4, 512)
 	rec := func(k, v string) { b = append(append(append(append(b, k...), '='), v...), 0) }
-	hex := func(v uint64) string { return strconv.FormatUint(v, 16) }
+	hex64 := func(v uint64) string { return strconv.FormatUint(v, 16) }
 	rec("uid", strconv.FormatUint(uint64(p.User.UID), 10))
 	rec("gid", strconv.FormatUint(uint64(p.User.GID), 10))
 	for _, g := range p.User.AdditionalGids {
@@ -45,10 +47,10 @@ func fastExecRequest(p *rspec.Process, seccomp bool, preserveFds int) []byte {
 	if p.User.Umask != nil {
 		rec("umask", strconv.FormatUint(uint64(*p.User.Umask), 10))
 	}
-	rec("bounding", hex(masks[0]))
-	rec("effective", hex(masks[1]))
-	rec("permitted", hex(masks[2]))
-	rec("inheritable", hex(masks[3]))
+	rec("bounding", hex64(masks[0]))
+	rec("effective", hex64(masks[1]))
+	rec("permitted", hex64(masks[2]))
+	rec("inheritable", hex64(masks[3]))
 	for _, name := range caps.Ambient {
 		c, ok := specs.Capability(name)
 		if !ok {
@@ -59,6 +61,9 @@ func fastExecRequest(p *rspec.Process, seccomp bool, preserveFds int) []byte {
 	rec("lastcap", strconv.Itoa(last))
 	if p.NoNewPrivileges {
 		rec("nnp", "1")
+	}
+	if len(seccomp) > 0 {
+		rec("seccomp", hex.EncodeToString(seccomp))
 	}
 	rec("cwd", p.Cwd)
 	if p.OOMScoreAdj != nil {

@@ -152,6 +152,17 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)
 	}
+	if spec.Linux.Seccomp != nil {
+		// Compiled once: loaded below or at exec, and kept by the parent for later execs.
+		bpf, err := compileSeccomp(spec.Linux.Seccomp)
+		if err != nil {
+			return err
+		}
+		cfg.seccompBPF = bpf
+		if err := pipe.send(syncMsg{Type: msgSeccomp, Data: cfg.seccompBPF}); err != nil {
+			return err
+		}
+	}
 	name, err := prepareProcess(cfg)
 	if err != nil {
 		return err
@@ -212,7 +223,7 @@ func initExec(pipe *syncPipe, cfg *initConfig) error {
 func execProcess(name string, cfg *initConfig) error {
 	p := cfg.Process
 	if cfg.Spec.Linux.Seccomp != nil && p.NoNewPrivileges {
-		if err := loadSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
+		if err := loadSeccomp(cfg); err != nil {
 			return err
 		}
 	}
@@ -276,7 +287,7 @@ func prepareProcess(cfg *initConfig) (string, error) {
 	}
 	if cfg.Spec.Linux.Seccomp != nil && !p.NoNewPrivileges {
 		// Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: do it now.
-		if err := loadSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
+		if err := loadSeccomp(cfg); err != nil {
 			return "", err
 		}
 	}

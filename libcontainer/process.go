@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -295,6 +296,7 @@ type ExecOpts struct {
 	PidFile       string
 	PreserveFds   int
 	Stdio         Stdio
+	SlowPath      bool // set up the process in the Go init even when the fast path could
 }
 
 // Exec starts a new process inside the running container and returns it once it has exec'd.
@@ -326,9 +328,15 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		joins[ns.Type] = path
 	}
 	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins}
-	if console == nil {
+	if console == nil && !o.SlowPath {
+		var bpf []byte
 		hasSeccomp := len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null"
-		p.fastExec = fastExecRequest(o.Process, hasSeccomp, o.PreserveFds)
+		if hasSeccomp {
+			bpf, _ = os.ReadFile(filepath.Join(c.dir, seccompFile))
+		}
+		if !hasSeccomp || len(bpf) > 0 {
+			p.fastExec = fastExecRequest(o.Process, bpf, o.PreserveFds)
+		}
 	}
 	// The exec'd process needs only the seccomp filter from the spec: the init gets just that.
 	spec := []byte(`{"linux":{}}`)

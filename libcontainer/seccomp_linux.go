@@ -4,39 +4,75 @@ package libcontainer
 
 import (
 	"fmt"
+	"io"
+	"os"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
 )
 
-// loadSeccomp compiles the spec's filter with libseccomp and loads it on this thread.
-func loadSeccomp(cfg *rspec.LinuxSeccomp) error {
+// compileSeccomp compiles the spec's filter with libseccomp into the BPF program the kernel
+// loads. libseccomp's own load (with husk's attributes: no no_new_privs, no flags) loads this
+// same program; having the bytes lets the exec fast path load it without libseccomp.
+func compileSeccomp(cfg *rspec.LinuxSeccomp) ([]byte, error) {
+	filter, err := buildSeccomp(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer filter.Release()
+	fd, err := unix.MemfdCreate("husk-seccomp", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "husk-seccomp")
+	defer f.Close()
+	if err := filter.ExportBPF(f); err != nil {
+		return nil, fmt.Errorf("seccomp: export the filter: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	bpf, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	return bpf, nil
+}
+
+// buildSeccomp turns the spec's filter into a libseccomp filter.
+func buildSeccomp(cfg *rspec.LinuxSeccomp) (*seccomp.ScmpFilter, error) {
 	def, err := seccompAction(cfg.DefaultAction, cfg.DefaultErrnoRet)
 	if err != nil {
-		return fmt.Errorf("linux.seccomp.defaultAction: %w", err)
+		return nil, fmt.Errorf("linux.seccomp.defaultAction: %w", err)
 	}
 	filter, err := seccomp.NewFilter(def)
 	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
 	}
-	defer filter.Release()
+	ok := false
+	defer func() {
+		if !ok {
+			filter.Release()
+		}
+	}()
 	// no_new_privs is husk's decision (process.noNewPrivileges), not libseccomp's.
 	if err := filter.SetNoNewPrivsBit(false); err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	for _, a := range cfg.Architectures {
 		arch, err := seccomp.GetArchFromString(archName(a))
 		if err != nil {
-			return fmt.Errorf("linux.seccomp.architectures: %q: %w", a, err)
+			return nil, fmt.Errorf("linux.seccomp.architectures: %q: %w", a, err)
 		}
 		if err := filter.AddArch(arch); err != nil {
-			return fmt.Errorf("seccomp: add arch %s: %w", a, err)
+			return nil, fmt.Errorf("seccomp: add arch %s: %w", a, err)
 		}
 	}
 	for i, sc := range cfg.Syscalls {
 		act, err := seccompAction(sc.Action, sc.ErrnoRet)
 		if err != nil {
-			return fmt.Errorf("linux.seccomp.syscalls[%d]: %w", i, err)
+			return nil, fmt.Errorf("linux.seccomp.syscalls[%d]: %w", i, err)
 		}
 		if act == def {
 			continue // libseccomp refuses rules equal to the default; they change nothing
@@ -45,11 +81,11 @@ func loadSeccomp(cfg *rspec.LinuxSeccomp) error {
 		for _, a := range sc.Args {
 			op, err := seccompOp(a.Op)
 			if err != nil {
-				return fmt.Errorf("linux.seccomp.syscalls[%d].args: %w", i, err)
+				return nil, fmt.Errorf("linux.seccomp.syscalls[%d].args: %w", i, err)
 			}
 			c, err := seccomp.MakeCondition(a.Index, op, a.Value, a.ValueTwo)
 			if err != nil {
-				return fmt.Errorf("linux.seccomp.syscalls[%d].args: %w", i, err)
+				return nil, fmt.Errorf("linux.seccomp.syscalls[%d].args: %w", i, err)
 			}
 			conds = append(conds, c)
 		}
@@ -71,14 +107,12 @@ func loadSeccomp(cfg *rspec.LinuxSeccomp) error {
 				err = filter.AddRuleConditional(call, act, conds)
 			}
 			if err != nil {
-				return fmt.Errorf("seccomp rule for %s: %w", name, err)
+				return nil, fmt.Errorf("seccomp rule for %s: %w", name, err)
 			}
 		}
 	}
-	if err := filter.Load(); err != nil {
-		return fmt.Errorf("load seccomp filter: %w", err)
-	}
-	return nil
+	ok = true
+	return filter, nil
 }
 
 func sameArg(conds []seccomp.ScmpCondition) bool {

@@ -32,6 +32,8 @@ const (
 const (
 	stateFile = "state.json"
 	fifoName  = "exec.fifo"
+	// seccompFile holds the container's compiled seccomp filter, for execs.
+	seccompFile = "seccomp.bpf"
 )
 
 // State is what husk persists per container. Status is not stored: it is derived from the init

@@ -19,6 +19,7 @@ const (
 	msgReady     = "ready"      // init -> parent: blocked on exec.fifo (create) or about to exec (exec)
 	msgError     = "error"      // init -> parent: setup failed; Message says why
 	msgPid       = "pid"        // nsenter -> parent: the pid of the process forked into a joined pid namespace
+	msgSeccomp   = "seccomp"    // init -> parent: the compiled seccomp filter, kept for exec
 )
 
 // initConfig is what the parent sends the init process once it sits in its cgroup.
@@ -37,6 +38,8 @@ type initConfig struct {
 	FifoFd          int             `json:"fifo_fd,omitempty"`
 	ConsoleFd       int             `json:"console_fd,omitempty"`
 	PreserveFds     int             `json:"preserve_fds,omitempty"`
+
+	seccompBPF []byte // the init's compiled filter, once compiled
 }
 
 type syncMsg struct {
@@ -44,6 +47,7 @@ type syncMsg struct {
 	Message string      `json:"message,omitempty"`
 	Config  *initConfig `json:"config,omitempty"`
 	Pid     int         `json:"pid,omitempty"`
+	Data    []byte      `json:"data,omitempty"`
 }
 
 type syncPipe struct {

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/magic.h>
+#include <linux/seccomp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,11 +21,11 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-/* The exec fast path: `husk exec` of a plain process (no terminal, no LSM label, no seccomp
- * filter to compile) is set up here, in the constructor, and exec'd before the Go runtime of
- * husk-init ever starts: that start is most of an exec's cost. The steps and their order are
- * those of prepareProcess and setupUser in init_linux.go / user_linux.go, which handle every
- * other case; keep the two in step.
+/* The exec fast path: `husk exec` of a plain process (no terminal, no LSM label; a seccomp
+ * filter comes compiled, from the create) is set up here, in the constructor, and exec'd
+ * before the Go runtime of husk-init ever starts: that start is most of an exec's cost. The
+ * steps and their order are those of prepareProcess and setupUser in init_linux.go /
+ * user_linux.go, which handle every other case; keep the two in step.
  *
  * The parent sends, once the process is in its cgroup, a 4-byte length and then NUL-separated
  * "key=value" records, computed and checked on the Go side. */
@@ -41,6 +43,8 @@ struct execfast {
 	int nambient;
 	int last_cap;
 	int nnp;
+	struct sock_filter *seccomp; /* the container's compiled filter, or NULL */
+	unsigned short seccomp_len;
 	const char *cwd;
 	const char *oom; /* NULL: leave alone */
 	struct {
@@ -141,7 +145,23 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			x->last_cap = atoi(v);
 		else if (!strcmp(rec, "nnp"))
 			x->nnp = atoi(v);
-		else if (!strcmp(rec, "cwd"))
+		else if (!strcmp(rec, "seccomp")) {
+			size_t n = strlen(v), i;
+			unsigned char *b;
+			if (n == 0 || n % 16 != 0 || n / 16 > 0xffff)
+				xfail("exec: malformed seccomp filter");
+			b = malloc(n / 2);
+			if (!b)
+				xfail("exec: out of memory");
+			for (i = 0; i < n / 2; i++) {
+				char hexbyte[3] = {v[2 * i], v[2 * i + 1], 0}, *e;
+				b[i] = (unsigned char)strtoul(hexbyte, &e, 16);
+				if (*e)
+					xfail("exec: malformed seccomp filter");
+			}
+			x->seccomp = (struct sock_filter *)b;
+			x->seccomp_len = (unsigned short)(n / 16);
+		} else if (!strcmp(rec, "cwd"))
 			x->cwd = v;
 		else if (!strcmp(rec, "oom"))
 			x->oom = v;
@@ -205,6 +225,14 @@ static const char *lookpath(struct execfast *x, char *buf, size_t size)
 	return NULL;
 }
 
+/* As libseccomp loads it with husk's attributes: no flags, no_new_privs left to the caller. */
+static void load_seccomp(struct execfast *x)
+{
+	struct sock_fprog prog = {x->seccomp_len, x->seccomp};
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		xfail("load seccomp filter: %s", strerror(errno));
+}
+
 static void apply(struct execfast *x)
 {
 	char cwdbuf[4096], pathbuf[4096];
@@ -238,6 +266,9 @@ static void apply(struct execfast *x)
 		xfail("exec: \"%s\": executable file not found in $PATH", x->argv[0]);
 	if (x->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		xfail("set no_new_privs: %s", strerror(errno));
+	/* Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: do it now. */
+	if (x->seccomp && !x->nnp)
+		load_seccomp(x);
 
 	for (int c = 0; c <= x->last_cap; c++)
 		if (!(x->bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
@@ -274,6 +305,9 @@ static void apply(struct execfast *x)
 	/* Nothing of husk's may reach the user process (CVE-2024-21626). */
 	if (syscall(SYS_close_range, 3 + x->preserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		xfail("close fds: %s", strerror(errno));
+	/* With no_new_privs, as late as possible: the filter need not allow husk's own calls. */
+	if (x->seccomp && x->nnp)
+		load_seccomp(x);
 	execve(prog, x->argv, x->envp);
 	xfail("exec \"%s\": %s", x->argv[0], strerror(errno));
 }
