@@ -23,6 +23,10 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int) []byte {
 	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || len(p.Args) == 0 {
 		return nil
 	}
+	// The constructor's fixed tables (execfast.c); beyond them the Go init takes over.
+	if len(p.Args) > 4096 || len(p.Env) > 4094 || len(p.Rlimits) > 32 || (p.Capabilities != nil && len(p.Capabilities.Ambient) > 64) {
+		return nil
+	}
 	caps := p.Capabilities
 	if caps == nil {
 		caps = &rspec.LinuxCapabilities{}

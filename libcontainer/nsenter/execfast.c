@@ -30,7 +30,7 @@
  * The parent sends, once the process is in its cgroup, a 4-byte length and then NUL-separated
  * "key=value" records, computed and checked on the Go side. */
 
-#define MAX_ITEMS 4096
+#define MAX_ITEMS 4096 /* arguments, and environment entries; execfast.go checks the limits */
 
 struct execfast {
 	uid_t uid;
@@ -139,9 +139,11 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			x->permitted = hex64(v);
 		else if (!strcmp(rec, "inheritable"))
 			x->inheritable = hex64(v);
-		else if (!strcmp(rec, "ambient") && x->nambient < 64)
+		else if (!strcmp(rec, "ambient")) {
+			if (x->nambient == 64)
+				xfail("exec: too many ambient capabilities");
 			x->ambient[x->nambient++] = atoi(v);
-		else if (!strcmp(rec, "lastcap"))
+		} else if (!strcmp(rec, "lastcap"))
 			x->last_cap = atoi(v);
 		else if (!strcmp(rec, "nnp"))
 			x->nnp = atoi(v);
@@ -167,19 +169,25 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			x->oom = v;
 		else if (!strcmp(rec, "preserve"))
 			x->preserve = atoi(v);
-		else if (!strcmp(rec, "rlimit") && x->nrlimits < 32) {
+		else if (!strcmp(rec, "rlimit")) {
 			char *s1 = strchr(v, ','), *s2 = s1 ? strchr(s1 + 1, ',') : NULL;
 			if (!s2)
 				xfail("exec: malformed rlimit");
+			if (x->nrlimits == 32)
+				xfail("exec: too many rlimits");
 			x->rlimits[x->nrlimits].res = atoi(v);
 			x->rlimits[x->nrlimits].lim.rlim_cur = strtoull(s1 + 1, NULL, 10);
 			x->rlimits[x->nrlimits].lim.rlim_max = strtoull(s2 + 1, NULL, 10);
 			x->nrlimits++;
-		} else if (!strcmp(rec, "arg") && x->argc < MAX_ITEMS)
+		} else if (!strcmp(rec, "arg")) {
+			if (x->argc == MAX_ITEMS)
+				xfail("exec: more than %d arguments", MAX_ITEMS);
 			x->argv[x->argc++] = v;
-		else if (!strcmp(rec, "env") && x->envc < MAX_ITEMS)
+		} else if (!strcmp(rec, "env")) {
+			if (x->envc == MAX_ITEMS)
+				xfail("exec: more than %d environment variables", MAX_ITEMS);
 			x->envp[x->envc++] = v;
-		else
+		} else
 			xfail("exec: unknown request field %s", rec);
 	}
 	if (x->argc == 0 || !x->cwd || x->last_cap < 0)
