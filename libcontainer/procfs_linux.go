@@ -22,10 +22,15 @@ func verifyProcfs() error {
 	return nil
 }
 
-// writeProcFile writes value to /proc/<rel>, checking the file opened really lives on procfs so
-// a container cannot redirect the write with an overmount or symlink (CVE-2025-52881).
+// writeProcFile writes value to /proc/<rel> through a private procfs instance that nothing in
+// the container can mount over or redirect (CVE-2025-52881); where the kernel refuses one, through
+// the container's /proc. Either way the opened file must live on procfs, so an overmount or a
+// symlink cannot turn the write onto another filesystem (CVE-2019-16884).
 func writeProcFile(rel, value string) error {
-	fd, err := unix.Open("/proc/"+rel, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := openPrivateProc(rel)
+	if err != nil {
+		fd, err = unix.Open("/proc/"+rel, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("open /proc/%s: %w", rel, err)
 	}
@@ -39,6 +44,25 @@ func writeProcFile(rel, value string) error {
 		return fmt.Errorf("write /proc/%s: %w", rel, err)
 	}
 	return nil
+}
+
+// openPrivateProc opens rel for writing in a new, detached procfs instance of this process's
+// pid namespace.
+func openPrivateProc(rel string) (int, error) {
+	fsfd, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, err
+	}
+	root, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR_NOSUID)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(root)
+	return unix.Openat(root, rel, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 }
 
 // writeProcSys sets a sysctl ("net.ipv4.ip_forward") through /proc/sys.
