@@ -1,7 +1,7 @@
-// Command husk-init is the process husk starts inside a new container: the init side of
-// libcontainer alone, built with the huskinit tag so none of the runtime's command line or cgroup
-// libraries are linked. Every create and exec starts one, so it must start fast. husk uses it
-// when it is installed beside husk, and runs `husk init` itself otherwise.
+// Command husk-init is the process husk starts inside a new container or exec: the init side of
+// libcontainer alone, built with the huskinit tag and cgo (its C constructor joins namespaces
+// before the Go runtime starts, and sets up and execs a plain exec by itself). husk requires it
+// beside its own binary; every create and exec starts one, so it must start fast.
 //
 // The runtime's cgroup-aware GOMAXPROCS reads cgroup files at every start and rechecks them
 // in the background: husk's processes are short-lived or idle, so neither is worth it.
