@@ -74,7 +74,8 @@ static void xfail(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	o += sprintf(o, "{\"type\":\"error\",\"message\":\"");
-	for (i = 0; msg[i] && o < line + sizeof(line) - 8; i++) {
+	/* Room left for the longest escape (6), the closing "}\n (3) and the NUL. */
+	for (i = 0; msg[i] && o < line + sizeof(line) - 16; i++) {
 		unsigned char c = (unsigned char)msg[i];
 		if (c == '"' || c == '\\')
 			*o++ = '\\', *o++ = (char)c;
