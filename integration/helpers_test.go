@@ -106,7 +106,19 @@ func newBundle(t testing.TB, args ...string) *bundle {
 	}
 	// Root on these machines lacks CAP_SYS_RESOURCE: do not raise the hard nofile limit.
 	s.Process.Rlimits = nil
-	return &bundle{dir: dir, root: t.TempDir(), spec: s}
+	b := &bundle{dir: dir, root: t.TempDir(), spec: s}
+	// A test that fails after a create must not leave its container behind (it runs before the
+	// temp dirs go: cleanups run last-registered first).
+	t.Cleanup(func() {
+		out, err := exec.Command(huskBin, "--root", b.root, "list", "-q").Output()
+		if err != nil {
+			return
+		}
+		for _, id := range strings.Fields(string(out)) {
+			exec.Command(huskBin, "--root", b.root, "delete", "-f", id).Run()
+		}
+	})
+	return b
 }
 
 func (b *bundle) write(t testing.TB) {
