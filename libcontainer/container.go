@@ -36,9 +36,8 @@ type Container struct {
 	dir   string
 	state *State
 	lock  *os.File
-	init  *Process    // set in the process that created the container (for `run`)
-	spec  *rspec.Spec // the decoded state.Config, once needed
-	exec  *execView   // its exec part, once needed
+	init  *Process  // set in the process that created the container (for `run`)
+	exec  *execView // the exec part of state.Config, once needed
 }
 
 // Stdio is the standard streams given to the container's process.
@@ -192,22 +191,6 @@ func (c *Container) Process() (*rspec.Process, error) {
 	return &p, nil
 }
 
-// Config decodes the spec the container was created with. The state keeps it as JSON: only
-// exec needs it, and decoding the whole spec costs the other commands milliseconds.
-func (c *Container) Config() (*rspec.Spec, error) {
-	if c.spec == nil {
-		var s rspec.Spec
-		if err := json.Unmarshal(c.state.Config, &s); err != nil {
-			return nil, fmt.Errorf("container %s: corrupt state: %w", c.state.ID, err)
-		}
-		if s.Process == nil || s.Linux == nil {
-			return nil, fmt.Errorf("container %s: corrupt state: the spec has no process or linux section", c.state.ID)
-		}
-		c.spec = &s
-	}
-	return c.spec, nil
-}
-
 // Status derives the container's current status.
 func (c *Container) Status() Status { return c.status() }
 
@@ -291,7 +274,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	c = &Container{root: root, dir: dir, lock: lock, state: &State{
 		ID: o.ID, Bundle: o.Bundle, Rootfs: rootfsOf(o.Spec, o.Bundle), Created: time.Now().UTC(),
 		Owner: "", Config: o.RawSpec, Annotations: o.Spec.Annotations, Hooks: o.Spec.Hooks,
-	}, spec: o.Spec}
+	}}
 	if c.state.Config == nil {
 		if c.state.Config, err = json.Marshal(o.Spec); err != nil {
 			return nil, fmt.Errorf("container %s: encode spec: %w", o.ID, err)

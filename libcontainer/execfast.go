@@ -82,57 +82,20 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int) []byte {
 		rec("rlimit", strconv.Itoa(res)+","+strconv.FormatUint(r.Soft, 10)+","+strconv.FormatUint(r.Hard, 10))
 	}
 	for _, a := range p.Args {
-		if containsNUL(a) {
+		if strings.IndexByte(a, 0) >= 0 {
 			return nil
 		}
 		rec("arg", a)
 	}
 	for _, e := range processEnv(p.Env, preserveFds) {
-		if containsNUL(e) {
+		if strings.IndexByte(e, 0) >= 0 {
 			return nil
 		}
 		rec("env", e)
 	}
-	if containsNUL(p.Cwd) {
+	if strings.IndexByte(p.Cwd, 0) >= 0 {
 		return nil
 	}
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
 	return b
-}
-
-func containsNUL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// processEnv is the environment the Go init gives the process: KEY=VALUE entries only, the
-// last value of a key at its first place, HOME defaulting to /, and LISTEN_PID=1 when fds are
-// passed for socket activation.
-func processEnv(env []string, preserveFds int) []string {
-	var out []string
-	at := map[string]int{}
-	set := func(k, v string) {
-		if i, ok := at[k]; ok {
-			out[i] = k + "=" + v
-			return
-		}
-		at[k] = len(out)
-		out = append(out, k+"="+v)
-	}
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-			set(k, v)
-		}
-	}
-	if _, ok := at["HOME"]; !ok {
-		set("HOME", "/")
-	}
-	if _, ok := at["LISTEN_FDS"]; ok && preserveFds > 0 {
-		set("LISTEN_PID", "1")
-	}
-	return out
 }

@@ -257,16 +257,9 @@ func prepareProcess(cfg *initConfig) (string, error) {
 		return "", err
 	}
 	os.Clearenv()
-	for _, kv := range p.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			os.Setenv(k, v)
-		}
-	}
-	if _, ok := os.LookupEnv("HOME"); !ok {
-		os.Setenv("HOME", "/")
-	}
-	if cfg.PreserveFds > 0 && os.Getenv("LISTEN_FDS") != "" {
-		os.Setenv("LISTEN_PID", "1")
+	for _, kv := range processEnv(p.Env, cfg.PreserveFds) {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
 	}
 	if err := unix.Chdir(p.Cwd); err != nil {
 		return "", fmt.Errorf("chdir to cwd %q: %w", p.Cwd, err)

@@ -1,64 +1,46 @@
 package shimapi
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
 )
 
 // oomWatch follows a container's OOM kills through its memory cgroup's oom_kill counter. An
 // eventfd on memory.oom_control (cgroup v1) or inotify on memory.events (v2) wakes a goroutine
-// when the kernel reports an OOM;
-// the counter is also read before an init's exit is published, so TaskOOM always comes first.
+// when the kernel reports an OOM; the counter is also read before an init's exit is published,
+// so TaskOOM always comes first.
 type oomWatch struct {
-	counterFile string // memory.oom_control (v1) or memory.events (v2)
+	cg          *cgroups.Manager
+	counterFile string
 	seen        uint64
 	efd         int  // eventfd (v1) or inotify fd (v2) that wakes watchOOM, -1 for none
 	v1          bool // efd fires as the OOM starts, before the kill is counted
 }
 
 func newOOMWatch(pid int) *oomWatch {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	cg, err := cgroups.Of(pid)
 	if err != nil {
 		return nil
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		var w *oomWatch
-		switch {
-		case parts[1] == "" && fileExists("/sys/fs/cgroup/cgroup.controllers"):
-			w = &oomWatch{counterFile: filepath.Join("/sys/fs/cgroup", parts[2], "memory.events"), efd: -1}
-			w.efd = inotifyModify(w.counterFile)
-		case hasController(parts[1], "memory"):
-			dir := filepath.Join("/sys/fs/cgroup/memory", parts[2])
-			w = &oomWatch{counterFile: filepath.Join(dir, "memory.oom_control"), efd: -1, v1: true}
-			w.efd = registerOOMEventfd(dir)
-		}
-		if w != nil && fileExists(w.counterFile) {
-			w.seen = w.count()
-			return w
-		}
+	file, v1 := cg.OOMCounter()
+	if file == "" || !fileExists(file) {
+		return nil
 	}
-	return nil
-}
-
-func hasController(list, name string) bool {
-	for _, c := range strings.Split(list, ",") {
-		if c == name {
-			return true
-		}
+	w := &oomWatch{cg: cg, counterFile: file, v1: v1}
+	if v1 {
+		w.efd = registerOOMEventfd(filepath.Dir(file))
+	} else {
+		w.efd = inotifyModify(file)
 	}
-	return false
+	w.seen = w.count()
+	return w
 }
 
 func fileExists(p string) bool {
@@ -99,17 +81,8 @@ func inotifyModify(file string) int {
 }
 
 func (w *oomWatch) count() uint64 {
-	f, err := os.Open(w.counterFile)
-	if err != nil {
-		return w.seen
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), " "); ok && k == "oom_kill" {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
-		}
+	if n, ok := w.cg.OOMKills(); ok {
+		return n
 	}
 	return w.seen
 }

@@ -63,8 +63,9 @@ type Paths map[string]string
 
 // Manager acts on one container's cgroup.
 type Manager struct {
-	paths Paths
-	mode  Mode
+	paths  Paths
+	mode   Mode
+	mounts map[string]string // v1 hierarchy key -> its mount directory, looked up once
 }
 
 // Load returns the manager of an existing container's recorded paths.
@@ -187,6 +188,19 @@ func v1Mount(key string) string {
 	return ""
 }
 
+// mount is v1Mount(key), remembered: one create or stats read asks for each hierarchy often.
+func (m *Manager) mount(key string) string {
+	d, ok := m.mounts[key]
+	if !ok {
+		d = v1Mount(key)
+		if m.mounts == nil {
+			m.mounts = map[string]string{}
+		}
+		m.mounts[key] = d
+	}
+	return d
+}
+
 // v1Dir is the container's directory in the v1 hierarchy holding controller, "" if none.
 func (m *Manager) v1Dir(controller string) string {
 	if m.mode == Unified {
@@ -196,7 +210,7 @@ func (m *Manager) v1Dir(controller string) string {
 	if k == "" {
 		return ""
 	}
-	mnt := v1Mount(k)
+	mnt := m.mount(k)
 	if mnt == "" {
 		return ""
 	}
@@ -228,7 +242,7 @@ func (m *Manager) dirs() []string {
 		if k == "" {
 			continue
 		}
-		if mnt := v1Mount(k); mnt != "" {
+		if mnt := m.mount(k); mnt != "" {
 			out = append(out, filepath.Join(mnt, p))
 		}
 	}
@@ -259,7 +273,7 @@ func (m *Manager) create(res *rspec.LinuxResources) error {
 		if k == "" {
 			continue
 		}
-		mnt := v1Mount(k)
+		mnt := m.mount(k)
 		if mnt == "" {
 			continue
 		}

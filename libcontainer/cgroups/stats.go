@@ -314,22 +314,26 @@ func readBlkio(dir string, files ...string) []BlkioEntry {
 	return nil
 }
 
-// OOMKills reads the container's OOM kill counter (v1 memory.oom_control or v2
-// memory.events); ok is false where neither exists.
-func (m *Manager) OOMKills() (n uint64, ok bool) {
-	var kv map[string]uint64
+// OOMCounter names the file that holds the cgroup's oom_kill counter: memory.oom_control on
+// cgroup v1 (v1 true), memory.events on v2; "" where the host has neither.
+func (m *Manager) OOMCounter() (file string, v1 bool) {
 	if d := m.v1Dir("memory"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, "memory.oom_control")); err != nil {
-			return 0, false
-		}
-		kv = readKV(d, "memory.oom_control")
-	} else if d := m.v2Dir(); d != "" && m.mode == Unified {
-		if _, err := os.Stat(filepath.Join(d, "memory.events")); err != nil {
-			return 0, false
-		}
-		kv = readKV(d, "memory.events")
-	} else {
+		return filepath.Join(d, "memory.oom_control"), true
+	}
+	if d := m.v2Dir(); d != "" && m.mode == Unified {
+		return filepath.Join(d, "memory.events"), false
+	}
+	return "", false
+}
+
+// OOMKills reads the container's OOM kill counter; ok is false where there is none.
+func (m *Manager) OOMKills() (n uint64, ok bool) {
+	file, _ := m.OOMCounter()
+	if file == "" {
 		return 0, false
 	}
-	return kv["oom_kill"], true
+	if _, err := os.Stat(file); err != nil {
+		return 0, false
+	}
+	return readKV(filepath.Dir(file), filepath.Base(file))["oom_kill"], true
 }

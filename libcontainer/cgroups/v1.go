@@ -58,11 +58,7 @@ func (m *Manager) setV1(res *rspec.LinuxResources) error {
 		if d == "" {
 			return errors.New("linux.resources.pids: the pids controller is not mounted on this host")
 		}
-		v := "max"
-		if *p.Limit > 0 {
-			v = strconv.FormatInt(*p.Limit, 10)
-		}
-		if err := write(d, "pids.max", v, "pids.limit"); err != nil {
+		if err := write(d, "pids.max", pidsMax(*p.Limit), "pids.limit"); err != nil {
 			return err
 		}
 	}
@@ -357,6 +353,14 @@ func (m *Manager) unifiedHugetlb(limits []rspec.LinuxHugepageLimit) error {
 		}
 	}
 	return nil
+}
+
+// pidsMax is pids.max for the spec's limit, the same file on v1 and v2: 0 and -1 lift it.
+func pidsMax(limit int64) string {
+	if limit > 0 {
+		return strconv.FormatInt(limit, 10)
+	}
+	return "max"
 }
 
 // deviceRule formats a spec device rule as the v1 devices files take it: "c 1:3 rwm".

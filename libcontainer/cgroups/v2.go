@@ -146,11 +146,7 @@ func (m *Manager) setV2(res *rspec.LinuxResources) error {
 		}
 	}
 	if p := res.Pids; p != nil && p.Limit != nil {
-		v := "max"
-		if *p.Limit > 0 {
-			v = strconv.FormatInt(*p.Limit, 10)
-		}
-		if err := write(d, "pids.max", v, "pids.limit"); err != nil {
+		if err := write(d, "pids.max", pidsMax(*p.Limit), "pids.limit"); err != nil {
 			return err
 		}
 	}
