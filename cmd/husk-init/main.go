@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 
+	_ "github.com/husk-runtime/husk/internal/prefault/early"
 	"github.com/husk-runtime/husk/libcontainer"
 	_ "github.com/husk-runtime/husk/libcontainer/nsenter"
 )

@@ -15,6 +15,8 @@ import (
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
+
+	_ "github.com/husk-runtime/husk/internal/prefault/early"
 )
 
 // Set by the Makefile.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/husk-runtime/husk/internal/prefault"
 	"github.com/husk-runtime/husk/shimapi"
 )
 
@@ -48,8 +49,12 @@ func main() {
 	var err error
 	switch action := fs.Arg(0); action {
 	case "start":
+		// start and delete are short-lived (containerd waits for them); the daemon is not:
+		// populated pages would stay resident for the container's life.
+		prefault.Heap(512 << 10)
 		err = shimapi.Start(f, os.Stdout)
 	case "delete":
+		prefault.Heap(512 << 10)
 		err = shimapi.Delete(f, os.Stdout)
 	case "":
 		err = shimapi.Serve(f)
