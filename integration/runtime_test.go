@@ -467,3 +467,69 @@ func TestExecFastPathMatchesGoInit(t *testing.T) {
 		}
 	}
 }
+
+// A container built by husk create for the C init (the create fast path) is the container the
+// Go init builds: same mounts, devices, names, sysctls, protected paths, process.
+func TestCreateFastPathMatchesGoInit(t *testing.T) {
+	report := `exec > /out/report 2>&1; hostname; cat /proc/sys/kernel/domainname /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax
+id; umask; ulimit -n; pwd; env | sort; ls /proc/self/fd | wc -l; grep -E '^(Cap|NoNewPrivs|Groups|Seccomp:)' /proc/self/status
+cat /proc/self/oom_score_adj /proc/self/cgroup; echo sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$
+awk '{for (i = 7; i <= NF; i++) if ($i == "-") print $5, $6, $(i+1), $(i+2), $(i+3)}' /proc/self/mountinfo
+ls -ln /dev | awk '{print $1, $3, $4, $5, $6, $NF}'; cat /sys/class/net/lo/operstate
+wc -c < /proc/keys; ls /sys/firmware | wc -l; touch /proc/sys/kernel/x; echo 0 > /proc/sys/net/ipv4/ip_forward
+touch /rootfile; touch /scratch/ok && echo scratch-ok`
+	reports := map[bool]string{}
+	for _, slow := range []bool{false, true} {
+		b := newBundle(t, "sh", "-c", report)
+		out := t.TempDir()
+		os.Chmod(out, 0o777)
+		b.spec.Mounts = append(b.spec.Mounts,
+			rspec.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}},
+			rspec.Mount{Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=1m", "mode=1777"}})
+		b.spec.Hostname, b.spec.Domainname = "fasthost", "example.org"
+		b.spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.msgmax": "4096"}
+		umask, oom, mode := uint32(0o027), 100, os.FileMode(0o640)
+		b.spec.Process.User = rspec.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{7}, Umask: &umask}
+		b.spec.Process.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 321, Hard: 654}}
+		b.spec.Process.OOMScoreAdj = &oom
+		b.spec.Process.Cwd = "/tmp"
+		b.spec.Process.Env = append(b.spec.Process.Env, "DUP=first", "DUP=last")
+		b.spec.Root.Readonly = true
+		b.spec.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &mode}}
+		b.write(t)
+		id := uniqueID(t)
+		args := []string{"create", id}
+		if slow {
+			args = []string{"create", "--no-fast-path", id}
+		}
+		b.must(t, args...)
+		// The C init is one thread; the Go init has its runtime's.
+		pid := int(b.state(t, id)["pid"].(float64))
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if threads := statusField(string(status), "Threads"); (threads == "1") == slow {
+			t.Errorf("slow path %v: the created init has %s threads", slow, threads)
+		}
+		b.must(t, "start", id)
+		b.waitStatus(t, id, "stopped")
+		b.must(t, "delete", id)
+		data, err := os.ReadFile(filepath.Join(out, "report"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reports[slow] = string(data)
+	}
+	fast, slow := reports[false], reports[true]
+	if fast != slow {
+		t.Fatalf("the create fast path and the Go init differ:\nfast:\n%s\ngo:\n%s", fast, slow)
+	}
+	for _, want := range []string{"fasthost\nexample.org\n1\n4096\n", "uid=1000 gid=1000 groups=7", "0027", "321", "/tmp",
+		"DUP=last", "NoNewPrivs:\t1", "100\n", "sid=1 pid=1", "/proc rw,relatime proc proc rw", "/sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime cgroup cgroup rw,memory",
+		"crw-r----- 0 0 10, 229 fuse", "\n0\n0\n", "Read-only file system", "scratch-ok"} {
+		if !strings.Contains(fast, want) {
+			t.Errorf("report lacks %q:\n%s", want, fast)
+		}
+	}
+}

@@ -58,6 +58,7 @@ type CreateOpts struct {
 	ConsoleConn   *os.File // or an already connected socket (foreground run)
 	PidFile       string
 	NoPivot       bool
+	SlowPath      bool // create with the Go init even when the fast path could
 	NoNewKeyring  bool
 	PreserveFds   int
 	Stdio         Stdio
@@ -332,6 +333,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		mode: "create", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
 		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
 		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings,
+		fastCreate: fastCreate(o),
 	}
 	cfg := &initConfig{
 		Mode: "create", ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
@@ -352,6 +354,12 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	c.state.InitStartTime = startTime
 	if err := writeState(dir, c.state); err != nil {
 		return nil, err
+	}
+	if p.fastCreate != nil {
+		cfg.Spec = o.Spec
+		if err := buildFromParent(cmd.Pid, sync, cfg, o.PreserveFds); err != nil {
+			return nil, initError(o.ID, err)
+		}
 	}
 
 	for {

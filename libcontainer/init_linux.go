@@ -118,6 +118,47 @@ func hasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
 	return false
 }
 
+// buildContainer sets up everything of a new container but its process, from inside its
+// namespaces: the loopback interface, the rootfs and the spec's mounts, hostname, sysctls, the
+// protected paths, and last the switch of root. The Go init runs it for itself; husk create
+// runs it on a thread joined to the init's namespaces when the init is the C one (createfast).
+// afterMounts runs between the spec's mounts and the rest: the runtime and createContainer hooks.
+func buildContainer(cfg *initConfig, afterMounts func() error) error {
+	spec := cfg.Spec
+	if hasNewNamespace(spec, rspec.NetworkNamespace) {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	if err := prepareRootfs(cfg); err != nil {
+		return err
+	}
+	if afterMounts != nil {
+		if err := afterMounts(); err != nil {
+			return err
+		}
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("sethostname: %w", err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("setdomainname: %w", err)
+		}
+	}
+	for k, v := range spec.Linux.Sysctl {
+		if err := writeProcSys(k, v); err != nil {
+			return err
+		}
+	}
+	if err := protectRootfs(cfg); err != nil {
+		return err
+	}
+	return finishRootfs(cfg)
+}
+
 func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	spec := cfg.Spec
 	// The cgroup and time namespaces are made here, after the parent placed us in our cgroup,
@@ -137,53 +178,27 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 			return fmt.Errorf("join session keyring: %w", err)
 		}
 	}
-	if hasNewNamespace(spec, rspec.NetworkNamespace) {
-		if err := loopbackUp(); err != nil {
-			return err
-		}
-	}
-	if hasNewNamespace(spec, rspec.MountNamespace) {
-		if err := prepareRootfs(cfg); err != nil {
-			return err
-		}
-	} else {
+	if !hasNewNamespace(spec, rspec.MountNamespace) {
 		return errors.New("linux.namespaces: a new mount namespace is required")
 	}
-	if cfg.HasRuntimeHooks {
-		if err := pipe.send(syncMsg{Type: msgHooks}); err != nil {
-			return err
+	err := buildContainer(cfg, func() error {
+		if cfg.HasRuntimeHooks {
+			if err := pipe.send(syncMsg{Type: msgHooks}); err != nil {
+				return err
+			}
+			if _, err := pipe.expect(msgHooksDone); err != nil {
+				return err
+			}
 		}
-		if _, err := pipe.expect(msgHooksDone); err != nil {
-			return err
+		if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
+			return runHooks(spec.Hooks.CreateContainer, "createContainer", &rspec.State{
+				Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreating, Pid: os.Getpid(),
+				Bundle: cfg.Bundle, Annotations: spec.Annotations,
+			})
 		}
-	}
-	if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
-		if err := runHooks(spec.Hooks.CreateContainer, "createContainer", &rspec.State{
-			Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreating, Pid: os.Getpid(),
-			Bundle: cfg.Bundle, Annotations: spec.Annotations,
-		}); err != nil {
-			return err
-		}
-	}
-	if err := finishRootfs(cfg); err != nil {
-		return err
-	}
-	if spec.Hostname != "" {
-		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return fmt.Errorf("sethostname: %w", err)
-		}
-	}
-	if spec.Domainname != "" {
-		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
-			return fmt.Errorf("setdomainname: %w", err)
-		}
-	}
-	for k, v := range spec.Linux.Sysctl {
-		if err := writeProcSys(k, v); err != nil {
-			return err
-		}
-	}
-	if err := protectRootfs(spec); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if _, err := unix.Setsid(); err != nil {

@@ -50,6 +50,7 @@ type initProcess struct {
 	uidMaps     []rspec.LinuxIDMapping
 	gidMaps     []rspec.LinuxIDMapping
 	fastExec    []byte // set: the constructor sets up and execs the process (fastExecRequest)
+	fastCreate  []byte // set: the constructor is the whole init; husk builds the rootfs (createfast.go)
 }
 
 // Process is a child husk started (an init or an exec'd process), tracked by pid. husk forks
@@ -190,6 +191,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	if p.fastExec != nil {
 		env = append(env, "_HUSK_EXECFAST=1")
 	}
+	if p.fastCreate != nil {
+		env = append(env, "_HUSK_CREATEFAST=1")
+	}
 	if len(childNs) > 0 {
 		env = append(env, "_HUSK_NSFDS="+strings.Join(childNs, ","))
 	}
@@ -244,11 +248,14 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		}
 	}
 	child.Close()
-	// The config, or for the exec fast path the constructor's request, once the process is in
-	// its cgroup.
-	if p.fastExec != nil {
+	// The config, or for the fast paths the constructor's request, once the process is in its
+	// cgroup.
+	switch {
+	case p.fastExec != nil:
 		_, err = parent.Write(p.fastExec)
-	} else {
+	case p.fastCreate != nil:
+		_, err = parent.Write(p.fastCreate)
+	default:
 		err = pipe.send(syncMsg{Type: msgConfig, Config: cfg})
 	}
 	if err != nil {

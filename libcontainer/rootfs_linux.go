@@ -188,6 +188,13 @@ func mountInRoot(root *os.File, cfg *initConfig, m rspec.Mount) error {
 	if m.Type == "mqueue" || m.Type == "sysfs" {
 		// These refuse some flags when not owned by our user namespace; the spec values work.
 	}
+	if m.Type == "proc" && cfg.procCtx != nil {
+		// husk create's joined thread: procfs from the init's own pid namespace.
+		if err := mountFromContext(cfg.procCtx, m.Source, dst, opts); err != nil {
+			return fmt.Errorf("mount proc on %s: %w", m.Destination, err)
+		}
+		return applyPropagation(dst, opts)
+	}
 	if err := unix.Mount(m.Source, procFd(dst), m.Type, flags, data); err != nil {
 		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
 			// Without a network namespace of our own the kernel refuses a new sysfs; bind the
@@ -286,7 +293,11 @@ func mountCgroup(root *os.File, cfg *initConfig, m rspec.Mount, opts specs.Mount
 	if err := unix.Mount("tmpfs", procFd(dst), "tmpfs", flags, "mode=755"); err != nil {
 		return fmt.Errorf("mount cgroup tmpfs: %w", err)
 	}
-	own, err := os.ReadFile("/proc/self/cgroup")
+	self := "/proc/self/cgroup"
+	if cfg.initPid > 0 {
+		self = "/proc/" + strconv.Itoa(cfg.initPid) + "/cgroup" // husk create's joined thread
+	}
+	own, err := os.ReadFile(self)
 	if err != nil {
 		return err
 	}
@@ -464,39 +475,60 @@ func finishRootfs(cfg *initConfig) error {
 	return verifyProcfs()
 }
 
-// protectRootfs applies, from inside the new root and after sysctls are written, the read-only
-// and masked paths and a read-only root.
-func protectRootfs(spec *rspec.Spec) error {
+// protectRootfs applies the read-only and masked paths and a read-only root, after the sysctls
+// are written and before the switch of root. Paths resolve inside the rootfs (symlinks never
+// leave it) so that the same code serves the init and husk create's joined thread, whose /proc
+// is not the container's.
+func protectRootfs(cfg *initConfig) error {
+	spec := cfg.Spec
+	root, err := os.OpenFile(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	defer root.Close()
 	for _, p := range spec.Linux.ReadonlyPaths {
-		if err := readonlyPath(p); err != nil {
+		if err := readonlyPath(root, p); err != nil {
 			return fmt.Errorf("readonly path %s: %w", p, err)
 		}
 	}
 	if len(spec.Linux.MaskedPaths) > 0 {
-		null, err := openDevNull()
+		null, err := openDevNull(root)
 		if err != nil {
 			return err
 		}
 		defer null.Close()
 		for _, p := range spec.Linux.MaskedPaths {
-			if err := maskPath(p, null); err != nil {
+			if err := maskPath(root, p, null); err != nil {
 				return fmt.Errorf("masked path %s: %w", p, err)
 			}
 		}
 	}
 	if spec.Root.Readonly {
-		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			f, oerr := os.OpenFile("/", unix.O_PATH|unix.O_CLOEXEC, 0)
-			if oerr != nil {
-				return oerr
-			}
-			defer f.Close()
-			if err := remount(f, unix.MS_RDONLY); err != nil {
-				return fmt.Errorf("read-only root: %w", err)
-			}
+		if err := remount(root, unix.MS_RDONLY); err != nil {
+			return fmt.Errorf("read-only root: %w", err)
 		}
 	}
 	return nil
+}
+
+// openNoFollow opens p inside root as O_PATH without following a final symlink: the parent
+// directories resolve inside root, the last component is taken as it is.
+func openNoFollow(root *os.File, p string) (*os.File, error) {
+	p = path.Clean("/" + p)
+	dir, err := pathrs.OpenatInRoot(root, path.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	base := path.Base(p)
+	if p == "/" {
+		base = "."
+	}
+	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 func pivotRoot(rootfs string) error {
@@ -545,8 +577,8 @@ func moveRoot(rootfs string) error {
 
 // openDevNull opens the container's /dev/null and checks it really is the null device, so a
 // planted symlink or file cannot turn masking into a bind of something else (CVE-2025-31133).
-func openDevNull() (*os.File, error) {
-	f, err := os.OpenFile("/dev/null", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+func openDevNull(root *os.File) (*os.File, error) {
+	f, err := openNoFollow(root, "/dev/null")
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/null: %w", err)
 	}
@@ -558,10 +590,15 @@ func openDevNull() (*os.File, error) {
 	return f, nil
 }
 
-func maskPath(p string, null *os.File) error {
-	f, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// missing reports a path that masking or read-only protection can skip: absent, or a symlink.
+func missing(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
+}
+
+func maskPath(root *os.File, p string, null *os.File) error {
+	f, err := openNoFollow(root, p)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ELOOP) {
+		if missing(err) {
 			return nil
 		}
 		return err
@@ -571,28 +608,86 @@ func maskPath(p string, null *os.File) error {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return err
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		return nil
+	case unix.S_IFDIR:
 		return unix.Mount("tmpfs", procFd(f), "tmpfs", unix.MS_RDONLY, "size=0k")
 	}
 	return unix.Mount(procFd(null), procFd(f), "", unix.MS_BIND, "")
 }
 
-func readonlyPath(p string) error {
-	f, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+func readonlyPath(root *os.File, p string) error {
+	f, err := openNoFollow(root, p)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ELOOP) {
+		if missing(err) {
 			return nil
 		}
 		return err
 	}
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil
+	}
 	if err := unix.Mount(procFd(f), procFd(f), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	g, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	g, err := openNoFollow(root, p)
 	if err != nil {
 		return err
 	}
 	defer g.Close()
 	return remount(g, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+}
+
+// mountAttrs maps the mount flags a new-API mount takes as attributes.
+var mountAttrs = map[uintptr]uint64{
+	unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
+	unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
+	unix.MS_NOATIME: unix.MOUNT_ATTR_NOATIME, unix.MS_NODIRATIME: unix.MOUNT_ATTR_NODIRATIME,
+	unix.MS_RELATIME: unix.MOUNT_ATTR_RELATIME, unix.MS_STRICTATIME: unix.MOUNT_ATTR_STRICTATIME,
+}
+
+// mountFromContext makes the filesystem of a context the init opened and mounts it on dst.
+func mountFromContext(ctx *os.File, source string, dst *os.File, opts specs.MountOptions) error {
+	fd := int(ctx.Fd())
+	if err := unix.FsconfigSetString(fd, "source", source); err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	for _, kv := range strings.Split(opts.Data, ",") {
+		if kv == "" {
+			continue
+		}
+		var err error
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			err = unix.FsconfigSetString(fd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fd, kv)
+		}
+		if err != nil {
+			return fmt.Errorf("option %s: %w", kv, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	var attrs uint64
+	for flag, attr := range mountAttrs {
+		if opts.Flags&flag != 0 {
+			attrs |= attr
+		}
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, int(attrs))
+	if err != nil {
+		return fmt.Errorf("fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", int(dst.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
 }

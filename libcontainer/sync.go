@@ -39,7 +39,9 @@ type initConfig struct {
 	ConsoleFd       int             `json:"console_fd,omitempty"`
 	PreserveFds     int             `json:"preserve_fds,omitempty"`
 
-	seccompBPF []byte // the init's compiled filter, once compiled
+	seccompBPF []byte   // the init's compiled filter, once compiled
+	initPid    int      // set when husk create builds the rootfs for the init (createfast.go)
+	procCtx    *os.File // then: a procfs context in the init's pid namespace
 }
 
 type syncMsg struct {

@@ -25,6 +25,7 @@ var createFlags = []cli.Flag{
 	cli.StringFlag{Name: "pidfd-socket", Usage: "unix socket that receives a pidfd of the init (accepted, not used yet)"},
 	cli.StringFlag{Name: "pid-file", Usage: "file to write the init pid to"},
 	cli.BoolFlag{Name: "no-pivot", Usage: "use MS_MOVE and chroot instead of pivot_root"},
+	cli.BoolFlag{Name: "no-fast-path", Hidden: true, Usage: "set the container up in husk-init's Go code"},
 	cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring"},
 	cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra fds (from 3) to the container"},
 }
@@ -62,7 +63,7 @@ func createOpts(c *cli.Context) (libcontainer.CreateOpts, error) {
 	}
 	o := libcontainer.CreateOpts{
 		ID: id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: c.String("console-socket"),
-		PidFile: c.String("pid-file"), NoPivot: c.Bool("no-pivot"), NoNewKeyring: c.Bool("no-new-keyring"),
+		PidFile: c.String("pid-file"), NoPivot: c.Bool("no-pivot"), NoNewKeyring: c.Bool("no-new-keyring"), SlowPath: c.Bool("no-fast-path"),
 		PreserveFds: c.Int("preserve-fds"),
 		Stdio:       libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
 	}

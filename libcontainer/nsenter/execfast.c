@@ -1,8 +1,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/magic.h>
 #include <linux/mount.h>
 #include <linux/seccomp.h>
@@ -54,6 +56,8 @@ struct execfast {
 	} rlimits[32];
 	int nrlimits;
 	int preserve;
+	int setsid;    /* create: a session of its own, as the Go init */
+	int fifo;      /* create: the exec fifo (O_PATH) to open once ready; -1 for an exec */
 	char *argv[MAX_ITEMS + 1];
 	int argc;
 	char *envp[MAX_ITEMS + 1];
@@ -61,8 +65,10 @@ struct execfast {
 };
 
 static int fast_syncfd = -1;
+static int fast_ready; /* create: msgReady sent, nobody reads the sync socket any more */
 
-/* Reports the failure as the Go init would, one JSON line on the sync socket, and exits. */
+/* Reports the failure as the Go init would: one JSON line on the sync socket, or once the
+ * create is over, a line on the container's stderr and exit status 127. */
 static void xfail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void xfail(const char *fmt, ...)
 {
@@ -73,6 +79,10 @@ static void xfail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (fast_ready) {
+		dprintf(2, "husk init: %s\n", msg);
+		_exit(127);
+	}
 	o += sprintf(o, "{\"type\":\"error\",\"message\":\"");
 	/* Room left for the longest escape (6), the closing "}\n (3) and the NUL. */
 	for (i = 0; msg[i] && o < line + sizeof(line) - 16; i++) {
@@ -115,6 +125,7 @@ static void parse(char *blob, size_t len, struct execfast *x)
 
 	x->umask_val = -1;
 	x->last_cap = -1;
+	x->fifo = -1;
 	while (p < end) {
 		char *rec = p, *v = strchr(rec, '=');
 		p += strlen(rec) + 1;
@@ -171,6 +182,10 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			x->oom = v;
 		else if (!strcmp(rec, "preserve"))
 			x->preserve = atoi(v);
+		else if (!strcmp(rec, "setsid"))
+			x->setsid = atoi(v);
+		else if (!strcmp(rec, "fifo"))
+			x->fifo = atoi(v);
 		else if (!strcmp(rec, "rlimit")) {
 			char *s1 = strchr(v, ','), *s2 = s1 ? strchr(s1 + 1, ',') : NULL;
 			if (!s2)
@@ -273,6 +288,8 @@ static void apply(struct execfast *x)
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 
+	if (x->setsid && setsid() < 0)
+		xfail("setsid: %s", strerror(errno));
 	for (int i = 0; i < x->nrlimits; i++)
 		if (prlimit(0, x->rlimits[i].res, &x->rlimits[i].lim, NULL) < 0)
 			xfail("setrlimit %d: %s", x->rlimits[i].res, strerror(errno));
@@ -340,6 +357,25 @@ static void apply(struct execfast *x)
 	/* Nothing of husk's may reach the user process (CVE-2024-21626). */
 	if (syscall(SYS_close_range, 3 + x->preserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		xfail("close fds: %s", strerror(errno));
+	if (x->fifo >= 0) {
+		/* As the Go init: ready, then blocked until `husk start` opens the fifo's other end. */
+		char fifo[64];
+		int ff;
+
+		if (write(fast_syncfd, "{\"type\":\"ready\"}\n", 17) != 17)
+			_exit(1);
+		close(fast_syncfd);
+		fast_syncfd = -1;
+		fast_ready = 1;
+		snprintf(fifo, sizeof(fifo), "/proc/self/fd/%d", x->fifo);
+		ff = open(fifo, O_WRONLY | O_CLOEXEC);
+		if (ff < 0)
+			xfail("open exec fifo: %s", strerror(errno));
+		if (write(ff, "0", 1) != 1)
+			xfail("write exec fifo: %s", strerror(errno));
+		close(ff);
+		close(x->fifo);
+	}
 	/* With no_new_privs, as late as possible: the filter need not allow husk's own calls. */
 	if (x->seccomp && x->nnp)
 		load_seccomp(x);
@@ -347,26 +383,88 @@ static void apply(struct execfast *x)
 	xfail("exec \"%s\": %s", x->argv[0], strerror(errno));
 }
 
+/* One request: a 4-byte little-endian length, then NUL-separated "key=value" records. */
+static char *read_request(int syncfd, uint32_t *lenp)
+{
+	unsigned char hdr[4];
+	uint32_t len;
+	char *blob;
+
+	read_full(syncfd, hdr, sizeof(hdr));
+	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+	if (len > (8U << 20))
+		xfail("init: bad request size %u", len);
+	blob = malloc(len + 1);
+	if (!blob)
+		xfail("init: out of memory");
+	read_full(syncfd, blob, len);
+	blob[len] = 0;
+	*lenp = len;
+	return blob;
+}
+
 /* Called by the constructor, after the namespaces are joined, when _HUSK_EXECFAST is set. */
 void husk_execfast(int syncfd)
 {
 	static struct execfast x;
-	unsigned char hdr[4];
 	uint32_t len;
 	char *blob;
 
 	fast_syncfd = syncfd;
 	if (syncfd < 0)
 		_exit(1);
-	read_full(syncfd, hdr, sizeof(hdr));
-	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
-	if (len == 0 || len > (8U << 20))
-		xfail("exec: bad request size %u", len);
-	blob = malloc(len + 1);
-	if (!blob)
-		xfail("exec: out of memory");
-	read_full(syncfd, blob, len);
-	blob[len] = 0;
+	blob = read_request(syncfd, &len);
+	if (len == 0)
+		xfail("exec: empty request");
+	parse(blob, len, &x);
+	apply(&x);
+}
+
+/* The create fast path (createfast.go), when _HUSK_CREATEFAST is set: this constructor is the
+ * container's whole init. First what only the init can do, in its cgroup already: a cgroup
+ * namespace, the session keyring, and a procfs context in its pid namespace for husk to mount.
+ * husk then builds the rootfs from a thread in our namespaces and sends the process, which is
+ * set up as an exec's, with the exec fifo to wait on before execve. */
+void husk_createfast(int syncfd)
+{
+	static struct execfast x;
+	uint32_t len;
+	char *blob, *p, *end;
+	int procfd = -1;
+	char line[64];
+
+	fast_syncfd = syncfd;
+	if (syncfd < 0)
+		_exit(1);
+	blob = read_request(syncfd, &len);
+	for (p = blob, end = blob + len; p < end;) {
+		char *v = strchr(p, '='), *rec = p;
+		p += strlen(p) + 1;
+		if (!v)
+			xfail("init: malformed request");
+		*v++ = 0;
+		if (!strcmp(rec, "cgroupns")) {
+			if (unshare(CLONE_NEWCGROUP) < 0)
+				xfail("new cgroup namespace: %s", strerror(errno));
+		} else if (!strcmp(rec, "keyring")) {
+			if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, v) < 0 && errno != ENOSYS)
+				xfail("join session keyring: %s", strerror(errno));
+		} else if (!strcmp(rec, "proc")) {
+			procfd = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+			if (procfd < 0)
+				xfail("open a procfs context: %s", strerror(errno));
+		} else
+			xfail("init: unknown request field %s", rec);
+	}
+	free(blob);
+	snprintf(line, sizeof(line), "{\"type\":\"nsready\",\"pid\":%d}\n", procfd);
+	if (write(syncfd, line, strlen(line)) != (ssize_t)strlen(line))
+		_exit(1);
+	blob = read_request(syncfd, &len);
+	if (procfd >= 0)
+		close(procfd); /* husk has its own copy (pidfd_getfd) by now */
+	if (len == 0)
+		xfail("init: empty request");
 	parse(blob, len, &x);
 	apply(&x);
 }

@@ -36,12 +36,14 @@ static void join_list(const char *list, int syncfd)
 }
 
 /* _HUSK_EXECFAST: the process is an exec the constructor sets up and execs itself (execfast.c),
- * after the namespaces are joined.
+ * after the namespaces are joined. _HUSK_CREATEFAST: the same for a new container's init, whose
+ * rootfs husk builds (createfast.go).
  * _HUSK_NSFDS: comma-separated fds, already ordered by the parent (user namespace first, so the
  * others are joined with the capabilities it grants). _HUSK_NSFDS_FORK: pid and time namespace
  * fds, which apply to children only: after joining them we fork, the child goes on to become
  * the process, and this intermediate reports the child's pid and exits. */
 void husk_execfast(int syncfd);
+void husk_createfast(int syncfd);
 
 void husk_nsenter(void)
 {
@@ -49,11 +51,14 @@ void husk_nsenter(void)
 	const char *forklist = getenv("_HUSK_NSFDS_FORK");
 	const char *sync = getenv("_HUSK_SYNCFD");
 	const char *fast = getenv("_HUSK_EXECFAST");
+	const char *create = getenv("_HUSK_CREATEFAST");
 	int syncfd = sync ? atoi(sync) : -1;
 
 	if ((!list || !*list) && (!forklist || !*forklist)) {
 		if (fast)
 			husk_execfast(syncfd);
+		if (create)
+			husk_createfast(syncfd);
 		return;
 	}
 	join_list(list, syncfd);
@@ -77,4 +82,6 @@ void husk_nsenter(void)
 	}
 	if (fast)
 		husk_execfast(syncfd);
+	if (create)
+		husk_createfast(syncfd);
 }

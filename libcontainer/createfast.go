@@ -1,0 +1,211 @@
+//go:build !huskinit
+
+package libcontainer
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+// The create fast path. The Go init costs a create most of its time: a Go runtime starting in
+// the container, then decoding the spec again. For the common container, husk-init's C
+// constructor stays the only code in the container's init, and husk create itself builds the
+// rootfs from a thread it joins to the init's namespaces:
+//
+//  1. the init, placed in its cgroup, unshares its cgroup namespace, joins its session keyring
+//     and opens a procfs context in its pid namespace (the one thing a joined thread cannot
+//     make: procfs takes the pid namespace a task was born in), then says msgNsReady;
+//  2. husk takes that context with pidfd_getfd, and on a locked thread that unshared its fs
+//     attributes and setns'd into the init's namespaces runs buildContainer, the same code the
+//     Go init runs; the thread dies with the goroutine;
+//  3. husk sends the process as for the exec fast path, plus the exec fifo: the constructor
+//     sets it up (execfast.c), says msgReady, waits for start and execs.
+//
+// Everything else (user and time namespaces, a terminal, seccomp, LSM labels, hooks that run
+// in the container, --no-pivot) goes to the Go init.
+
+// msgNsReady: init -> parent, create fast path: namespaces made; Pid carries the init's fd of
+// a procfs context (fsopen), or -1.
+const msgNsReady = "nsready"
+
+// fastCreate returns the constructor's first request when this container can be created
+// without the Go init, else nil.
+func fastCreate(o CreateOpts) []byte {
+	s, p := o.Spec, o.Spec.Process
+	if o.SlowPath || o.NoPivot || p == nil || s.Linux == nil || s.Linux.Seccomp != nil || !kernelAtLeast(5, 6) {
+		return nil
+	}
+	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 { //nolint:staticcheck // prestart is deprecated but still honoured
+		return nil
+	}
+	if fastExecRequest(p, nil, o.PreserveFds) == nil {
+		return nil
+	}
+	var req []string
+	mountNs := false
+	for _, ns := range s.Linux.Namespaces {
+		switch ns.Type {
+		case rspec.UserNamespace, rspec.TimeNamespace:
+			return nil
+		case rspec.MountNamespace:
+			mountNs = ns.Path == ""
+		case rspec.CgroupNamespace:
+			if ns.Path == "" {
+				req = append(req, "cgroupns=1")
+			}
+		}
+	}
+	if !mountNs {
+		return nil // the Go init says why
+	}
+	procs := 0
+	for _, m := range s.Mounts {
+		if m.Type != "proc" || isBind(m) {
+			continue
+		}
+		opts, err := specs.ParseMountOptions(m.Options)
+		if err != nil {
+			return nil
+		}
+		for flag := opts.Flags; flag != 0; flag &= flag - 1 {
+			if _, ok := mountAttrs[flag&-flag]; !ok {
+				return nil
+			}
+		}
+		if procs++; procs > 1 {
+			return nil
+		}
+	}
+	if procs == 1 {
+		req = append(req, "proc=1")
+	}
+	if !o.NoNewKeyring {
+		req = append(req, "keyring=_ses."+o.ID)
+	}
+	return frame(req)
+}
+
+// kernelAtLeast reports whether the running kernel has the calls the fast path needs:
+// fsopen (5.2) and pidfd_getfd (5.6).
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	majs, rest, _ := strings.Cut(rel, ".")
+	mins, _, _ := strings.Cut(rest, ".")
+	maj, err1 := strconv.Atoi(majs)
+	if i := strings.IndexFunc(mins, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		mins = mins[:i] // "6-rc1", "18+"
+	}
+	min, err2 := strconv.Atoi(mins)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return maj > major || (maj == major && min >= minor)
+}
+
+// frame encodes records as the constructor reads them: a 4-byte little-endian length, then
+// NUL-terminated "key=value" records.
+func frame(records []string) []byte {
+	n := 0
+	for _, r := range records {
+		n += len(r) + 1
+	}
+	b := make([]byte, 4, 4+n)
+	b[0], b[1], b[2], b[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+	for _, r := range records {
+		b = append(append(b, r...), 0)
+	}
+	return b
+}
+
+// buildFromParent is steps 2 and 3: cfg is the create's config, with the whole spec.
+func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int) error {
+	m, err := pipe.expect(msgNsReady)
+	if err != nil {
+		return err
+	}
+	cfg.initPid = pid
+	if m.Pid >= 0 {
+		pidfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			return fmt.Errorf("pidfd of init: %w", err)
+		}
+		fd, err := unix.PidfdGetfd(pidfd, m.Pid, 0)
+		unix.Close(pidfd)
+		if err != nil {
+			return fmt.Errorf("procfs context of init: %w", err)
+		}
+		cfg.procCtx = os.NewFile(uintptr(fd), "procfs-context")
+		defer cfg.procCtx.Close()
+	}
+	if err := onJoinedThread(pid, cfg.Spec.Linux.Namespaces, func() error { return buildContainer(cfg, nil) }); err != nil {
+		return err
+	}
+	p := *cfg.Spec.Process
+	p.Env = append(append([]string(nil), p.Env...), cfg.ExtraEnv...)
+	req := fastExecRequest(&p, nil, preserveFds)
+	// The request's records, then the create's: setsid first, and after the process is set up,
+	// msgReady and the exec fifo.
+	extra := frame([]string{"setsid=1", "fifo=" + strconv.Itoa(cfg.FifoFd)})
+	n := int(req[0]) | int(req[1])<<8 | int(req[2])<<16 | int(req[3])<<24
+	n += len(extra) - 4
+	out := append([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}, req[4:]...)
+	out = append(out, extra[4:]...)
+	if _, err := pipe.f.Write(out); err != nil {
+		return fmt.Errorf("send process to init: %w", err)
+	}
+	return nil
+}
+
+// onJoinedThread runs fn on a thread of its own in the namespaces pid is in (of those the spec
+// lists, but user, pid and time: the thread needs none of them). The thread first unshares its
+// fs attributes, which setns into a mount namespace requires and which keeps its root and
+// working directory to itself; it is never unlocked, so the runtime ends it with fn.
+func onJoinedThread(pid int, namespaces []rspec.LinuxNamespace, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- func() error {
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return fmt.Errorf("unshare fs: %w", err)
+			}
+			for _, t := range []rspec.LinuxNamespaceType{rspec.IPCNamespace, rspec.UTSNamespace, rspec.NetworkNamespace, rspec.CgroupNamespace, rspec.MountNamespace} {
+				if !hasNamespace(namespaces, t) {
+					continue
+				}
+				path := "/proc/" + strconv.Itoa(pid) + "/ns/" + nsProcName[t]
+				fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return fmt.Errorf("join %s namespace: %w", t, err)
+				}
+				err = unix.Setns(fd, 0)
+				unix.Close(fd)
+				if err != nil {
+					return fmt.Errorf("join %s namespace: %w", t, err)
+				}
+			}
+			return fn()
+		}()
+	}()
+	return <-errc
+}
+
+func hasNamespace(namespaces []rspec.LinuxNamespace, t rspec.LinuxNamespaceType) bool {
+	for _, ns := range namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
