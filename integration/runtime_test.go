@@ -469,18 +469,26 @@ func TestExecFastPathMatchesGoInit(t *testing.T) {
 }
 
 // A container built by husk create for the C init (the create fast path) is the container the
-// Go init builds: same mounts, devices, names, sysctls, protected paths, process.
+// Go init builds: same mounts, devices, names, sysctls, protected paths, process. With a seccomp
+// filter, the first create compiles it in the Go init and the next one loads the kept program.
 func TestCreateFastPathMatchesGoInit(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testCreateFastPath(t, false) })
+	t.Run("seccomp", func(t *testing.T) { testCreateFastPath(t, true) })
+}
+
+func testCreateFastPath(t *testing.T, seccomp bool) {
 	report := `exec > /out/report 2>&1; hostname; cat /proc/sys/kernel/domainname /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax
 id; umask; ulimit -n; pwd; env | sort; ls /proc/self/fd | wc -l; grep -E '^(Cap|NoNewPrivs|Groups|Seccomp:)' /proc/self/status
 cat /proc/self/oom_score_adj /proc/self/cgroup; echo sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$
 awk '{for (i = 7; i <= NF; i++) if ($i == "-") print $5, $6, $(i+1), $(i+2), $(i+3)}' /proc/self/mountinfo
 ls -ln /dev | awk '{print $1, $3, $4, $5, $6, $NF}'; cat /sys/class/net/lo/operstate
 wc -c < /proc/keys; ls /sys/firmware | wc -l; touch /proc/sys/kernel/x; echo 0 > /proc/sys/net/ipv4/ip_forward
-touch /rootfile; touch /scratch/ok && echo scratch-ok`
+touch /rootfile; touch /scratch/ok && echo scratch-ok; mkdir /scratch/d 2>/dev/null || echo mkdir-denied`
 	reports := map[bool]string{}
-	for _, slow := range []bool{false, true} {
+	root := t.TempDir() // shared: the seccomp program the first create compiles is kept there
+	for _, slow := range []bool{true, false} {
 		b := newBundle(t, "sh", "-c", report)
+		b.root = root
 		out := t.TempDir()
 		os.Chmod(out, 0o777)
 		b.spec.Mounts = append(b.spec.Mounts,
@@ -496,6 +504,11 @@ touch /rootfile; touch /scratch/ok && echo scratch-ok`
 		b.spec.Process.Env = append(b.spec.Process.Env, "DUP=first", "DUP=last")
 		b.spec.Root.Readonly = true
 		b.spec.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &mode}}
+		if seccomp {
+			errno := uint(1)
+			b.spec.Linux.Seccomp = &rspec.LinuxSeccomp{DefaultAction: rspec.ActAllow,
+				Syscalls: []rspec.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: rspec.ActErrno, ErrnoRet: &errno}}}
+		}
 		b.write(t)
 		id := uniqueID(t)
 		args := []string{"create", id}
@@ -531,5 +544,8 @@ touch /rootfile; touch /scratch/ok && echo scratch-ok`
 		if !strings.Contains(fast, want) {
 			t.Errorf("report lacks %q:\n%s", want, fast)
 		}
+	}
+	if denied := strings.Contains(fast, "mkdir-denied") && strings.Contains(fast, "Seccomp:\t2"); denied != seccomp {
+		t.Errorf("seccomp %v, but the report says otherwise:\n%s", seccomp, fast)
 	}
 }

@@ -333,8 +333,17 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		mode: "create", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
 		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
 		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings,
-		fastCreate: fastCreate(o),
 	}
+	var bpf []byte
+	seccompKey := ""
+	if o.Spec.Linux.Seccomp != nil {
+		// The Go init's program is cached even with --no-fast-path, for the next create.
+		seccompKey = seccompCacheKey(o.Spec.Linux.Seccomp)
+		if !o.SlowPath {
+			bpf = cachedSeccomp(root, seccompKey)
+		}
+	}
+	p.fastCreate = fastCreate(o, bpf)
 	cfg := &initConfig{
 		Mode: "create", ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
@@ -356,8 +365,14 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	if p.fastCreate != nil {
+		if bpf != nil {
+			// Kept for the exec fast path, as the Go init's program is below.
+			if err := os.WriteFile(filepath.Join(dir, seccompFile), bpf, 0o600); err != nil {
+				return nil, fmt.Errorf("container %s: save seccomp filter: %w", o.ID, err)
+			}
+		}
 		cfg.Spec = o.Spec
-		if err := buildFromParent(cmd.Pid, sync, cfg, o.PreserveFds); err != nil {
+		if err := buildFromParent(cmd.Pid, sync, cfg, o.PreserveFds, bpf); err != nil {
 			return nil, initError(o.ID, err)
 		}
 	}
@@ -375,6 +390,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 			if err := os.WriteFile(filepath.Join(dir, seccompFile), m.Data, 0o600); err != nil {
 				return nil, fmt.Errorf("container %s: save seccomp filter: %w", o.ID, err)
 			}
+			cacheSeccomp(root, seccompKey, m.Data)
 			continue
 		}
 		if m.Type != msgHooks {

@@ -3,8 +3,13 @@
 package libcontainer
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -29,24 +34,92 @@ import (
 //  3. husk sends the process as for the exec fast path, plus the exec fifo: the constructor
 //     sets it up (execfast.c), says msgReady, waits for start and execs.
 //
-// Everything else (user and time namespaces, a terminal, seccomp, LSM labels, hooks that run
-// in the container, --no-pivot) goes to the Go init.
+// A seccomp filter needs its compiled program, which only the Go init can make (libseccomp):
+// the first container with a profile goes to the Go init and husk keeps the program in a cache
+// under its root, keyed by the profile and the husk-init that compiled it; the next ones (every
+// pod of a node shares RuntimeDefault) load it in the constructor, as an exec does.
+//
+// Everything else (user and time namespaces, a terminal, filter flags, LSM labels, hooks that
+// run in the container, --no-pivot) goes to the Go init.
 
 // msgNsReady: init -> parent, create fast path: namespaces made; Pid carries the init's fd of
 // a procfs context (fsopen), or -1.
 const msgNsReady = "nsready"
 
+// seccompCacheDir, under husk's root, holds compiled seccomp programs by seccompCacheKey. Its
+// name is no valid container id.
+const seccompCacheDir = "@seccomp"
+
+// seccompCacheKey names a profile's compiled program: the profile as JSON and the identity of
+// the husk-init whose libseccomp compiled it. "" when there is no usable key.
+func seccompCacheKey(s *rspec.LinuxSeccomp) string {
+	if s == nil || len(s.Flags) > 0 {
+		return "" // flags are libseccomp attributes the constructor does not apply
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return ""
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(filepath.Dir(self), "husk-init"), &st); err != nil {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%d:%d:%d:%d.%d\n", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// cachedSeccomp returns the compiled program kept for key, or nil.
+func cachedSeccomp(root, key string) []byte {
+	if key == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(root, seccompCacheDir, key))
+	if err != nil || len(b) == 0 || len(b)%8 != 0 {
+		return nil
+	}
+	return b
+}
+
+// cacheSeccomp keeps a program the Go init compiled, written whole or not at all.
+func cacheSeccomp(root, key string, bpf []byte) {
+	if key == "" || len(bpf) == 0 {
+		return
+	}
+	dir := filepath.Join(root, seccompCacheDir)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return
+	}
+	f, err := os.CreateTemp(dir, ".tmp-")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(bpf)
+	if cerr := f.Close(); err == nil && cerr == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, key))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+}
+
 // fastCreate returns the constructor's first request when this container can be created
-// without the Go init, else nil.
-func fastCreate(o CreateOpts) []byte {
+// without the Go init, else nil. bpf is the spec's compiled seccomp program, if it has a filter
+// and the program is known.
+func fastCreate(o CreateOpts, bpf []byte) []byte {
 	s, p := o.Spec, o.Spec.Process
-	if o.SlowPath || o.NoPivot || p == nil || s.Linux == nil || s.Linux.Seccomp != nil || !kernelAtLeast(5, 6) {
+	if o.SlowPath || o.NoPivot || p == nil || s.Linux == nil || (s.Linux.Seccomp != nil && bpf == nil) || !kernelAtLeast(5, 6) {
 		return nil
 	}
 	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 { //nolint:staticcheck // prestart is deprecated but still honoured
 		return nil
 	}
-	if fastExecRequest(p, nil, o.PreserveFds) == nil {
+	if fastExecRequest(p, bpf, o.PreserveFds) == nil {
 		return nil
 	}
 	var req []string
@@ -129,8 +202,9 @@ func frame(records []string) []byte {
 	return b
 }
 
-// buildFromParent is steps 2 and 3: cfg is the create's config, with the whole spec.
-func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int) error {
+// buildFromParent is steps 2 and 3: cfg is the create's config, with the whole spec; bpf is
+// its compiled seccomp program, if it has a filter.
+func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int, bpf []byte) error {
 	m, err := pipe.expect(msgNsReady)
 	if err != nil {
 		return err
@@ -154,7 +228,7 @@ func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int) 
 	}
 	p := *cfg.Spec.Process
 	p.Env = append(append([]string(nil), p.Env...), cfg.ExtraEnv...)
-	req := fastExecRequest(&p, nil, preserveFds)
+	req := fastExecRequest(&p, bpf, preserveFds)
 	// The request's records, then the create's: setsid first, and after the process is set up,
 	// msgReady and the exec fifo.
 	extra := frame([]string{"setsid=1", "fifo=" + strconv.Itoa(cfg.FifoFd)})
