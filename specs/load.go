@@ -37,9 +37,25 @@ func Load(bundle string) (*rspec.Spec, []byte, string, error) {
 	return spec, data, abs, nil
 }
 
+// linuxSpec is rspec.Spec without the sections of other operating systems, which husk ignores
+// as runc does. encoding/json builds a codec for every type it can reach from the one it
+// decodes into, present in the document or not; those sections reach the most (~0.35 ms of a
+// create's first decode).
+type linuxSpec struct {
+	Version     string            `json:"ociVersion"`
+	Process     *rspec.Process    `json:"process,omitempty"`
+	Root        *rspec.Root       `json:"root,omitempty"`
+	Hostname    string            `json:"hostname,omitempty"`
+	Domainname  string            `json:"domainname,omitempty"`
+	Mounts      []rspec.Mount     `json:"mounts,omitempty"`
+	Hooks       *rspec.Hooks      `json:"hooks,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Linux       *rspec.Linux      `json:"linux,omitempty"`
+}
+
 // Parse decodes a config.json, reporting syntax errors with their line so the user can find them.
 func Parse(data []byte) (*rspec.Spec, error) {
-	var spec rspec.Spec
+	var spec linuxSpec
 	dec := json.NewDecoder(bytes.NewReader(data))
 	err := dec.Decode(&spec)
 	if rest := bytes.TrimSpace(data[dec.InputOffset():]); err == nil && len(rest) > 0 {
@@ -58,7 +74,11 @@ func Parse(data []byte) (*rspec.Spec, error) {
 		}
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	return &spec, nil
+	return &rspec.Spec{
+		Version: spec.Version, Process: spec.Process, Root: spec.Root, Hostname: spec.Hostname,
+		Domainname: spec.Domainname, Mounts: spec.Mounts, Hooks: spec.Hooks,
+		Annotations: spec.Annotations, Linux: spec.Linux,
+	}, nil
 }
 
 // RootfsPath returns the absolute rootfs path of a spec in bundle.
