@@ -335,7 +335,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings,
 	}
 	var bpf []byte
-	seccompKey := ""
+	var seccompKey []byte
 	if o.Spec.Linux.Seccomp != nil {
 		// The Go init's program is cached even with --no-fast-path, for the next create.
 		seccompKey = seccompCacheKey(o.Spec.Linux.Seccomp)

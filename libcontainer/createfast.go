@@ -3,11 +3,13 @@
 package libcontainer
 
 import (
-	"crypto/sha256"
+	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -46,62 +48,78 @@ import (
 // a procfs context (fsopen), or -1.
 const msgNsReady = "nsready"
 
-// seccompCacheDir, under husk's root, holds compiled seccomp programs by seccompCacheKey. Its
-// name is no valid container id.
+// seccompCacheDir, under husk's root, holds compiled seccomp programs, one file per
+// seccompCacheKey. Its name is no valid container id.
 const seccompCacheDir = "@seccomp"
 
-// seccompCacheKey names a profile's compiled program: the profile as JSON and the identity of
-// the husk-init whose libseccomp compiled it. "" when there is no usable key.
-func seccompCacheKey(s *rspec.LinuxSeccomp) string {
+// seccompCacheKey is what a compiled program depends on: the profile as JSON and the identity
+// of the husk-init whose libseccomp compiles it. nil when there is no usable key.
+func seccompCacheKey(s *rspec.LinuxSeccomp) []byte {
 	if s == nil || len(s.Flags) > 0 {
-		return "" // flags are libseccomp attributes the constructor does not apply
-	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		return ""
+		return nil // flags are libseccomp attributes the constructor does not apply
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return ""
+		return nil
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(filepath.Join(filepath.Dir(self), "husk-init"), &st); err != nil {
-		return ""
+		return nil
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%d:%d:%d:%d.%d\n", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil
+	}
+	id := fmt.Sprintf("%d:%d:%d:%d.%d\n", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+	return append([]byte(id), b...)
+}
+
+// seccompCacheFile names key's entry. The name is a plain hash: an entry holds its whole key,
+// checked byte for byte, so a collision costs a compile, never the wrong program.
+func seccompCacheFile(root string, key []byte) string {
+	h := fnv.New128a()
+	h.Write(key)
+	return filepath.Join(root, seccompCacheDir, hex.EncodeToString(h.Sum(nil)))
 }
 
 // cachedSeccomp returns the compiled program kept for key, or nil.
-func cachedSeccomp(root, key string) []byte {
-	if key == "" {
+func cachedSeccomp(root string, key []byte) []byte {
+	if key == nil {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(root, seccompCacheDir, key))
-	if err != nil || len(b) == 0 || len(b)%8 != 0 {
+	b, err := os.ReadFile(seccompCacheFile(root, key))
+	if err != nil || len(b) < 4 {
 		return nil
 	}
-	return b
+	n := int(binary.LittleEndian.Uint32(b))
+	if n != len(key) || len(b) < 4+n || !bytes.Equal(b[4:4+n], key) {
+		return nil
+	}
+	bpf := b[4+n:]
+	if len(bpf) == 0 || len(bpf)%8 != 0 {
+		return nil
+	}
+	return bpf
 }
 
 // cacheSeccomp keeps a program the Go init compiled, written whole or not at all.
-func cacheSeccomp(root, key string, bpf []byte) {
-	if key == "" || len(bpf) == 0 {
+func cacheSeccomp(root string, key, bpf []byte) {
+	if key == nil || len(bpf) == 0 {
 		return
 	}
-	dir := filepath.Join(root, seccompCacheDir)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(filepath.Join(root, seccompCacheDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return
 	}
-	f, err := os.CreateTemp(dir, ".tmp-")
+	name := seccompCacheFile(root, key)
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-")
 	if err != nil {
 		return
 	}
-	_, err = f.Write(bpf)
+	entry := binary.LittleEndian.AppendUint32(nil, uint32(len(key)))
+	entry = append(append(entry, key...), bpf...)
+	_, err = f.Write(entry)
 	if cerr := f.Close(); err == nil && cerr == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, key))
+		err = os.Rename(f.Name(), name)
 	}
 	if err != nil {
 		os.Remove(f.Name())
