@@ -124,23 +124,39 @@ func TestRunForegroundTerminal(t *testing.T) {
 	}
 }
 
-// TestRunForwardsSignals: signals sent to a foreground `husk run` reach the container.
+// TestRunForwardsSignals: signals sent to a foreground `husk run` or `husk exec` reach the
+// container's process: the usual termination signals and the rest (SIGALRM here), which husk
+// registers in the background while it creates, before the process runs.
 func TestRunForwardsSignals(t *testing.T) {
-	b := newBundle(t, "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done")
+	script := "trap 'echo got-alrm' ALRM; trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done"
+	b := newBundle(t, "sleep", "1000")
 	b.write(t)
-	cmd := exec.Command(huskBin, "--root", b.root, "run", uniqueID(t))
-	cmd.Dir = b.dir
-	out := tempFile(t)
-	cmd.Stdout = out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	long := uniqueID(t)
+	b.must(t, "run", "-d", long)
+	for _, args := range [][]string{{"run", uniqueID(t) + "-run"}, {"exec", long, "sh", "-c", script}} {
+		if args[0] == "run" {
+			b.spec.Process.Args = []string{"sh", "-c", script}
+			b.write(t)
+		}
+		cmd := exec.Command(huskBin, append([]string{"--root", b.root}, args...)...)
+		cmd.Dir = b.dir
+		out := tempFile(t)
+		cmd.Stdout = out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100 && !strings.Contains(readFile(out), "ready"); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGALRM)
+		for i := 0; i < 100 && !strings.Contains(readFile(out), "got-alrm"); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 || !strings.Contains(readFile(out), "got-alrm\ngot-term") {
+			t.Fatalf("husk %s: SIGALRM then SIGTERM: %v, output %q", args[0], err, readFile(out))
+		}
 	}
-	for i := 0; i < 100 && !strings.Contains(readFile(out), "ready"); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 || !strings.Contains(readFile(out), "got-term") {
-		t.Fatalf("SIGTERM to husk run: %v, output %q", err, readFile(out))
-	}
+	b.husk(t, "delete", "-f", long)
 }

@@ -51,6 +51,7 @@ type initProcess struct {
 	gidMaps     []rspec.LinuxIDMapping
 	fastExec    []byte // set: the constructor sets up and execs the process (fastExecRequest)
 	fastCreate  []byte // set: the constructor is the whole init; husk builds the rootfs (createfast.go)
+	beforeRun   func() // called right before the child gets its config or request
 }
 
 // Process is a child husk started (an init or an exec'd process), tracked by pid. husk forks
@@ -250,6 +251,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	child.Close()
 	// The config, or for the fast paths the constructor's request, once the process is in its
 	// cgroup.
+	if p.beforeRun != nil {
+		p.beforeRun()
+	}
 	switch {
 	case p.fastExec != nil:
 		_, err = parent.Write(p.fastExec)
@@ -303,7 +307,8 @@ type ExecOpts struct {
 	PidFile       string
 	PreserveFds   int
 	Stdio         Stdio
-	SlowPath      bool // set up the process in the Go init even when the fast path could
+	SlowPath      bool   // set up the process in the Go init even when the fast path could
+	BeforeRun     func() // called once the process is in its cgroup, before it is let run
 }
 
 // Exec starts a new process inside the running container and returns it once it has exec'd.
@@ -334,7 +339,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		}
 		joins[ns.Type] = path
 	}
-	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins}
+	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun}
 	if console == nil && !o.SlowPath {
 		var bpf []byte
 		hasSeccomp := len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null"

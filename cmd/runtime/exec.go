@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,7 +81,8 @@ var execCommand = cli.Command{
 		}
 		sigc := make(chan os.Signal, 128)
 		if !detach {
-			signal.Notify(sigc)
+			caught := catchSignals(sigc)
+			o.BeforeRun = func() { <-caught }
 		}
 		cmd, err := ct.Exec(o)
 		ct.Close()

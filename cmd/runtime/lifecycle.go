@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -154,8 +153,9 @@ var runCommand = cli.Command{
 		}
 		// Catch signals before the container exists so none is lost between create and wait.
 		sigc := make(chan os.Signal, 128)
+		var caught <-chan struct{}
 		if !detach {
-			signal.Notify(sigc)
+			caught = catchSignals(sigc)
 		}
 		root := c.GlobalString("root")
 		ct, err := libcontainer.Create(root, o)
@@ -168,6 +168,9 @@ var runCommand = cli.Command{
 				ct.Close()
 				return err
 			}
+		}
+		if !detach {
+			<-caught // every signal is forwarded before the process runs
 		}
 		if err := ct.Start(); err != nil {
 			ct.Delete(true)
