@@ -613,9 +613,11 @@ func (c *Container) destroy() error {
 	return nil
 }
 
-// startLocked runs f on a goroutine locked to a fresh OS thread that first joins the pid and
-// time namespaces given: those apply to children of the calling thread only, so the child
-// started by f is born inside them. The thread is thrown away afterwards.
+// startLocked runs f on a goroutine locked to a fresh OS thread that first unshares its fs
+// attributes and joins the namespaces given; the thread is thrown away afterwards. For exec:
+// the pid and time namespaces apply to children of the calling thread only, so the child
+// started by f is born inside them. For the create fast path: f builds the rootfs inside the
+// init's namespaces.
 func startLocked(nsfds []*os.File, f func() error) error {
 	if len(nsfds) == 0 {
 		return f()

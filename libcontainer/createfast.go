@@ -12,7 +12,6 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -31,8 +30,9 @@ import (
 //     and opens a procfs context in its pid namespace (the one thing a joined thread cannot
 //     make: procfs takes the pid namespace a task was born in), then says msgNsReady;
 //  2. husk takes that context with pidfd_getfd, and on a locked thread that unshared its fs
-//     attributes and setns'd into the init's namespaces runs buildContainer, the same code the
-//     Go init runs; the thread dies with the goroutine;
+//     attributes (which setns into a mount namespace requires, and which keeps the thread's root
+//     and working directory its own) and joined the init's namespaces (startLocked) runs
+//     buildContainer, the same code the Go init runs; the thread dies with the goroutine;
 //  3. husk sends the process as for the exec fast path, plus the exec fifo: the constructor
 //     sets it up (execfast.c), says msgReady, waits for start and execs.
 //
@@ -241,7 +241,15 @@ func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int, 
 		cfg.procCtx = os.NewFile(uintptr(fd), "procfs-context")
 		defer cfg.procCtx.Close()
 	}
-	if err := onJoinedThread(pid, cfg.Spec.Linux.Namespaces, func() error { return buildContainer(cfg, nil) }); err != nil {
+	nsfds, err := joinedNamespaces(pid, cfg.Spec.Linux.Namespaces)
+	if err != nil {
+		return err
+	}
+	err = startLocked(nsfds, func() error { return buildContainer(cfg, nil) })
+	for _, f := range nsfds {
+		f.Close()
+	}
+	if err != nil {
 		return err
 	}
 	p := *cfg.Spec.Process
@@ -260,37 +268,24 @@ func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int, 
 	return nil
 }
 
-// onJoinedThread runs fn on a thread of its own in the namespaces pid is in (of those the spec
-// lists, but user, pid and time: the thread needs none of them). The thread first unshares its
-// fs attributes, which setns into a mount namespace requires and which keeps its root and
-// working directory to itself; it is never unlocked, so the runtime ends it with fn.
-func onJoinedThread(pid int, namespaces []rspec.LinuxNamespace, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- func() error {
-			if err := unix.Unshare(unix.CLONE_FS); err != nil {
-				return fmt.Errorf("unshare fs: %w", err)
+// joinedNamespaces opens the namespaces pid is in, of those the spec lists but user, pid and
+// time (the building thread needs none of them), in the order startLocked joins them.
+func joinedNamespaces(pid int, namespaces []rspec.LinuxNamespace) ([]*os.File, error) {
+	var files []*os.File
+	for _, t := range []rspec.LinuxNamespaceType{rspec.IPCNamespace, rspec.UTSNamespace, rspec.NetworkNamespace, rspec.CgroupNamespace, rspec.MountNamespace} {
+		if !hasNamespace(namespaces, t) {
+			continue
+		}
+		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + nsProcName[t])
+		if err != nil {
+			for _, f := range files {
+				f.Close()
 			}
-			for _, t := range []rspec.LinuxNamespaceType{rspec.IPCNamespace, rspec.UTSNamespace, rspec.NetworkNamespace, rspec.CgroupNamespace, rspec.MountNamespace} {
-				if !hasNamespace(namespaces, t) {
-					continue
-				}
-				path := "/proc/" + strconv.Itoa(pid) + "/ns/" + nsProcName[t]
-				fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-				if err != nil {
-					return fmt.Errorf("join %s namespace: %w", t, err)
-				}
-				err = unix.Setns(fd, 0)
-				unix.Close(fd)
-				if err != nil {
-					return fmt.Errorf("join %s namespace: %w", t, err)
-				}
-			}
-			return fn()
-		}()
-	}()
-	return <-errc
+			return nil, fmt.Errorf("join %s namespace: %w", t, err)
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 func hasNamespace(namespaces []rspec.LinuxNamespace, t rspec.LinuxNamespaceType) bool {
