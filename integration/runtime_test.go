@@ -436,9 +436,7 @@ func TestExecFastPathMatchesGoInit(t *testing.T) {
 		b.spec.Process.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 321, Hard: 654}}
 		b.spec.Process.Env = append(b.spec.Process.Env, "DUP=first", "DUP=last", "NOEQUALS")
 		if seccomp {
-			errno := uint(1)
-			b.spec.Linux.Seccomp = &rspec.LinuxSeccomp{DefaultAction: rspec.ActAllow,
-				Syscalls: []rspec.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: rspec.ActErrno, ErrnoRet: &errno}}}
+			b.spec.Linux.Seccomp = denyMkdir()
 		}
 		b.write(t)
 		id := uniqueID(t)
@@ -505,9 +503,7 @@ touch /rootfile; touch /scratch/ok && echo scratch-ok; mkdir /scratch/d 2>/dev/n
 		b.spec.Root.Readonly = true
 		b.spec.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &mode}}
 		if seccomp {
-			errno := uint(1)
-			b.spec.Linux.Seccomp = &rspec.LinuxSeccomp{DefaultAction: rspec.ActAllow,
-				Syscalls: []rspec.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: rspec.ActErrno, ErrnoRet: &errno}}}
+			b.spec.Linux.Seccomp = denyMkdir()
 		}
 		b.write(t)
 		id := uniqueID(t)
@@ -548,4 +544,11 @@ touch /rootfile; touch /scratch/ok && echo scratch-ok; mkdir /scratch/d 2>/dev/n
 	if denied := strings.Contains(fast, "mkdir-denied") && strings.Contains(fast, "Seccomp:\t2"); denied != seccomp {
 		t.Errorf("seccomp %v, but the report says otherwise:\n%s", seccomp, fast)
 	}
+}
+
+// denyMkdir is a seccomp profile that allows everything but mkdir (EPERM).
+func denyMkdir() *rspec.LinuxSeccomp {
+	errno := uint(1)
+	return &rspec.LinuxSeccomp{DefaultAction: rspec.ActAllow,
+		Syscalls: []rspec.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: rspec.ActErrno, ErrnoRet: &errno}}}
 }

@@ -343,7 +343,8 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 			bpf = cachedSeccomp(root, seccompKey)
 		}
 	}
-	p.fastCreate = fastCreate(o, bpf)
+	var procReq []byte
+	p.fastCreate, procReq = fastCreate(o, bpf)
 	cfg := &initConfig{
 		Mode: "create", ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
@@ -372,7 +373,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 			}
 		}
 		cfg.Spec = o.Spec
-		if err := buildFromParent(cmd.Pid, sync, cfg, o.PreserveFds, bpf); err != nil {
+		if err := buildFromParent(cmd.Pid, sync, cfg, procReq); err != nil {
 			return nil, initError(o.ID, err)
 		}
 	}
@@ -645,16 +646,24 @@ func startLocked(nsfds []*os.File, f func() error) error {
 // before the Go runtime starts, libseccomp), and the command line, run four times per container,
 // starts faster without it.
 func sealedBinary() (*os.File, error) {
-	self, err := os.Executable()
+	initBin, err := huskInitPath()
 	if err != nil {
-		return nil, fmt.Errorf("find husk-init: %w", err)
+		return nil, err
 	}
-	initBin := filepath.Join(filepath.Dir(self), "husk-init")
 	st, err := os.Stat(initBin)
 	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
-		return nil, fmt.Errorf("husk-init is not installed beside %s (install both binaries: make install)", self)
+		return nil, fmt.Errorf("husk-init is not installed in %s, beside husk (install both binaries: make install)", filepath.Dir(initBin))
 	}
 	return exeseal.OpenPath(initBin)
+}
+
+// huskInitPath is where the container init binary must be: beside husk's own.
+func huskInitPath() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find husk-init: %w", err)
+	}
+	return filepath.Join(filepath.Dir(self), "husk-init"), nil
 }
 
 // RemoveStale removes the directory of a create that died before writing any state (it holds

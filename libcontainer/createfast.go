@@ -58,12 +58,12 @@ func seccompCacheKey(s *rspec.LinuxSeccomp) []byte {
 	if s == nil || len(s.Flags) > 0 {
 		return nil // flags are libseccomp attributes the constructor does not apply
 	}
-	self, err := os.Executable()
+	initBin, err := huskInitPath()
 	if err != nil {
 		return nil
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(filepath.Join(filepath.Dir(self), "husk-init"), &st); err != nil {
+	if err := unix.Stat(initBin, &st); err != nil {
 		return nil
 	}
 	b, err := json.Marshal(s)
@@ -126,26 +126,29 @@ func cacheSeccomp(root string, key, bpf []byte) {
 	}
 }
 
-// fastCreate returns the constructor's first request when this container can be created
-// without the Go init, else nil. bpf is the spec's compiled seccomp program, if it has a filter
-// and the program is known.
-func fastCreate(o CreateOpts, bpf []byte) []byte {
-	s, p := o.Spec, o.Spec.Process
-	if o.SlowPath || o.NoPivot || p == nil || s.Linux == nil || (s.Linux.Seccomp != nil && bpf == nil) || !kernelAtLeast(5, 6) {
-		return nil
+// fastCreate returns, when this container can be created without the Go init, the
+// constructor's two requests: the namespace step's and the process (an exec's, without the
+// create's own records, which need the child's fd numbers: see buildFromParent). Else nil, nil.
+// bpf is the spec's compiled seccomp program, if it has a filter and the program is known.
+func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
+	s := o.Spec
+	if o.SlowPath || o.NoPivot || s.Process == nil || s.Linux == nil || (s.Linux.Seccomp != nil && bpf == nil) || !kernelAtLeast(5, 6) {
+		return nil, nil
 	}
 	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 { //nolint:staticcheck // prestart is deprecated but still honoured
-		return nil
+		return nil, nil
 	}
-	if fastExecRequest(p, bpf, o.PreserveFds) == nil {
-		return nil
+	p := *s.Process
+	p.Env = append(append([]string(nil), p.Env...), o.ExtraEnv...)
+	if procReq = fastExecRequest(&p, bpf, o.PreserveFds); procReq == nil {
+		return nil, nil
 	}
 	var req []string
 	mountNs := false
 	for _, ns := range s.Linux.Namespaces {
 		switch ns.Type {
 		case rspec.UserNamespace, rspec.TimeNamespace:
-			return nil
+			return nil, nil
 		case rspec.MountNamespace:
 			mountNs = ns.Path == ""
 		case rspec.CgroupNamespace:
@@ -155,7 +158,7 @@ func fastCreate(o CreateOpts, bpf []byte) []byte {
 		}
 	}
 	if !mountNs {
-		return nil // the Go init says why
+		return nil, nil // the Go init says why
 	}
 	procs := 0
 	for _, m := range s.Mounts {
@@ -164,15 +167,15 @@ func fastCreate(o CreateOpts, bpf []byte) []byte {
 		}
 		opts, err := specs.ParseMountOptions(m.Options)
 		if err != nil {
-			return nil
+			return nil, nil
 		}
 		for flag := opts.Flags; flag != 0; flag &= flag - 1 {
 			if _, ok := mountAttrs[flag&-flag]; !ok {
-				return nil
+				return nil, nil
 			}
 		}
 		if procs++; procs > 1 {
-			return nil
+			return nil, nil
 		}
 	}
 	if procs == 1 {
@@ -181,7 +184,7 @@ func fastCreate(o CreateOpts, bpf []byte) []byte {
 	if !o.NoNewKeyring {
 		req = append(req, "keyring=_ses."+o.ID)
 	}
-	return frame(req)
+	return appendRecords(nil, req...), procReq
 }
 
 // kernelAtLeast reports whether the running kernel has the calls the fast path needs:
@@ -205,24 +208,9 @@ func kernelAtLeast(major, minor int) bool {
 	return maj > major || (maj == major && min >= minor)
 }
 
-// frame encodes records as the constructor reads them: a 4-byte little-endian length, then
-// NUL-terminated "key=value" records.
-func frame(records []string) []byte {
-	n := 0
-	for _, r := range records {
-		n += len(r) + 1
-	}
-	b := make([]byte, 4, 4+n)
-	b[0], b[1], b[2], b[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
-	for _, r := range records {
-		b = append(append(b, r...), 0)
-	}
-	return b
-}
-
-// buildFromParent is steps 2 and 3: cfg is the create's config, with the whole spec; bpf is
-// its compiled seccomp program, if it has a filter.
-func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int, bpf []byte) error {
+// buildFromParent is steps 2 and 3: cfg is the create's config, with the whole spec; procReq
+// is fastCreate's process request.
+func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, procReq []byte) error {
 	m, err := pipe.expect(msgNsReady)
 	if err != nil {
 		return err
@@ -252,17 +240,10 @@ func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, preserveFds int, 
 	if err != nil {
 		return err
 	}
-	p := *cfg.Spec.Process
-	p.Env = append(append([]string(nil), p.Env...), cfg.ExtraEnv...)
-	req := fastExecRequest(&p, bpf, preserveFds)
-	// The request's records, then the create's: setsid first, and after the process is set up,
+	// The create's own records: a session of its own, and after the process is set up,
 	// msgReady and the exec fifo.
-	extra := frame([]string{"setsid=1", "fifo=" + strconv.Itoa(cfg.FifoFd)})
-	n := int(req[0]) | int(req[1])<<8 | int(req[2])<<16 | int(req[3])<<24
-	n += len(extra) - 4
-	out := append([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}, req[4:]...)
-	out = append(out, extra[4:]...)
-	if _, err := pipe.f.Write(out); err != nil {
+	req := appendRecords(procReq, "setsid=1", "fifo="+strconv.Itoa(cfg.FifoFd))
+	if _, err := pipe.f.Write(req); err != nil {
 		return fmt.Errorf("send process to init: %w", err)
 	}
 	return nil

@@ -96,6 +96,18 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int) []byte {
 	if strings.IndexByte(p.Cwd, 0) >= 0 {
 		return nil
 	}
-	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
-	return b
+	return appendRecords(b)
+}
+
+// appendRecords adds "key=value" records to a request as the constructor reads them (a 4-byte
+// little-endian length, then NUL-terminated records) and sets its length; a nil req starts one.
+func appendRecords(req []byte, records ...string) []byte {
+	if len(req) < 4 {
+		req = make([]byte, 4)
+	}
+	for _, r := range records {
+		req = append(append(req, r...), 0)
+	}
+	binary.LittleEndian.PutUint32(req, uint32(len(req)-4))
+	return req
 }

@@ -410,6 +410,20 @@ func writeExisting(path string, data []byte) error {
 }
 
 // write sets one resource file of dir, naming the spec field on failure.
+// writeCpuset writes linux.resources.cpu.cpus and .mems: the same files on v1 (in the cpuset
+// hierarchy) and v2.
+func writeCpuset(dir string, c *rspec.LinuxCPU) error {
+	if c.Cpus != "" {
+		if err := write(dir, "cpuset.cpus", c.Cpus, "cpu.cpus"); err != nil {
+			return err
+		}
+	}
+	if c.Mems != "" {
+		return write(dir, "cpuset.mems", c.Mems, "cpu.mems")
+	}
+	return nil
+}
+
 func write(dir, file, value, field string) error {
 	if err := writeExisting(filepath.Join(dir, file), []byte(value)); err != nil {
 		return fmt.Errorf("linux.resources.%s: %w", field, err)

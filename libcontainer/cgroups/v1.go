@@ -117,15 +117,8 @@ func (m *Manager) setV1CPU(c *rspec.LinuxCPU) error {
 		if d == "" {
 			return errors.New("linux.resources.cpu.cpus/mems: the cpuset controller is not mounted on this host")
 		}
-		if c.Cpus != "" {
-			if err := write(d, "cpuset.cpus", c.Cpus, "cpu.cpus"); err != nil {
-				return err
-			}
-		}
-		if c.Mems != "" {
-			if err := write(d, "cpuset.mems", c.Mems, "cpu.mems"); err != nil {
-				return err
-			}
+		if err := writeCpuset(d, c); err != nil {
+			return err
 		}
 	}
 	if c.Shares == nil && c.Quota == nil && c.Period == nil && c.RealtimePeriod == nil && c.RealtimeRuntime == nil && c.Burst == nil && c.Idle == nil {

@@ -106,15 +106,8 @@ func (m *Manager) setV2(res *rspec.LinuxResources) error {
 				return err
 			}
 		}
-		if c.Cpus != "" {
-			if err := write(d, "cpuset.cpus", c.Cpus, "cpu.cpus"); err != nil {
-				return err
-			}
-		}
-		if c.Mems != "" {
-			if err := write(d, "cpuset.mems", c.Mems, "cpu.mems"); err != nil {
-				return err
-			}
+		if err := writeCpuset(d, c); err != nil {
+			return err
 		}
 	}
 	if mem := res.Memory; mem != nil {

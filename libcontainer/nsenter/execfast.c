@@ -119,19 +119,31 @@ static uint64_t hex64(const char *s)
 	return strtoull(s, NULL, 16);
 }
 
+/* Splits the next "key=value" record of a request at *p (up to end) in place; 0 at the end. */
+static int next_record(char **p, char *end, char **key, char **val)
+{
+	char *v;
+
+	if (*p >= end)
+		return 0;
+	*key = *p;
+	*p += strlen(*p) + 1;
+	v = strchr(*key, '=');
+	if (!v)
+		xfail("init: malformed request");
+	*v = 0;
+	*val = v + 1;
+	return 1;
+}
+
 static void parse(char *blob, size_t len, struct execfast *x)
 {
-	char *p = blob, *end = blob + len;
+	char *p = blob, *end = blob + len, *rec, *v;
 
 	x->umask_val = -1;
 	x->last_cap = -1;
 	x->fifo = -1;
-	while (p < end) {
-		char *rec = p, *v = strchr(rec, '=');
-		p += strlen(rec) + 1;
-		if (!v)
-			xfail("exec: malformed request");
-		*v++ = 0;
+	while (next_record(&p, end, &rec, &v)) {
 		if (!strcmp(rec, "uid"))
 			x->uid = (uid_t)strtoul(v, NULL, 10);
 		else if (!strcmp(rec, "gid"))
@@ -429,7 +441,7 @@ void husk_createfast(int syncfd)
 {
 	static struct execfast x;
 	uint32_t len;
-	char *blob, *p, *end;
+	char *blob, *p, *rec, *v;
 	int procfd = -1;
 	char line[64];
 
@@ -437,12 +449,7 @@ void husk_createfast(int syncfd)
 	if (syncfd < 0)
 		_exit(1);
 	blob = read_request(syncfd, &len);
-	for (p = blob, end = blob + len; p < end;) {
-		char *v = strchr(p, '='), *rec = p;
-		p += strlen(p) + 1;
-		if (!v)
-			xfail("init: malformed request");
-		*v++ = 0;
+	for (p = blob; next_record(&p, blob + len, &rec, &v);) {
 		if (!strcmp(rec, "cgroupns")) {
 			if (unshare(CLONE_NEWCGROUP) < 0)
 				xfail("new cgroup namespace: %s", strerror(errno));
