@@ -283,7 +283,7 @@ func statusField(out, field string) string {
 }
 
 func uniqueID(t testing.TB) string {
-	return fmt.Sprintf("t%d-%s", time.Now().UnixNano()%1e9, strings.NewReplacer("/", "-", " ", "").Replace(t.Name()))
+	return fmt.Sprintf("t%d-%s", time.Now().UnixNano()%1e9, strings.NewReplacer("/", "-", " ", "", "=", "-").Replace(t.Name()))
 }
 
 func fmtSscan(s string, v ...any) (int, error) { return fmt.Sscan(s, v...) }

@@ -25,9 +25,10 @@ import (
 )
 
 var (
-	ErrExists     = errors.New("container already exists")
-	ErrNotExist   = errors.New("container does not exist")
-	ErrNotRunning = errors.New("container is not running")
+	ErrCorruptState = errors.New("corrupt state")
+	ErrExists       = errors.New("container already exists")
+	ErrNotExist     = errors.New("container does not exist")
+	ErrNotRunning   = errors.New("container is not running")
 )
 
 // Container is one container under a state root. Methods that change it hold its lock.
@@ -38,6 +39,10 @@ type Container struct {
 	lock  *os.File
 	init  *Process  // set in the process that created the container (for `run`)
 	exec  *execView // the exec part of state.Config, once needed
+
+	// Warn receives what goes wrong without failing the operation (a failing poststart or
+	// poststop hook, as the spec asks); nil drops it.
+	Warn func(msg string)
 }
 
 // Stdio is the standard streams given to the container's process.
@@ -152,6 +157,12 @@ func (c *Container) Close() {
 	if c.lock != nil {
 		c.lock.Close()
 		c.lock = nil
+	}
+}
+
+func (c *Container) warn(msg string) {
+	if c.Warn != nil {
+		c.Warn(fmt.Sprintf("container %s: %s", c.state.ID, msg))
 	}
 }
 
@@ -304,10 +315,21 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	// From here on a killed create must stay cleanable by `delete --force`: the state names
 	// the cgroup before it exists, and the init's pid as soon as it exists.
 	c.state.Cgroup = paths
+	if b, err := json.Marshal(paths); err == nil {
+		if err := os.WriteFile(filepath.Join(dir, cgroupFile), b, 0o600); err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+	}
 	if err := writeState(dir, c.state); err != nil {
 		return nil, err
 	}
-	cg, err := cgroups.Create(paths, cgroupResources(o.Spec))
+	// The device rules are applied once the rootfs is built, as runc does: the spec may deny a
+	// node it lists in linux.devices (mknod included), and the Go init makes the nodes from
+	// inside the cgroup. Nothing of the user's runs before they apply.
+	res := cgroupResources(o.Spec)
+	deviceRules := &rspec.LinuxResources{Devices: res.Devices}
+	res.Devices = nil
+	cg, err := cgroups.Create(paths, res)
 	if err != nil && os.Geteuid() != 0 && cgroups.IsPermission(err) {
 		// Rootless without a delegated cgroup: run without one, as runc does.
 		c.state.Cgroup = nil
@@ -409,6 +431,11 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		}
 	}
 
+	if c.state.Cgroup != nil {
+		if err := cg.Update(deviceRules); err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+	}
 	if !c.state.initAlive() {
 		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
 	}
@@ -492,12 +519,9 @@ func (c *Container) Start() error {
 		return fmt.Errorf("container %s: %w", c.state.ID, err)
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststart) > 0 {
-		if err := runHooks(h.Poststart, "poststart", c.hookState(Running)); err != nil {
-			// The spec says a failing poststart hook is only logged; runc kills the container,
-			// which users of `docker run` expect too.
-			c.signalInit(unix.SIGKILL)
-			return fmt.Errorf("container %s: %w", c.state.ID, err)
-		}
+		// The spec: a failing poststart hook is logged as a warning and the lifecycle goes on
+		// (runc fails start and kills the container; crun follows the spec).
+		runHooksWarn(h.Poststart, "poststart", c.hookState(Running), c.warn)
 	}
 	return nil
 }
@@ -598,12 +622,12 @@ func (c *Container) destroy() error {
 		time.Sleep(2 * time.Millisecond)
 	}
 	if err := cg.Destroy(); err != nil {
-		errs = append(errs, err.Error())
+		// A cgroup that other processes share (a pre-existing one the config named) may not
+		// go: the container is gone all the same, and runc exits 0 with a logged error too.
+		c.warn(fmt.Sprintf("remove cgroup: %v", err))
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 {
-		if err := runHooks(h.Poststop, "poststop", c.hookState(Stopped)); err != nil {
-			errs = append(errs, err.Error())
-		}
+		runHooksWarn(h.Poststop, "poststop", c.hookState(Stopped), c.warn)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, err.Error())
@@ -664,6 +688,28 @@ func huskInitPath() (string, error) {
 		return "", fmt.Errorf("find husk-init: %w", err)
 	}
 	return filepath.Join(filepath.Dir(self), "husk-init"), nil
+}
+
+// ForceDelete is `delete --force` of a container whose state is corrupt: it kills what the
+// salvaged state and the container's cgroup still name, removes the cgroup and the state
+// directory. runc leaves all of it behind; the cgroup knows the container's processes.
+func ForceDelete(root, id string, warn func(string)) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	dir := filepath.Join(root, id)
+	lock, err := lockDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	c := &Container{root: root, dir: dir, lock: lock, state: salvageState(dir, id), Warn: warn}
+	defer c.Close()
+	c.warn("state is corrupt; deleting what the salvaged state and the cgroup name")
+	c.killAndWait()
+	return c.destroy()
 }
 
 // RemoveStale removes the directory of a create that died before writing any state (it holds

@@ -140,7 +140,8 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 	}
 	p := *s.Process
 	p.Env = append(append([]string(nil), p.Env...), o.ExtraEnv...)
-	if procReq = fastExecRequest(&p, bpf, o.PreserveFds); procReq == nil {
+	// HOME from the container's /etc/passwd is added once the rootfs is built (buildFromParent).
+	if procReq = fastExecRequest(&p, bpf, o.PreserveFds, ""); procReq == nil {
 		return nil, nil
 	}
 	var req []string
@@ -242,7 +243,11 @@ func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, procReq []byte) e
 	}
 	// The create's own records: a session of its own, and after the process is set up,
 	// msgReady and the exec fifo.
-	req := appendRecords(procReq, "setsid=1", "fifo="+strconv.Itoa(cfg.FifoFd))
+	records := []string{"setsid=1", "fifo=" + strconv.Itoa(cfg.FifoFd)}
+	if p := cfg.Spec.Process; !hasHome(p.Env) && !hasHome(cfg.ExtraEnv) {
+		records = append(records, "env=HOME="+containerHome(pid, p.User.UID))
+	}
+	req := appendRecords(procReq, records...)
 	if _, err := pipe.f.Write(req); err != nil {
 		return fmt.Errorf("send process to init: %w", err)
 	}

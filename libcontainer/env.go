@@ -1,12 +1,17 @@
 package libcontainer
 
-import "strings"
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"strings"
+)
 
 // processEnv is the environment a container process gets, from the Go init and from the exec
 // fast path alike: KEY=VALUE entries only, the last value of a key at its first place (as
-// setenv leaves them), HOME defaulting to /, and LISTEN_PID=1 when fds are passed for socket
-// activation.
-func processEnv(env []string, preserveFds int) []string {
+// setenv leaves them), HOME set to home when the process has none (home "" leaves it unset,
+// for the caller to add), and LISTEN_PID=1 when fds are passed for socket activation.
+func processEnv(env []string, preserveFds int, home string) []string {
 	var out []string
 	at := map[string]int{}
 	set := func(k, v string) {
@@ -22,11 +27,39 @@ func processEnv(env []string, preserveFds int) []string {
 			set(k, v)
 		}
 	}
-	if _, ok := at["HOME"]; !ok {
-		set("HOME", "/")
+	if _, ok := at["HOME"]; !ok && home != "" {
+		set("HOME", home)
 	}
 	if i, ok := at["LISTEN_FDS"]; ok && preserveFds > 0 && out[i] != "LISTEN_FDS=" {
 		set("LISTEN_PID", "1")
 	}
 	return out
+}
+
+// hasHome reports whether env sets HOME.
+func hasHome(env []string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPasswdSize bounds the container's /etc/passwd as husk reads it: the file is the image's.
+const maxPasswdSize = 4 << 20
+
+// passwdHome is the home directory of uid in an /etc/passwd, or "/" when it has none, as runc
+// sets HOME for a process whose environment lacks it.
+func passwdHome(passwd io.Reader, uid uint32) string {
+	want := strconv.FormatUint(uint64(uid), 10)
+	sc := bufio.NewScanner(io.LimitReader(passwd, maxPasswdSize))
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) >= 6 && f[2] == want && f[5] != "" {
+			return f[5]
+		}
+	}
+	return "/"
 }

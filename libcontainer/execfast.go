@@ -17,9 +17,10 @@ import (
 // itself (nsenter/execfast.c), before a Go runtime starts in the container: most of an exec's
 // time. It returns nil for what only the Go init handles: a terminal, an LSM label, a seccomp
 // filter (libseccomp compiles it in the init), or anything the init would refuse (it then says
-// why). seccomp is the container's compiled filter, if it has one. The record order mirrors
+// why). seccomp is the container's compiled filter, if it has one; home is HOME for a process
+// whose environment has none ("": the caller adds it later). The record order mirrors
 // prepareProcess and setupUser.
-func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int) []byte {
+func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int, home string) []byte {
 	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || len(p.Args) == 0 {
 		return nil
 	}
@@ -87,7 +88,7 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int) []byte {
 		}
 		rec("arg", a)
 	}
-	for _, e := range processEnv(p.Env, preserveFds) {
+	for _, e := range processEnv(p.Env, preserveFds, home) {
 		if strings.IndexByte(e, 0) >= 0 {
 			return nil
 		}

@@ -10,12 +10,12 @@ import (
 )
 
 func TestProcessEnvMatchesGoInit(t *testing.T) {
-	got := processEnv([]string{"A=1", "B=2", "A=3", "NOEQ", "=x", "LISTEN_FDS=2"}, 2)
+	got := processEnv([]string{"A=1", "B=2", "A=3", "NOEQ", "=x", "LISTEN_FDS=2"}, 2, "/")
 	want := []string{"A=3", "B=2", "LISTEN_FDS=2", "HOME=/", "LISTEN_PID=1"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("processEnv = %q, want %q", got, want)
 	}
-	if got := processEnv([]string{"HOME=/root", "LISTEN_FDS=1"}, 0); !reflect.DeepEqual(got, []string{"HOME=/root", "LISTEN_FDS=1"}) {
+	if got := processEnv([]string{"HOME=/root", "LISTEN_FDS=1"}, 0, "/"); !reflect.DeepEqual(got, []string{"HOME=/root", "LISTEN_FDS=1"}) {
 		t.Fatalf("processEnv without preserved fds = %q", got)
 	}
 }
@@ -29,7 +29,7 @@ func TestFastExecRequest(t *testing.T) {
 		NoNewPrivileges: true, OOMScoreAdj: &oom,
 		Rlimits: []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 10, Hard: 20}},
 	}
-	b := fastExecRequest(p, []byte{1, 2, 3, 4, 5, 6, 7, 8}, 1)
+	b := fastExecRequest(p, []byte{1, 2, 3, 4, 5, 6, 7, 8}, 1, "/")
 	if b == nil {
 		t.Fatal("a plain process was refused")
 	}
@@ -59,7 +59,7 @@ func TestFastExecRequest(t *testing.T) {
 	} {
 		q := *p
 		mutate(&q)
-		if fastExecRequest(&q, nil, 0) != nil {
+		if fastExecRequest(&q, nil, 0, "/") != nil {
 			t.Errorf("%s: took the fast path; the Go init must handle (or refuse) it", name)
 		}
 	}

@@ -23,10 +23,28 @@ func runHooks(hooks []rspec.Hook, phase string, st *rspec.State) error {
 	}
 	for i, h := range hooks {
 		if err := runHook(h, state); err != nil {
-			return fmt.Errorf("%s hook #%d (%s): %w", phase, i, h.Path, err)
+			return fmt.Errorf("%s hook #%d (%q): %w", phase, i, h.Path, err)
 		}
 	}
 	return nil
+}
+
+// runHooksWarn runs every hook of a phase whose failure the spec says must not stop the
+// lifecycle (poststart, poststop): each failure goes to warn and the next hook runs.
+func runHooksWarn(hooks []rspec.Hook, phase string, st *rspec.State, warn func(string)) {
+	if len(hooks) == 0 {
+		return
+	}
+	state, err := json.Marshal(st)
+	if err != nil {
+		warn(fmt.Sprintf("%s hooks: %v", phase, err))
+		return
+	}
+	for i, h := range hooks {
+		if err := runHook(h, state); err != nil && warn != nil {
+			warn(fmt.Sprintf("%s hook #%d (%q): %v", phase, i, h.Path, err))
+		}
+	}
 }
 
 func runHook(h rspec.Hook, state []byte) error {
@@ -56,7 +74,7 @@ func runHook(h rspec.Hook, state []byte) error {
 	}
 	if err != nil {
 		if msg := strings.TrimSpace(out.String()); msg != "" {
-			return fmt.Errorf("%w: %s", err, msg)
+			return fmt.Errorf("%w: %q", err, msg)
 		}
 		return err
 	}

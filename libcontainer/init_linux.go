@@ -309,7 +309,16 @@ func prepareProcess(cfg *initConfig) (string, error) {
 		return "", err
 	}
 	os.Clearenv()
-	for _, kv := range processEnv(p.Env, cfg.PreserveFds) {
+	home := ""
+	if !hasHome(p.Env) {
+		home = "/"
+		// The init's root is the container's now: /etc/passwd is the image's.
+		if root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			home = homeInRoot(root, p.User.UID)
+			root.Close()
+		}
+	}
+	for _, kv := range processEnv(p.Env, cfg.PreserveFds, home) {
 		k, v, _ := strings.Cut(kv, "=")
 		os.Setenv(k, v)
 	}
@@ -330,6 +339,13 @@ func prepareProcess(cfg *initConfig) (string, error) {
 			return "", fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
+	// Nothing of husk's may reach the user process: mark every fd past stdio and the preserved
+	// ones close-on-exec (CVE-2024-21626). Before any filter is loaded: husk's own setup must
+	// not depend on what the container's profile allows (a profile that denies close_range by
+	// default would otherwise fail every container).
+	if err := unix.CloseRange(uint(3+cfg.PreserveFds), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return "", fmt.Errorf("close fds: %w", err)
+	}
 	if cfg.Spec.Linux.Seccomp != nil && !p.NoNewPrivileges {
 		// Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: do it now.
 		if err := loadSeccomp(cfg); err != nil {
@@ -341,11 +357,6 @@ func prepareProcess(cfg *initConfig) (string, error) {
 	}
 	if err := unix.Chdir(p.Cwd); err != nil {
 		return "", fmt.Errorf("chdir to cwd %q as uid %d: %w", p.Cwd, p.User.UID, err)
-	}
-	// Nothing of husk's may reach the user process: mark every fd past stdio and the preserved
-	// ones close-on-exec (CVE-2024-21626).
-	if err := unix.CloseRange(uint(3+cfg.PreserveFds), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return "", fmt.Errorf("close fds: %w", err)
 	}
 	return name, nil
 }

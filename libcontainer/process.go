@@ -170,9 +170,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		if !ok {
 			continue
 		}
-		f, err := os.Open(path)
+		f, err := openNamespace(t, path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("namespace %s: %w", t, err)
+			return nil, nil, err
 		}
 		childrenOnly := t == rspec.PIDNamespace || t == rspec.TimeNamespace
 		switch {
@@ -272,6 +272,40 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	return proc, pipe, nil
 }
 
+// nsTypeFlags is the CLONE_NEW* value NS_GET_NSTYPE reports for each namespace type.
+var nsTypeFlags = map[rspec.LinuxNamespaceType]int{
+	rspec.UserNamespace: unix.CLONE_NEWUSER, rspec.IPCNamespace: unix.CLONE_NEWIPC,
+	rspec.UTSNamespace: unix.CLONE_NEWUTS, rspec.NetworkNamespace: unix.CLONE_NEWNET,
+	rspec.MountNamespace: unix.CLONE_NEWNS, rspec.PIDNamespace: unix.CLONE_NEWPID,
+	rspec.CgroupNamespace: unix.CLONE_NEWCGROUP, rspec.TimeNamespace: unix.CLONE_NEWTIME,
+}
+
+// openNamespace opens a namespace to join and checks it is one of type t. setns(fd, 0) joins
+// whatever the file is: an "ipc" path naming a mount namespace would make the init build and
+// pivot the rootfs in that namespace (husk's own, or the host's).
+func openNamespace(t rspec.LinuxNamespaceType, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", t, err)
+	}
+	got, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("namespace %s: path %q is not a namespace file", t, path)
+	}
+	if got != nsTypeFlags[t] {
+		f.Close()
+		name := "unknown"
+		for nt, flag := range nsTypeFlags {
+			if flag == got {
+				name = string(nt)
+			}
+		}
+		return nil, fmt.Errorf("namespace %s: path %q is a namespace of type %s, not %s", t, path, name, t)
+	}
+	return f, nil
+}
+
 func idMaps(m []rspec.LinuxIDMapping) []syscall.SysProcIDMap {
 	out := make([]syscall.SysProcIDMap, len(m))
 	for i, x := range m {
@@ -347,7 +381,11 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			bpf, _ = os.ReadFile(filepath.Join(c.dir, seccompFile))
 		}
 		if !hasSeccomp || len(bpf) > 0 {
-			p.fastExec = fastExecRequest(o.Process, bpf, o.PreserveFds)
+			home := ""
+			if !hasHome(o.Process.Env) {
+				home = containerHome(c.state.InitPid, o.Process.User.UID)
+			}
+			p.fastExec = fastExecRequest(o.Process, bpf, o.PreserveFds, home)
 		}
 	}
 	// The exec'd process needs only the seccomp filter from the spec: the init gets just that.

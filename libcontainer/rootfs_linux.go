@@ -3,6 +3,7 @@ package libcontainer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -57,15 +58,15 @@ func procFd(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd
 // rootfs bind, the spec's mounts and /dev.
 func prepareRootfs(cfg *initConfig) error {
 	spec := cfg.Spec
-	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if spec.Linux.RootfsPropagation != "" {
-		prop = specs.PropagationFlags[spec.Linux.RootfsPropagation]
+	prop, late := rootPropagation(spec)
+	if late != 0 {
+		prop = unix.MS_SLAVE | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("make / %s: %w", spec.Linux.RootfsPropagation, err)
+		return fmt.Errorf("make / %q: %w", spec.Linux.RootfsPropagation, err)
 	}
 	if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs %s: %w", cfg.Rootfs, err)
+		return fmt.Errorf("bind rootfs %q: %w", cfg.Rootfs, err)
 	}
 	root, err := os.OpenFile(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -75,7 +76,7 @@ func prepareRootfs(cfg *initConfig) error {
 	devBound := false
 	for _, m := range spec.Mounts {
 		if err := mountInRoot(root, cfg, m); err != nil {
-			return fmt.Errorf("mount %s: %w", m.Destination, err)
+			return fmt.Errorf("mount %q: %w", m.Destination, err)
 		}
 		if path.Clean(m.Destination) == "/dev" && isBind(m) {
 			devBound = true
@@ -139,7 +140,7 @@ func checkNoEscape(rootfs, dest string) error {
 				case "..":
 					depth--
 					if depth < 0 {
-						return fmt.Errorf("destination %q escapes the rootfs through symlink %s -> %s", dest, "/"+strings.Join(append(stack, p), "/"), target)
+						return fmt.Errorf("destination %q escapes the rootfs through symlink %q -> %q", dest, "/"+strings.Join(append(stack, p), "/"), target)
 					}
 				case "", ".":
 				default:
@@ -187,7 +188,7 @@ func checkRealDir(rootfs, dest string, f *os.File) error {
 		return err
 	}
 	if got != filepath.Join(rootfs, path.Clean(dest)) {
-		return fmt.Errorf("destination %s is a symlink (to %s); refusing to mount there", dest, strings.TrimPrefix(got, rootfs))
+		return fmt.Errorf("destination %q is a symlink (to %q); refusing to mount there", dest, strings.TrimPrefix(got, rootfs))
 	}
 	return nil
 }
@@ -216,33 +217,63 @@ func mountInRoot(root *os.File, cfg *initConfig, m rspec.Mount) error {
 			return err
 		}
 	}
-	flags := opts.Flags
-	data := opts.Data
-	if m.Type == "mqueue" || m.Type == "sysfs" {
-		// These refuse some flags when not owned by our user namespace; the spec values work.
-	}
 	if m.Type == "proc" && cfg.procCtx != nil {
 		// husk create's joined thread: procfs from the init's own pid namespace.
 		if err := mountFromContext(cfg.procCtx, m.Source, dst, opts); err != nil {
-			return fmt.Errorf("mount proc on %s: %w", m.Destination, err)
+			return fmt.Errorf("mount proc on %q: %w", m.Destination, err)
 		}
-		return applyPropagation(dst, opts)
+		return finishMount(root, m.Destination, opts)
 	}
-	if err := unix.Mount(m.Source, procFd(dst), m.Type, flags, data); err != nil {
+	var below *os.File // tmpcopyup: the directory the tmpfs covers, to copy from
+	if opts.TmpCopyUp {
+		if below, err = os.OpenFile(procFd(dst), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("tmpcopyup: %w", err)
+		}
+		defer below.Close()
+	}
+	if err := unix.Mount(m.Source, procFd(dst), m.Type, opts.Flags, opts.Data); err != nil {
 		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
 			// Without a network namespace of our own the kernel refuses a new sysfs; bind the
 			// host's read-only instead, as runc does for rootless containers.
 			return bindMount(root, cfg, rspec.Mount{Destination: m.Destination, Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}, specs.MountOptions{Bind: true, Recursive: true, Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC})
 		}
-		return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+		return fmt.Errorf("mount %q on %q: %w", m.Type, m.Destination, err)
 	}
-	return applyPropagation(dst, opts)
+	if below != nil {
+		mnt, err := openInRoot(root, m.Destination)
+		if err != nil {
+			return err
+		}
+		defer mnt.Close()
+		if err := copyUp(below, mnt); err != nil {
+			return fmt.Errorf("tmpcopyup: %w", err)
+		}
+	}
+	return finishMount(root, m.Destination, opts)
 }
 
-func applyPropagation(dst *os.File, opts specs.MountOptions) error {
+// finishMount applies what acts on a mount once it exists, the propagation and the recursive
+// attributes, to the new mount at dest: the fd opened before mounting names the directory
+// below it, where a propagation change fails (EINVAL) or lands on the wrong mount. Nothing runs
+// in the container yet, so dest cannot have been swapped since the mount.
+func finishMount(root *os.File, dest string, opts specs.MountOptions) error {
+	if len(opts.Propagation) == 0 && opts.RecAttrSet == 0 && opts.RecAttrClr == 0 {
+		return nil
+	}
+	mnt, err := openInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	defer mnt.Close()
 	for _, p := range opts.Propagation {
-		if err := unix.Mount("", procFd(dst), "", p, ""); err != nil {
+		if err := unix.Mount("", procFd(mnt), "", p, ""); err != nil {
 			return fmt.Errorf("set propagation: %w", err)
+		}
+	}
+	if opts.RecAttrSet != 0 || opts.RecAttrClr != 0 {
+		attr := &unix.MountAttr{Attr_set: opts.RecAttrSet, Attr_clr: opts.RecAttrClr}
+		if err := unix.MountSetattr(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+			return fmt.Errorf("set recursive mount attributes: %w", err)
 		}
 	}
 	return nil
@@ -272,20 +303,20 @@ func bindMount(root *os.File, cfg *initConfig, m rspec.Mount, opts specs.MountOp
 		flags |= unix.MS_REC
 	}
 	if err := unix.Mount(procFd(srcf), procFd(dst), "", flags, ""); err != nil {
-		return fmt.Errorf("bind %s: %w", m.Source, err)
+		return fmt.Errorf("bind %q: %w", m.Source, err)
 	}
-	// The mount now covers dst's path; reopen to act on the new mount, not the one below.
-	mnt, err := openInRoot(root, m.Destination)
-	if err != nil {
-		return err
-	}
-	defer mnt.Close()
 	if remountFlags := opts.Flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC); remountFlags != 0 {
+		// The mount now covers dst's path; reopen to act on the new mount, not the one below.
+		mnt, err := openInRoot(root, m.Destination)
+		if err != nil {
+			return err
+		}
+		defer mnt.Close()
 		if err := remount(mnt, remountFlags); err != nil {
 			return err
 		}
 	}
-	return applyPropagation(mnt, opts)
+	return finishMount(root, m.Destination, opts)
 }
 
 // remount applies per-mount flags to a bind mount, keeping the flags the kernel locked (a bind
@@ -460,12 +491,12 @@ func createDevices(root *os.File, spec *rspec.Spec) error {
 		if !ok {
 			h, err := mkdirAllInRoot(root, parent)
 			if err != nil {
-				return fmt.Errorf("device %s: %w", d.path, err)
+				return fmt.Errorf("device %q: %w", d.path, err)
 			}
 			dirs[parent], dir = h, h
 		}
 		if err := makeDevice(dir, d, inUserNS); err != nil {
-			return fmt.Errorf("device %s: %w", d.path, err)
+			return fmt.Errorf("device %q: %w", d.path, err)
 		}
 	}
 	links := [][2]string{{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}}
@@ -514,6 +545,23 @@ func makeDevice(dir *os.File, d devSpec, bind bool) error {
 	return unix.Fchownat(int(dir.Fd()), base, int(d.uid), int(d.gid), unix.AT_SYMLINK_NOFOLLOW)
 }
 
+// rootPropagation is the propagation to give the mount namespace's root before the rootfs is
+// built, and one to apply to the container's root once it is in place (0: none). Shared and
+// unbindable roots break the build: pivot_root refuses a shared parent mount, and nothing can be
+// bound from below an unbindable one. Those start as rslave and are applied to the new root at
+// the end, as crun does; only the container's own mounts are then shared or unbindable, never
+// the host's.
+func rootPropagation(spec *rspec.Spec) (early, late uintptr) {
+	if spec.Linux.RootfsPropagation == "" {
+		return unix.MS_SLAVE | unix.MS_REC, 0
+	}
+	p := specs.PropagationFlags[spec.Linux.RootfsPropagation]
+	if p&(unix.MS_SHARED|unix.MS_UNBINDABLE) != 0 {
+		return unix.MS_SLAVE | unix.MS_REC, p
+	}
+	return p, 0
+}
+
 // finishRootfs switches root to the container's rootfs.
 func finishRootfs(cfg *initConfig) error {
 	if cfg.NoPivot {
@@ -522,6 +570,11 @@ func finishRootfs(cfg *initConfig) error {
 		}
 	} else if err := pivotRoot(cfg.Rootfs); err != nil {
 		return err
+	}
+	if _, late := rootPropagation(cfg.Spec); late != 0 {
+		if err := unix.Mount("", "/", "", late, ""); err != nil {
+			return fmt.Errorf("make / %q: %w", cfg.Spec.Linux.RootfsPropagation, err)
+		}
 	}
 	return verifyProcfs()
 }
@@ -539,7 +592,7 @@ func protectRootfs(cfg *initConfig) error {
 	defer root.Close()
 	for _, p := range spec.Linux.ReadonlyPaths {
 		if err := readonlyPath(root, p); err != nil {
-			return fmt.Errorf("readonly path %s: %w", p, err)
+			return fmt.Errorf("readonly path %q: %w", p, err)
 		}
 	}
 	if len(spec.Linux.MaskedPaths) > 0 {
@@ -550,7 +603,7 @@ func protectRootfs(cfg *initConfig) error {
 		defer null.Close()
 		for _, p := range spec.Linux.MaskedPaths {
 			if err := maskPath(root, p, null); err != nil {
-				return fmt.Errorf("masked path %s: %w", p, err)
+				return fmt.Errorf("masked path %q: %w", p, err)
 			}
 		}
 	}
@@ -613,7 +666,15 @@ func pivotRoot(rootfs string) error {
 	return unix.Chdir("/")
 }
 
+// moveRoot is --no-pivot: the rootfs is moved over / and chrooted into. The old root stays in
+// the mount namespace below it, and with it the host's full procfs and sysfs mounts; the kernel
+// lets a new user namespace mount procfs or sysfs only if every such mount it can see is
+// unmasked, so a container that keeps them reachable could mount a fresh, unmasked /proc. As
+// runc does, they are detached first (or covered by an empty tmpfs where that is refused).
 func moveRoot(rootfs string) error {
+	if err := hideHostProcSys(rootfs); err != nil {
+		return err
+	}
 	if err := unix.Chdir(rootfs); err != nil {
 		return err
 	}
@@ -624,6 +685,71 @@ func moveRoot(rootfs string) error {
 		return fmt.Errorf("chroot: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+func hideHostProcSys(rootfs string) error {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("no-pivot: %w", err)
+	}
+	var targets []string
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		sep := -1
+		for i, x := range f {
+			if x == "-" {
+				sep = i
+				break
+			}
+		}
+		if len(f) < 5 || sep < 0 || sep+1 >= len(f) {
+			continue
+		}
+		fstype, mnt := f[sep+1], unescapeMountinfo(f[4])
+		if f[3] != "/" || (fstype != "proc" && fstype != "sysfs") {
+			continue
+		}
+		if mnt == rootfs || strings.HasPrefix(mnt, rootfs+"/") {
+			continue
+		}
+		targets = append(targets, mnt)
+	}
+	for _, p := range targets {
+		if err := unix.Mount("", p, "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue // under a mount already detached
+			}
+			return fmt.Errorf("no-pivot: hide %q: %w", p, err)
+		}
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+			if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("no-pivot: hide %q: %w", p, err)
+			}
+			if err := unix.Mount("tmpfs", p, "tmpfs", 0, ""); err != nil {
+				return fmt.Errorf("no-pivot: hide %q: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a mountinfo path.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // openDevNull opens the container's /dev/null and checks it really is the null device, so a
@@ -720,7 +846,7 @@ func mountFromContext(ctx *os.File, source string, dst *os.File, opts specs.Moun
 			err = unix.FsconfigSetFlag(fd, kv)
 		}
 		if err != nil {
-			return fmt.Errorf("option %s: %w", kv, err)
+			return fmt.Errorf("option %q: %w", kv, err)
 		}
 	}
 	if err := unix.FsconfigCreate(fd); err != nil {
@@ -741,4 +867,136 @@ func mountFromContext(ctx *os.File, source string, dst *os.File, opts specs.Moun
 		return fmt.Errorf("move_mount: %w", err)
 	}
 	return nil
+}
+
+// copyUp copies the tree of directory src into directory dst (a new tmpfs): the "tmpcopyup"
+// option, so a tmpfs mounted over an image directory starts with the image's files. Entries
+// are opened relative to their parent and never followed, so a symlink in the image is copied
+// as a symlink and cannot point the copy elsewhere.
+func copyUp(src, dst *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return err
+	}
+	if err := unix.Fchmod(int(dst.Fd()), st.Mode&0o7777); err != nil {
+		return err
+	}
+	if err := unix.Fchownat(int(dst.Fd()), "", int(st.Uid), int(st.Gid), unix.AT_EMPTY_PATH); err != nil {
+		return err
+	}
+	names, err := src.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := copyEntry(src, dst, name); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func copyEntry(srcDir, dstDir *os.File, name string) error {
+	sfd, dfd := int(srcDir.Fd()), int(dstDir.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
+			return err
+		}
+		s, err := openAt(sfd, name, unix.O_RDONLY|unix.O_DIRECTORY)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		d, err := openAt(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return copyUp(s, d)
+	case unix.S_IFLNK:
+		target, err := readlinkAt(sfd, name)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(target, dfd, name); err != nil {
+			return err
+		}
+	case unix.S_IFREG:
+		s, err := openAt(sfd, name, unix.O_RDONLY)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, st.Mode&0o7777)
+		if err != nil {
+			return err
+		}
+		d := os.NewFile(uintptr(fd), name)
+		defer d.Close()
+		if _, err := io.Copy(d, s); err != nil {
+			return err
+		}
+	default: // fifos, sockets and device nodes: the node, not its contents
+		if err := unix.Mknodat(dfd, name, st.Mode, int(st.Rdev)); err != nil {
+			return err
+		}
+	}
+	if err := unix.Fchownat(dfd, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return unix.Fchmodat(dfd, name, st.Mode&0o7777, 0)
+	}
+	return nil
+}
+
+func openAt(dir int, name string, flags int) (*os.File, error) {
+	fd, err := unix.Openat(dir, name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+func readlinkAt(dir int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// containerHome is passwdHome for the container pid runs in, read from its root with in-root
+// resolution (the image's symlinks never leave it) and bounded: husk reads it from the host.
+func containerHome(pid int, uid uint32) string {
+	root, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "/"
+	}
+	defer root.Close()
+	return homeInRoot(root, uid)
+}
+
+// homeInRoot reads /etc/passwd below root; "/" when it is missing or not a regular file.
+func homeInRoot(root *os.File, uid uint32) string {
+	p, err := openInRoot(root, "/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	defer p.Close()
+	f, err := os.OpenFile(procFd(p), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "/"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "/"
+	}
+	return passwdHome(f, uid)
 }

@@ -3,6 +3,7 @@
 package libcontainer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 )
@@ -34,6 +37,9 @@ const (
 	fifoName  = "exec.fifo"
 	// seccompFile holds the container's compiled seccomp filter, for execs.
 	seccompFile = "seccomp.bpf"
+	// cgroupFile keeps the container's cgroup paths apart from the state, for a forced delete
+	// of a container whose state.json was lost.
+	cgroupFile = "cgroup.json"
 )
 
 // State is what husk persists per container. Status is not stored: it is derived from the init
@@ -82,15 +88,55 @@ func writeState(dir string, st *State) error {
 }
 
 func readState(dir string) (*State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	b, err := specs.ReadLimited(filepath.Join(dir, stateFile), 2*specs.MaxConfigSize, stateFile)
 	if err != nil {
 		return nil, err
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("corrupt state %s: %w", dir, err)
+		return nil, fmt.Errorf("%w %s: %v", ErrCorruptState, filepath.Join(dir, stateFile), err)
 	}
 	return &st, nil
+}
+
+// salvageState recovers what it can of a corrupt or truncated state.json, for a forced delete:
+// the fields are written in order and the spec comes last, so a truncated file usually still
+// names the init and the cgroup. The cgroup is also kept in its own small file, written once
+// before the cgroup exists, for a state that is lost entirely.
+func salvageState(dir, id string) *State {
+	st := &State{ID: id}
+	if b, err := specs.ReadLimited(filepath.Join(dir, stateFile), 2*specs.MaxConfigSize, stateFile); err == nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if t, err := dec.Token(); err == nil && t == json.Delim('{') {
+			for dec.More() {
+				t, err := dec.Token()
+				key, ok := t.(string)
+				if err != nil || !ok {
+					break
+				}
+				var v json.RawMessage
+				if err := dec.Decode(&v); err != nil {
+					break
+				}
+				switch key {
+				case "init_pid":
+					_ = json.Unmarshal(v, &st.InitPid)
+				case "init_start_time":
+					_ = json.Unmarshal(v, &st.InitStartTime)
+				case "cgroup_paths":
+					_ = json.Unmarshal(v, &st.Cgroup)
+				case "rootfs":
+					_ = json.Unmarshal(v, &st.Rootfs)
+				}
+			}
+		}
+	}
+	if st.Cgroup == nil {
+		if b, err := specs.ReadLimited(filepath.Join(dir, cgroupFile), 1<<20, cgroupFile); err == nil {
+			_ = json.Unmarshal(b, &st.Cgroup)
+		}
+	}
+	return st
 }
 
 // procStartTime returns field 22 of /proc/pid/stat (start time in clock ticks) and whether the

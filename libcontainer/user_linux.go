@@ -79,11 +79,11 @@ func setupUser(p *rspec.Process) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
+	// As runc and crun: an ambient capability that cannot be raised (not both permitted and
+	// inheritable) is skipped; husk warned about it before the create (specs.UnraisableAmbient).
 	for _, name := range caps.Ambient {
 		c, _ := specs.Capability(name)
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0); err != nil {
-			return fmt.Errorf("raise ambient capability %s (it must also be permitted and inheritable): %w", name, err)
-		}
+		_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
 	}
 	return nil
 }

@@ -2,21 +2,51 @@ package specs
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
 // MountOptions is a parsed mount option list: kernel flags, propagation changes applied after
-// the mount, and the data string for the filesystem.
+// the mount, recursive attributes, and the data string for the filesystem.
 type MountOptions struct {
 	Flags       uintptr
 	ClearFlags  uintptr // flags the user asked to clear ("rw", "suid", ...), for remounts
 	Propagation []uintptr
-	Data        string
-	Bind        bool
-	Recursive   bool
+	// RecAttrSet and RecAttrClr are MOUNT_ATTR_* values applied with mount_setattr(2) and
+	// AT_RECURSIVE to the mount and every mount below it ("rro", "rnosuid", ...).
+	RecAttrSet, RecAttrClr uint64
+	Data                   string
+	Bind                   bool
+	Recursive              bool
+	TmpCopyUp              bool // tmpfs: copy the directory's contents into the new tmpfs
+	IDMap                  bool // "idmap"/"ridmap": an idmapped mount (ridmap: recursive)
+	RecursiveIDMap         bool
 }
+
+// recAttrs are the recursive mount attributes runc 1.1+ accepts, applied with
+// mount_setattr(AT_RECURSIVE). Kubernetes sends "rro" for recursively read-only volumes: as
+// data for the filesystem, a bind mount would silently ignore it and stay writable.
+var recAttrs = map[string]struct {
+	clear bool
+	attr  uint64
+}{
+	"rro": {false, unix.MOUNT_ATTR_RDONLY}, "rrw": {true, unix.MOUNT_ATTR_RDONLY},
+	"rnosuid": {false, unix.MOUNT_ATTR_NOSUID}, "rsuid": {true, unix.MOUNT_ATTR_NOSUID},
+	"rnodev": {false, unix.MOUNT_ATTR_NODEV}, "rdev": {true, unix.MOUNT_ATTR_NODEV},
+	"rnoexec": {false, unix.MOUNT_ATTR_NOEXEC}, "rexec": {true, unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime": {false, unix.MOUNT_ATTR_NODIRATIME}, "rdiratime": {true, unix.MOUNT_ATTR_NODIRATIME},
+	"rrelatime": {false, unix.MOUNT_ATTR_RELATIME}, "rnorelatime": {true, unix.MOUNT_ATTR_RELATIME},
+	"rnoatime": {false, unix.MOUNT_ATTR_NOATIME}, "ratime": {true, unix.MOUNT_ATTR_NOATIME},
+	"rstrictatime": {false, unix.MOUNT_ATTR_STRICTATIME}, "rnostrictatime": {true, unix.MOUNT_ATTR_STRICTATIME},
+	"rnosymfollow": {false, unix.MOUNT_ATTR_NOSYMFOLLOW}, "rsymfollow": {true, unix.MOUNT_ATTR_NOSYMFOLLOW},
+}
+
+// atimeOpts are the recursive options that choose an atime mode: setting one needs the whole
+// MOUNT_ATTR__ATIME field cleared first (mount_setattr(2)).
+var atimeOpts = map[string]bool{"rrelatime": true, "rnoatime": true, "rstrictatime": true}
 
 type flagOpt struct {
 	clear bool
@@ -37,7 +67,28 @@ var mountFlags = map[string]flagOpt{
 	"strictatime": {false, unix.MS_STRICTATIME}, "nostrictatime": {true, unix.MS_STRICTATIME},
 	"silent": {false, unix.MS_SILENT}, "loud": {true, unix.MS_SILENT},
 	"lazytime": {false, unix.MS_LAZYTIME}, "nolazytime": {true, unix.MS_LAZYTIME},
+	"nosymfollow": {false, unix.MS_NOSYMFOLLOW}, "symfollow": {true, unix.MS_NOSYMFOLLOW},
+	"acl": {false, unix.MS_POSIXACL}, "noacl": {true, unix.MS_POSIXACL},
+	"iversion": {false, unix.MS_I_VERSION}, "noiversion": {true, unix.MS_I_VERSION},
 	"defaults": {false, 0},
+}
+
+// KnownMountOptions lists every option husk applies itself (the rest is filesystem data), for
+// `husk features`.
+func KnownMountOptions() []string {
+	var out []string
+	for o := range mountFlags {
+		out = append(out, o)
+	}
+	for o := range PropagationFlags {
+		out = append(out, o)
+	}
+	for o := range recAttrs {
+		out = append(out, o)
+	}
+	out = append(out, "bind", "rbind", "tmpcopyup", "idmap", "ridmap")
+	sort.Strings(out)
+	return out
 }
 
 // PropagationFlags maps the propagation names used by mounts and linux.rootfsPropagation.
@@ -48,8 +99,9 @@ var PropagationFlags = map[string]uintptr{
 	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
-// ParseMountOptions splits OCI mount options into flags, propagation and fs data. Unknown
-// options are passed to the filesystem as data, as mount(8) does.
+// ParseMountOptions splits OCI mount options into flags, propagation, recursive attributes and
+// fs data. Unknown options are passed to the filesystem as data, as mount(8) does; a bind mount
+// has no filesystem to take them, and refuses them (BindData).
 func ParseMountOptions(opts []string) (MountOptions, error) {
 	var mo MountOptions
 	var data []string
@@ -70,13 +122,30 @@ func ParseMountOptions(opts []string) (MountOptions, error) {
 			mo.Propagation = append(mo.Propagation, p)
 			continue
 		}
+		if r, ok := recAttrs[o]; ok {
+			if r.clear {
+				mo.RecAttrClr |= r.attr
+				mo.RecAttrSet &^= r.attr
+			} else {
+				mo.RecAttrSet |= r.attr
+				mo.RecAttrClr &^= r.attr
+			}
+			if atimeOpts[o] {
+				mo.RecAttrClr |= unix.MOUNT_ATTR__ATIME
+			}
+			continue
+		}
 		switch o {
 		case "bind":
 			mo.Bind = true
 		case "rbind":
 			mo.Bind, mo.Recursive = true, true
-		case "tmpcopyup", "idmap", "ridmap":
-			// Accepted and ignored: husk does not implement them yet; they are optional in the spec.
+		case "tmpcopyup":
+			mo.TmpCopyUp = true
+		case "idmap":
+			mo.IDMap = true
+		case "ridmap":
+			mo.IDMap, mo.RecursiveIDMap = true, true
 		default:
 			if strings.ContainsAny(o, "\n\x00") {
 				return mo, fmt.Errorf("mount option %q contains an invalid character", o)
@@ -123,6 +192,31 @@ func Capability(name string) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// UnraisableAmbient lists the ambient capabilities of caps that the kernel will not raise
+// because they are not both permitted and inheritable. `runc spec` writes an ambient set and no
+// inheritable one; runc and crun run such a config and warn, and so does husk.
+func UnraisableAmbient(caps *rspec.LinuxCapabilities) []string {
+	if caps == nil {
+		return nil
+	}
+	in := func(set []string, c int) bool {
+		for _, n := range set {
+			if k, ok := Capability(n); ok && k == c {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, name := range caps.Ambient {
+		c, ok := Capability(name)
+		if ok && !(in(caps.Permitted, c) && in(caps.Inheritable, c)) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // AllCapabilities returns every capability name husk knows, for `features`.

@@ -20,19 +20,19 @@ func Load(bundle string) (*rspec.Spec, []byte, string, error) {
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("bundle %q: %w", bundle, err)
 	}
-	data, err := os.ReadFile(filepath.Join(abs, "config.json"))
+	data, err := ReadLimited(filepath.Join(abs, "config.json"), MaxConfigSize, "config.json")
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, "", fmt.Errorf("bundle %s: config.json not found", abs)
+			return nil, nil, "", fmt.Errorf("bundle %q: config.json not found", abs)
 		}
-		return nil, nil, "", fmt.Errorf("bundle %s: %w", abs, err)
+		return nil, nil, "", fmt.Errorf("bundle %q: %w", abs, err)
 	}
 	spec, err := Parse(data)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
+		return nil, nil, "", fmt.Errorf("bundle %q: config.json: %w", abs, err)
 	}
 	if err := Validate(spec, abs); err != nil {
-		return nil, nil, "", fmt.Errorf("bundle %s: config.json: %w", abs, err)
+		return nil, nil, "", fmt.Errorf("bundle %q: config.json: %w", abs, err)
 	}
 	return spec, data, abs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // namespaceTypes lists every namespace type husk can create or join.
@@ -27,12 +28,12 @@ func Validate(s *rspec.Spec, bundle string) error {
 	st, err := os.Stat(rootfs)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("root.path: rootfs %s does not exist", rootfs)
+			return fmt.Errorf("root.path: rootfs %q does not exist", rootfs)
 		}
 		return fmt.Errorf("root.path: %w", err)
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("root.path: rootfs %s is not a directory", rootfs)
+		return fmt.Errorf("root.path: rootfs %q is not a directory", rootfs)
 	}
 	if s.Process == nil {
 		return errors.New("process is required")
@@ -75,8 +76,12 @@ func Validate(s *rspec.Spec, bundle string) error {
 		if !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("mounts[%d].destination %q must be an absolute path", i, m.Destination)
 		}
-		if _, err := ParseMountOptions(m.Options); err != nil {
-			return fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)
+		opts, err := ParseMountOptions(m.Options)
+		if err != nil {
+			return fmt.Errorf("mounts[%d] (%q): %w", i, m.Destination, err)
+		}
+		if err := validateMount(m, opts); err != nil {
+			return fmt.Errorf("mounts[%d] (%q): %w", i, m.Destination, err)
 		}
 	}
 	for i, d := range s.Linux.Devices {
@@ -94,10 +99,133 @@ func Validate(s *rspec.Spec, bundle string) error {
 			return fmt.Errorf("linux.rootfsPropagation: unknown propagation %q", s.Linux.RootfsPropagation)
 		}
 	}
+	if s.Linux.Personality != nil {
+		if _, err := Personality(s.Linux.Personality); err != nil {
+			return err
+		}
+	}
+	if s.Linux.MemoryPolicy != nil {
+		if _, _, err := MemPolicy(s.Linux.MemoryPolicy); err != nil {
+			return err
+		}
+	}
+	if s.Linux.IntelRdt != nil {
+		// Nothing in a config is silently ignored: without resctrl there is nothing to apply it to.
+		if _, err := os.Stat("/sys/fs/resctrl/schemata"); err != nil {
+			return errors.New("linux.intelRdt: Intel RDT (resctrl) is not available on this host")
+		}
+		return errors.New("linux.intelRdt: not supported by husk yet")
+	}
+	if err := validateNetDevices(s, seen); err != nil {
+		return err
+	}
 	for k := range s.Linux.Sysctl {
 		if strings.Contains(k, "..") || strings.HasPrefix(k, "/") {
 			return fmt.Errorf("linux.sysctl: invalid key %q", k)
 		}
+	}
+	return nil
+}
+
+// MaxID is the largest uid or gid husk accepts, as runc. setresuid(2) takes (uid_t)-1,
+// 4294967295, as "leave unchanged": such an id would leave the process running as root.
+const MaxID = 1<<31 - 1
+
+// ValidateID checks that a uid or gid (field names it) is one a process can run as.
+func ValidateID(field string, id uint32) error {
+	if id > MaxID {
+		return fmt.Errorf("%s %d is out of range (0-%d)", field, id, MaxID)
+	}
+	return nil
+}
+
+// validateNetDevices checks linux.netDevices: interface names the kernel takes, moved into a
+// network namespace of the container's own.
+func validateNetDevices(s *rspec.Spec, seen map[rspec.LinuxNamespaceType]bool) error {
+	if len(s.Linux.NetDevices) == 0 {
+		return nil
+	}
+	if !seen[rspec.NetworkNamespace] {
+		return errors.New("linux.netDevices: moving a device needs a network namespace for the container")
+	}
+	targets := map[string]bool{}
+	for host, d := range s.Linux.NetDevices {
+		if err := validIfName(host); err != nil {
+			return fmt.Errorf("linux.netDevices: device %q: %w", host, err)
+		}
+		name := d.Name
+		if name == "" {
+			name = host
+		}
+		if err := validIfName(name); err != nil {
+			return fmt.Errorf("linux.netDevices[%q].name %q: %w", host, d.Name, err)
+		}
+		if targets[name] {
+			return fmt.Errorf("linux.netDevices: two devices are named %q in the container", name)
+		}
+		targets[name] = true
+	}
+	return nil
+}
+
+// validIfName is the kernel's dev_valid_name.
+func validIfName(n string) error {
+	if n == "" || len(n) >= 16 || n == "." || n == ".." || strings.ContainsAny(n, "/: \t\n\x00") {
+		return errors.New("not a valid interface name")
+	}
+	return nil
+}
+
+// validateMount refuses what husk would otherwise have to drop silently.
+func validateMount(m rspec.Mount, opts MountOptions) error {
+	bind := opts.Bind || m.Type == "bind"
+	if bind && opts.Data != "" {
+		unknown, _, _ := strings.Cut(opts.Data, ",")
+		return fmt.Errorf("unknown mount option %q for a bind mount", unknown)
+	}
+	if opts.TmpCopyUp && m.Type != "tmpfs" {
+		return fmt.Errorf("tmpcopyup is for tmpfs mounts, not type %q", m.Type)
+	}
+	if opts.IDMap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+		return errors.New("idmapped mounts (idmap, ridmap, uidMappings, gidMappings) are not supported yet")
+	}
+	return nil
+}
+
+// maxArgStrlen is the kernel's MAX_ARG_STRLEN: one argument or environment string, with its NUL.
+const maxArgStrlen = 32 * 4096
+
+// checkArgSize refuses what execve(2) would refuse with E2BIG, so the user reads "argument list
+// too long" instead of the init's failure to take a request that size. The total follows the
+// kernel: a quarter of the stack limit (the process's RLIMIT_STACK, else husk's), at most 6 MB.
+func checkArgSize(p *rspec.Process) error {
+	var total uint64
+	for _, set := range [][]string{p.Args, p.Env} {
+		for _, s := range set {
+			if len(s)+1 > maxArgStrlen {
+				return fmt.Errorf("process: argument list too long (one argument or variable of %d bytes; the limit is %d)", len(s), maxArgStrlen-1)
+			}
+			total += uint64(len(s)) + 1 + 8
+		}
+	}
+	var stack unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &stack); err != nil {
+		stack.Cur = 8 << 20
+	}
+	for _, r := range p.Rlimits {
+		if r.Type == "RLIMIT_STACK" {
+			stack.Cur = r.Soft
+		}
+	}
+	limit := uint64(6 << 20)
+	if stack.Cur/4 < limit {
+		limit = stack.Cur / 4
+	}
+	if limit < maxArgStrlen {
+		limit = maxArgStrlen
+	}
+	if total > limit {
+		return fmt.Errorf("process: argument list too long (%d bytes of arguments and environment; the limit is %d)", total, limit)
 	}
 	return nil
 }
@@ -126,6 +254,23 @@ func ValidateProcess(p *rspec.Process) error {
 				}
 			}
 		}
+	}
+	if err := ValidateID("process.user.uid", p.User.UID); err != nil {
+		return err
+	}
+	if err := ValidateID("process.user.gid", p.User.GID); err != nil {
+		return err
+	}
+	for i, g := range p.User.AdditionalGids {
+		if err := ValidateID(fmt.Sprintf("process.user.additionalGids[%d]", i), g); err != nil {
+			return err
+		}
+	}
+	if err := checkArgSize(p); err != nil {
+		return err
+	}
+	if err := validateProcessAttrs(p); err != nil {
+		return err
 	}
 	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
 		return fmt.Errorf("process.oomScoreAdj %d is outside -1000..1000", *p.OOMScoreAdj)

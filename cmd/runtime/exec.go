@@ -60,6 +60,7 @@ var execCommand = cli.Command{
 			ct.Close()
 			return err
 		}
+		warnUnraisableAmbient(p)
 		detach := c.Bool("detach")
 		o := libcontainer.ExecOpts{
 			Process: p, ConsoleSocket: c.String("console-socket"), PidFile: c.String("pid-file"),
@@ -111,7 +112,7 @@ var execCommand = cli.Command{
 // process with the command line's changes, as runc does.
 func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error) {
 	if path := c.String("process"); path != "" {
-		data, err := os.ReadFile(path)
+		data, err := specs.ReadLimited(path, specs.MaxProcessSize, "process.json")
 		if err != nil {
 			return nil, fmt.Errorf("exec --process: %w", err)
 		}
@@ -138,20 +139,20 @@ func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error
 	if u := c.String("user"); u != "" {
 		uidStr, gidStr, hasGid := strings.Cut(u, ":")
 		uid, err := strconv.ParseUint(uidStr, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("exec --user %q: want uid[:gid]", u)
+		if err != nil || uid > specs.MaxID {
+			return nil, fmt.Errorf("exec --user %q: want uid[:gid], each 0-%d", u, specs.MaxID)
 		}
 		p.User.UID = uint32(uid)
 		if hasGid {
 			gid, err := strconv.ParseUint(gidStr, 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("exec --user %q: want uid[:gid]", u)
+			if err != nil || gid > specs.MaxID {
+				return nil, fmt.Errorf("exec --user %q: want uid[:gid], each 0-%d", u, specs.MaxID)
 			}
 			p.User.GID = uint32(gid)
 		}
 	}
 	for _, g := range c.Int64Slice("additional-gids") {
-		if g < 0 || g > 1<<32-1 {
+		if g < 0 || g > specs.MaxID {
 			return nil, fmt.Errorf("exec --additional-gids %d: not a gid", g)
 		}
 		// urfave/cli v1 reports the values of an Int64SliceFlag with an alias (-g) twice.

@@ -60,6 +60,7 @@ func createOpts(c *cli.Context) (libcontainer.CreateOpts, error) {
 	if err != nil {
 		return libcontainer.CreateOpts{}, err
 	}
+	warnUnraisableAmbient(spec.Process)
 	o := libcontainer.CreateOpts{
 		ID: id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: c.String("console-socket"),
 		PidFile: c.String("pid-file"), NoPivot: c.Bool("no-pivot"), NoNewKeyring: c.Bool("no-new-keyring"), SlowPath: c.Bool("no-fast-path"),
@@ -120,6 +121,7 @@ func withContainer(c *cli.Context, f func(*libcontainer.Container) error) error 
 		return err
 	}
 	defer ct.Close()
+	ct.Warn = warnLine
 	return f(ct)
 }
 
@@ -162,6 +164,7 @@ var runCommand = cli.Command{
 		if err != nil {
 			return err
 		}
+		ct.Warn = warnLine
 		if term != nil {
 			if err := term.receive(); err != nil {
 				ct.Delete(true)
@@ -186,6 +189,7 @@ var runCommand = cli.Command{
 		status := forwardAndWait(sigc, ct.InitProcess(), term, ct.Wait)
 		if !c.Bool("keep") {
 			if ct2, err := libcontainer.Load(root, o.ID); err == nil {
+				ct2.Warn = warnLine
 				if err := ct2.Delete(true); err != nil {
 					logWarn("%v", err)
 				}
@@ -315,6 +319,9 @@ var deleteCommand = cli.Command{
 			// Like runc: a forced delete of what is already gone succeeds, so cleanups are
 			// idempotent; what a killed create left before its first state write goes too.
 			return libcontainer.RemoveStale(c.GlobalString("root"), c.Args().First())
+		}
+		if err != nil && c.Bool("force") && errors.Is(err, libcontainer.ErrCorruptState) {
+			return libcontainer.ForceDelete(c.GlobalString("root"), c.Args().First(), warnLine)
 		}
 		return err
 	},

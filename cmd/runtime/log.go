@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/husk-runtime/husk/specs"
 )
 
 // logger writes runc-style log lines: logrus JSON ({"level","msg","time"}) or text.
@@ -59,6 +63,17 @@ func logDebug(format string, args ...any) {
 		log.write("debug", msg)
 	}
 }
+
+// warnUnraisableAmbient warns, as runc does, about ambient capabilities the process will not
+// get because they are not both permitted and inheritable.
+func warnUnraisableAmbient(p *rspec.Process) {
+	for _, name := range specs.UnraisableAmbient(p.Capabilities) {
+		logWarn("can't raise ambient capability %s: it is not in both the permitted and inheritable sets", name)
+	}
+}
+
+// warnLine is libcontainer's Container.Warn: a warning in the log (stderr without --log).
+func warnLine(msg string) { logWarn("%s", msg) }
 
 func logWarn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)

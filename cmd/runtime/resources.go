@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/husk-runtime/husk/libcontainer"
+	"github.com/husk-runtime/husk/specs"
 )
 
 var updateCommand = cli.Command{
@@ -49,7 +50,11 @@ var updateCommand = cli.Command{
 				defer f.Close()
 				r = f
 			}
-			if err := json.NewDecoder(r).Decode(&res); err != nil {
+			data, err := specs.ReadAllLimited(r, specs.MaxProcessSize, "update --resources")
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(data, &res); err != nil {
 				return fmt.Errorf("update --resources: invalid JSON: %w", err)
 			}
 		}

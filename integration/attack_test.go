@@ -1,0 +1,217 @@
+package integration
+
+// Attacks from the safety issue: each test fails on a husk without its defence (make
+// check-security runs them).
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestAttackDeviceNodeDoesNotWidenCgroup: a node in linux.devices is not permission to use it.
+// husk used to append an allow rule per linux.devices entry after the spec's own rules, which
+// overrode an explicit deny: with /dev/kmsg listed and denied, the container wrote to the host's
+// kernel log.
+func TestAttackDeviceNodeDoesNotWidenCgroup(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/devices"); err != nil {
+		t.Skip("no v1 devices controller on this host (the v2 eBPF path is covered by the cgroup2 VM test)")
+	}
+	for _, slow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slow=%v", slow), func(t *testing.T) {
+			b := newBundle(t, "sh", "-c", "(exec 3>/dev/kmsg) 2>&1 && echo KMSG-OPENED; (exec 3</dev/kmsg) 2>&1 && echo KMSG-READ; echo x > /dev/null && echo NULL-OK")
+			b.spec.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11}}
+			major, minor := int64(1), int64(11)
+			b.spec.Linux.Resources = &rspec.LinuxResources{Devices: []rspec.LinuxDeviceCgroup{
+				{Allow: false, Type: "c", Major: &major, Minor: &minor, Access: "rwm"},
+			}}
+			b.write(t)
+			args := []string{"run", uniqueID(t)}
+			if slow {
+				args = []string{"run", "--no-fast-path", uniqueID(t)}
+			}
+			r := b.husk(t, args...)
+			if r.code != 0 {
+				t.Fatalf("run: %s", r)
+			}
+			if strings.Contains(r.stdout, "KMSG-") || !strings.Contains(r.stdout, "NULL-OK") {
+				t.Fatalf("a denied device was usable (or /dev/null was not): %q", r.stdout)
+			}
+		})
+	}
+}
+
+// TestAttackRecursiveReadOnlyBind: "rro" (what Kubernetes sends for a recursively read-only
+// volume) makes every mount below a bind read-only; before, it went to the filesystem as data,
+// which a bind ignores, and the volume stayed writable. An option husk does not know is refused
+// for a bind mount instead of being dropped.
+func TestAttackRecursiveReadOnlyBind(t *testing.T) {
+	vol := t.TempDir()
+	sub := filepath.Join(vol, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(sub, syscall.MNT_DETACH)
+	for _, slow := range []bool{false, true} {
+		b := newBundle(t, "sh", "-c", "touch /vol/a 2>&1; touch /vol/sub/b 2>&1; grep ' /vol' /proc/self/mountinfo")
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "rro"}})
+		b.write(t)
+		args := []string{"run", uniqueID(t)}
+		if slow {
+			args = []string{"run", "--no-fast-path", uniqueID(t)}
+		}
+		out := b.must(t, args...)
+		if strings.Count(out, "Read-only file system") != 2 {
+			t.Fatalf("slow=%v: rro left a mount writable:\n%s", slow, out)
+		}
+		for _, f := range []string{"a", "sub/b"} {
+			if _, err := os.Stat(filepath.Join(vol, f)); err == nil {
+				t.Fatalf("slow=%v: the container wrote %s through a read-only volume", slow, f)
+			}
+		}
+	}
+	b := newBundle(t, "true")
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "rdonly"}})
+	id := uniqueID(t)
+	r := b.run(t, id)
+	if r.code == 0 || !strings.Contains(r.stderr, `unknown mount option "rdonly" for a bind mount`) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Fatalf("an unknown bind option was not refused in one line: %s", r)
+	}
+	assertClean(t, b, id)
+}
+
+// TestAttackNoPivotHidesHostProc: with --no-pivot the old root stays below the container's
+// root, and with it the host's unmasked procfs. A process in the container that makes its own
+// user, mount and pid namespaces may then mount a fresh, unmasked procfs: the kernel allows it
+// when some procfs in the namespace is fully visible. husk detaches the host's proc and sysfs
+// mounts first, as runc does. (CAP_SETFCAP lets the container map its root in the new user
+// namespace; with pivot_root the same attack is refused, the control case.)
+func TestAttackNoPivotHidesHostProc(t *testing.T) {
+	for _, flag := range []string{"--no-pivot", "--no-fast-path"} {
+		b := newBundle(t, "sh", "-c", "mkdir -p /tmp/p; unshare -Urmpf sh -c 'mount -t proc proc /tmp/p 2>&1 && echo PROC-MOUNTED' 2>&1")
+		b.spec.Root.Readonly = false
+		caps := append(b.spec.Process.Capabilities.Bounding, "CAP_SETFCAP")
+		b.spec.Process.Capabilities.Bounding, b.spec.Process.Capabilities.Effective, b.spec.Process.Capabilities.Permitted = caps, caps, caps
+		b.write(t)
+		r := b.husk(t, "run", flag, uniqueID(t))
+		if strings.Contains(r.stdout, "PROC-MOUNTED") {
+			t.Fatalf("%s: the container mounted an unmasked procfs: %s", flag, r)
+		}
+		if !strings.Contains(r.stdout, "mount: permission denied") {
+			t.Fatalf("%s: the attack did not get as far as mount(2): %s", flag, r)
+		}
+	}
+}
+
+// TestAttackNamespacePathOfWrongType: a namespace path is joined only as the type it is listed
+// as. {"type":"ipc","path":"/proc/self/ns/mnt"} made the init join husk's own mount namespace
+// and pivot_root the container's rootfs there (on the host: the root of every process). Run in
+// a throwaway mount namespace so that a husk without the check cannot reach the host.
+func TestAttackNamespacePathOfWrongType(t *testing.T) {
+	cases := []struct {
+		typ  rspec.LinuxNamespaceType
+		path string
+		want string
+	}{
+		{rspec.IPCNamespace, "/proc/self/ns/mnt", `path "/proc/self/ns/mnt" is a namespace of type mount, not ipc`},
+		{rspec.CgroupNamespace, "/proc/self/ns/ipc", `path "/proc/self/ns/ipc" is a namespace of type ipc, not cgroup`},
+		{rspec.NetworkNamespace, "/etc/hostname", `path "/etc/hostname" is not a namespace file`},
+	}
+	for _, c := range cases {
+		for _, slow := range []bool{false, true} {
+			b := newBundle(t, "true")
+			var nss []rspec.LinuxNamespace
+			for _, ns := range b.spec.Linux.Namespaces {
+				if ns.Type != c.typ {
+					nss = append(nss, ns)
+				}
+			}
+			b.spec.Linux.Namespaces = append(nss, rspec.LinuxNamespace{Type: c.typ, Path: c.path})
+			b.write(t)
+			id := uniqueID(t)
+			args := []string{"-m", "--propagation", "private", huskBin, "--root", b.root, "run"}
+			if slow {
+				args = append(args, "--no-fast-path")
+			}
+			cmd := exec.Command("unshare", append(args, id)...)
+			cmd.Dir = b.dir
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), c.want) {
+				t.Fatalf("%s namespace at %s (slow=%v): err %v, output %q; want %q", c.typ, c.path, slow, err, out, c.want)
+			}
+			assertClean(t, b, id)
+		}
+	}
+}
+
+// TestAttackUIDOutOfRange: setresuid(-1) means "leave unchanged", so uid 4294967295 ran the
+// process as root. Ids past 2147483647 are refused everywhere a user can give one.
+func TestAttackUIDOutOfRange(t *testing.T) {
+	const bad = 4294967295
+	for _, set := range []func(*rspec.User){
+		func(u *rspec.User) { u.UID = bad },
+		func(u *rspec.User) { u.GID = bad },
+		func(u *rspec.User) { u.AdditionalGids = []uint32{bad} },
+	} {
+		b := newBundle(t, "id")
+		set(&b.spec.Process.User)
+		id := uniqueID(t)
+		r := b.run(t, id)
+		if r.code == 0 || !strings.Contains(r.stderr, "4294967295 is out of range") {
+			t.Fatalf("an id of 4294967295 was not refused: %s", r)
+		}
+		assertClean(t, b, id)
+	}
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	for _, args := range [][]string{{"--user", "4294967295"}, {"--user", "0:4294967295"}, {"--additional-gids", "4294967295"}} {
+		r := b.husk(t, append(append([]string{"exec"}, args...), id, "id", "-u")...)
+		if r.code == 0 || strings.TrimSpace(r.stdout) == "0" {
+			t.Fatalf("exec %v ran: %s", args, r)
+		}
+	}
+	proc := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(proc, []byte(`{"args":["id","-u"],"cwd":"/","user":{"uid":4294967295,"gid":0}}`), 0o644)
+	if r := b.husk(t, "exec", "--process", proc, id); r.code == 0 || !strings.Contains(r.stderr, "out of range") {
+		t.Fatalf("exec --process with uid 4294967295: %s", r)
+	}
+}
+
+// TestAttackUnboundedInput: every file husk reads from its caller is bounded; `exec --process
+// /dev/zero` used to read gigabytes.
+func TestAttackUnboundedInput(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	if r := b.husk(t, "exec", "--process", "/dev/zero", id); r.code == 0 || !strings.Contains(r.stderr, "process.json is larger than") {
+		t.Fatalf("exec --process /dev/zero: %s", r)
+	}
+	if r := b.husk(t, "update", "--resources", "/dev/zero", id); r.code == 0 || !strings.Contains(r.stderr, "larger than") {
+		t.Fatalf("update --resources /dev/zero: %s", r)
+	}
+	// A config.json of 64 MB (sparse: zeros cost no disk) is refused before it is parsed.
+	big := newBundle(t, "true")
+	big.write(t)
+	if err := os.Truncate(filepath.Join(big.dir, "config.json"), 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	id2 := uniqueID(t)
+	if r := big.husk(t, "run", id2); r.code == 0 || !strings.Contains(r.stderr, "config.json is larger than") {
+		t.Fatalf("a 64 MB config.json: %s", r)
+	}
+	assertClean(t, big, id2)
+}

@@ -1,0 +1,324 @@
+package integration
+
+// Conformance defects found by running husk the way other tools do: configs they write, the
+// runtime spec's rules, and what runc and crun do with the same input.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// bothPaths runs f for the create fast path and for the Go init (--no-fast-path).
+func bothPaths(t *testing.T, f func(t *testing.T, flags []string)) {
+	for _, slow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slow=%v", slow), func(t *testing.T) {
+			var flags []string
+			if slow {
+				flags = []string{"--no-fast-path"}
+			}
+			f(t, flags)
+		})
+	}
+}
+
+// errnoProfile is a seccomp profile that answers EPERM to everything it does not list, and
+// lists what a shell needs, but not close_range.
+func errnoProfile() *rspec.LinuxSeccomp {
+	errno := uint(1)
+	return &rspec.LinuxSeccomp{DefaultAction: rspec.ActErrno, DefaultErrnoRet: &errno, Syscalls: []rspec.LinuxSyscall{{
+		Action: rspec.ActAllow,
+		Names: []string{"read", "write", "openat", "open", "close", "fstat", "newfstatat", "stat", "lstat", "statx",
+			"mmap", "munmap", "mprotect", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl",
+			"access", "faccessat", "faccessat2", "execve", "execveat", "exit", "exit_group", "getpid", "getppid",
+			"getuid", "geteuid", "getgid", "getegid", "getgroups", "setgroups", "setresuid", "setresgid",
+			"setuid", "setgid", "capget", "capset", "prctl", "arch_prctl", "set_tid_address", "set_robust_list",
+			"rseq", "prlimit64", "getrlimit", "setrlimit", "chdir", "fchdir", "getcwd", "umask", "setsid",
+			"fcntl", "dup", "dup2", "dup3", "pipe", "pipe2", "wait4", "clone", "clone3", "fork", "vfork",
+			"uname", "getdents64", "lseek", "readlink", "readlinkat", "sysinfo", "getrandom", "futex",
+			"nanosleep", "clock_nanosleep", "clock_gettime", "gettid", "tgkill", "sigaltstack", "poll",
+			"ppoll", "pselect6", "select", "madvise", "mremap", "pread64", "writev", "readv", "seccomp",
+			"sched_getaffinity", "sched_yield"},
+	}}}
+}
+
+// TestSeccompProfileWithoutCloseRange: husk marks its fds close-on-exec before it loads the
+// container's filter, so a profile that denies close_range by default still runs (every
+// container used to fail with "close fds: Operation not permitted").
+func TestSeccompProfileWithoutCloseRange(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "echo SECCOMP-RAN")
+		b.spec.Process.NoNewPrivileges = false
+		b.spec.Linux.Seccomp = errnoProfile()
+		b.write(t)
+		// The first create compiles the profile in the Go init; the second takes the fast path.
+		for i := 0; i < 2; i++ {
+			r := b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+			if r.code != 0 || !strings.Contains(r.stdout, "SECCOMP-RAN") {
+				t.Fatalf("run %d: %s", i, r)
+			}
+		}
+		b.spec.Process.Args = []string{"sleep", "1000"}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
+		defer b.husk(t, "delete", "-f", id)
+		for _, ef := range [][]string{nil, {"--no-fast-path"}} {
+			r := b.husk(t, append(append([]string{"exec"}, ef...), id, "echo", "EXEC-RAN")...)
+			if r.code != 0 || !strings.Contains(r.stdout, "EXEC-RAN") {
+				t.Fatalf("exec %v: %s", ef, r)
+			}
+		}
+	})
+}
+
+// TestRuncSpecConfigRuns: the config Debian's `runc spec` writes (an ambient set and no
+// inheritable one) runs, with the ambient capabilities that cannot be raised skipped and a
+// warning, as runc and crun do.
+func TestRuncSpecConfigRuns(t *testing.T) {
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed (make test-deps installs it)")
+	}
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t)
+		os.Remove(filepath.Join(b.dir, "config.json"))
+		cmd := exec.Command("runc", "spec")
+		cmd.Dir = b.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("runc spec: %v %s", err, out)
+		}
+		data, _ := os.ReadFile(filepath.Join(b.dir, "config.json"))
+		var s rspec.Spec
+		if err := json.Unmarshal(data, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Process.Capabilities == nil || len(s.Process.Capabilities.Ambient) == 0 || len(s.Process.Capabilities.Inheritable) != 0 {
+			t.Skip("this runc spec writes an inheritable set or no ambient one")
+		}
+		// Only what runs the test: no terminal, a command, this machine's nofile limit.
+		s.Process.Terminal = false
+		s.Process.Args = []string{"sh", "-c", "grep -E '^Cap(Amb|Eff)' /proc/self/status"}
+		s.Process.Rlimits = nil
+		b.spec = &s
+		b.write(t)
+		r := b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		if r.code != 0 {
+			t.Fatalf("a config written by runc spec did not run: %s", r)
+		}
+		if statusField(r.stdout, "CapAmb") != "0000000000000000" {
+			t.Fatalf("CapAmb: %q", r.stdout)
+		}
+		if !strings.Contains(r.stderr, "can't raise ambient capability CAP_") {
+			t.Fatalf("no warning about the ambient set: %s", r)
+		}
+	})
+}
+
+// mountinfoLine returns the container's mountinfo line for mount point mp (printed by the
+// container with `cat /proc/self/mountinfo`).
+func mountinfoLine(out, mp string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == mp {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestPropagationOfNewMounts: a propagation option on a mount that is not a bind (a tmpfs
+// with "shared") applies to the new mount; it failed with EINVAL, applied to the directory
+// below.
+func TestPropagationOfNewMounts(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "cat", "/proc/self/mountinfo")
+		for _, p := range []string{"shared", "slave", "private", "unbindable"} {
+			b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/" + p, Type: "tmpfs", Source: "tmpfs", Options: []string{p}})
+		}
+		b.write(t)
+		out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		want := map[string]string{"/shared": "shared:", "/unbindable": "unbindable"}
+		for mp, tag := range want {
+			if l := mountinfoLine(out, mp); !strings.Contains(l, tag) {
+				t.Errorf("%s: %q lacks %q", mp, l, tag)
+			}
+		}
+		for _, mp := range []string{"/slave", "/private"} {
+			if l := mountinfoLine(out, mp); l == "" || strings.Contains(l, "shared:") {
+				t.Errorf("%s: %q", mp, l)
+			}
+		}
+	})
+}
+
+// TestRootfsPropagationSharedAndUnbindable: crun runs these (runc fails both); husk builds with
+// a slave root and applies them to the container's root at the end.
+func TestRootfsPropagationSharedAndUnbindable(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		for prop, tag := range map[string]string{"shared": "shared:", "rshared": "shared:", "unbindable": "unbindable", "runbindable": "unbindable"} {
+			b := newBundle(t, "cat", "/proc/self/mountinfo")
+			b.spec.Linux.RootfsPropagation = prop
+			b.write(t)
+			r := b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+			if r.code != 0 {
+				t.Fatalf("rootfsPropagation %s: %s", prop, r)
+			}
+			if l := mountinfoLine(r.stdout, "/"); !strings.Contains(l, tag) {
+				t.Errorf("rootfsPropagation %s: / is %q", prop, l)
+			}
+		}
+	})
+}
+
+// TestDeviceNodeTypes: every node type the spec allows is created (p: a fifo, u: an
+// unbuffered character device); cgroup rules are never derived from them.
+func TestDeviceNodeTypes(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "stat -c '%n %F %t:%T' /dev/myfifo /dev/mynull")
+		b.spec.Linux.Devices = []rspec.LinuxDevice{
+			{Path: "/dev/myfifo", Type: "p"},
+			{Path: "/dev/mynull", Type: "u", Major: 1, Minor: 3},
+		}
+		b.write(t)
+		out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		for _, want := range []string{"/dev/myfifo fifo", "/dev/mynull character special file 1:3"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("missing %q in %q", want, out)
+			}
+		}
+	})
+}
+
+// TestFailingPoststartAndPoststopHooksWarn: the spec says a failing poststart or poststop
+// hook is logged as a warning and the lifecycle goes on (crun does; runc fails).
+func TestFailingPoststartAndPoststopHooksWarn(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	b := newBundle(t, "sleep", "1000")
+	fail := rspec.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo hook-failed >&2; exit 3"}}
+	after := rspec.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo x >> " + marker}}
+	b.spec.Hooks = &rspec.Hooks{Poststart: []rspec.Hook{fail, after}, Poststop: []rspec.Hook{fail, after}}
+	b.write(t)
+	id := uniqueID(t)
+	log := filepath.Join(t.TempDir(), "log.json")
+	b.must(t, "create", id)
+	r := b.husk(t, "--log", log, "--log-format", "json", "start", id)
+	if r.code != 0 {
+		t.Fatalf("start with a failing poststart hook: %s", r)
+	}
+	if st := b.state(t, id)["status"]; st != "running" {
+		t.Fatalf("status after a failing poststart hook: %v", st)
+	}
+	r = b.husk(t, "--log", log, "--log-format", "json", "delete", "-f", id)
+	if r.code != 0 {
+		t.Fatalf("delete with a failing poststop hook: %s", r)
+	}
+	data, _ := os.ReadFile(log)
+	if strings.Count(string(data), `"level":"warning"`) != 2 || !strings.Contains(string(data), "poststart hook #0") || !strings.Contains(string(data), "poststop hook #0") {
+		t.Fatalf("log: %s", data)
+	}
+	if ran, _ := os.ReadFile(marker); string(ran) != "x\nx\n" {
+		t.Fatalf("the hooks after the failing ones ran %q times", ran)
+	}
+	assertClean(t, b, id)
+}
+
+// TestForceDeleteWithCorruptState: `delete --force` cleans up a container whose state.json is
+// truncated or garbage: the init, its cgroup and the state directory go (runc leaves them).
+func TestForceDeleteWithCorruptState(t *testing.T) {
+	for name, corrupt := range map[string]func([]byte) []byte{
+		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
+		"empty":     func([]byte) []byte { return nil },
+		"garbage":   func([]byte) []byte { return []byte("\x00\x01not json") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t, "sleep", "1000")
+			b.write(t)
+			id := uniqueID(t)
+			b.must(t, "run", "-d", id)
+			pid := int(b.state(t, id)["pid"].(float64))
+			path := filepath.Join(b.root, id, "state.json")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(path, corrupt(data), 0o600)
+			r := b.husk(t, "delete", "--force", id)
+			if r.code != 0 {
+				t.Fatalf("delete --force: %s", r)
+			}
+			if st, _, err := procState(pid); err == nil && st != "Z" {
+				t.Fatalf("the init (pid %d) still runs, state %s", pid, st)
+			}
+			assertClean(t, b, id)
+		})
+	}
+}
+
+// procState returns a process's state letter from /proc/pid/stat.
+func procState(pid int) (string, string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", "", err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	return f[0], s, nil
+}
+
+// TestHugeArgumentSaysTooLong: what execve would refuse is refused up front with its meaning,
+// not as "write sync-parent: broken pipe".
+func TestHugeArgumentSaysTooLong(t *testing.T) {
+	b := newBundle(t, "echo", strings.Repeat("x", 10<<20))
+	id := uniqueID(t)
+	r := b.run(t, id)
+	if r.code == 0 || !strings.Contains(r.stderr, "argument list too long") || strings.Contains(r.stderr, "broken pipe") {
+		t.Fatalf("a 10 MB argument: %s", r)
+	}
+	assertClean(t, b, id)
+}
+
+// TestConfigStringsQuotedInErrors: a string from the config is quoted in an error, so a
+// newline in it cannot split or forge the one-line error.
+func TestConfigStringsQuotedInErrors(t *testing.T) {
+	b := newBundle(t, "true")
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/x", Type: "\nforged", Source: "none"})
+	id := uniqueID(t)
+	r := b.run(t, id)
+	if r.code == 0 || strings.Count(strings.TrimRight(r.stderr, "\n"), "\n") != 0 || !strings.Contains(r.stderr, `"\nforged"`) {
+		t.Fatalf("want one line with the type quoted: %s", r)
+	}
+	assertClean(t, b, id)
+}
+
+// TestHomeFromPasswd: a process whose environment lacks HOME gets its user's home from the
+// container's /etc/passwd, as with runc, on every path.
+func TestHomeFromPasswd(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "echo HOME=$HOME")
+		os.WriteFile(filepath.Join(b.rootfs(), "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n"), 0o644)
+		b.spec.Process.User = rspec.User{UID: 1000, GID: 1000}
+		b.write(t)
+		if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); !strings.Contains(out, "HOME=/home/u") {
+			t.Fatalf("run: %q", out)
+		}
+		b.spec.Process.Args = []string{"sleep", "1000"}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
+		defer b.husk(t, "delete", "-f", id)
+		for _, ef := range [][]string{nil, {"--no-fast-path"}} {
+			if out := b.must(t, append(append([]string{"exec"}, ef...), id, "sh", "-c", "echo HOME=$HOME")...); !strings.Contains(out, "HOME=/home/u") {
+				t.Fatalf("exec %v: %q", ef, out)
+			}
+			if out := b.must(t, append(append([]string{"exec", "--user", "0"}, ef...), id, "sh", "-c", "echo HOME=$HOME")...); !strings.Contains(out, "HOME=/root") {
+				t.Fatalf("exec --user 0 %v: %q", ef, out)
+			}
+		}
+	})
+}
