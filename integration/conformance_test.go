@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -321,4 +322,234 @@ func TestHomeFromPasswd(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestProcessAttributesApplied: process.scheduler, process.ioPriority, linux.personality and
+// linux.memoryPolicy are applied (they were silently ignored), on create and exec, whichever
+// path the caller asks for.
+func TestProcessAttributesApplied(t *testing.T) {
+	// /proc/self/sched's policy line, ionice-style ioprio from /proc (busybox has neither
+	// chrt nor ionice), the personality via uname -m, the memory policy from numa_maps.
+	report := "grep -E '^policy' /proc/self/sched; grep -E '^se.load.weight|^prio' /proc/self/sched | head -1; uname -m; head -1 /proc/self/numa_maps 2>/dev/null | cut -d' ' -f2"
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", report)
+		b.spec.Process.Scheduler = &rspec.Scheduler{Policy: rspec.SchedBatch, Nice: 5}
+		b.spec.Process.IOPriority = &rspec.LinuxIOPriority{Class: rspec.IOPRIO_CLASS_IDLE}
+		b.spec.Linux.Personality = &rspec.LinuxPersonality{Domain: rspec.PerLinux32}
+		b.spec.Linux.MemoryPolicy = &rspec.LinuxMemoryPolicy{Mode: rspec.MpolInterleave, Nodes: "0"}
+		b.write(t)
+		out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		for _, want := range []string{"policy", "i686", "interleave:0"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("create: missing %q in\n%s", want, out)
+			}
+		}
+		if !strings.Contains(out, "policy                                       :                    3") {
+			t.Errorf("create: not SCHED_BATCH:\n%s", out)
+		}
+		b.spec.Process.Args = []string{"sleep", "1000"}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
+		defer b.husk(t, "delete", "-f", id)
+		pid := int(b.state(t, id)["pid"].(float64))
+		// ioprio of the container's process as the kernel reports it: class 3 (idle).
+		if got := ioprioOf(t, pid); got>>13 != 3 {
+			t.Errorf("ioprio of the init: %#x, want the idle class", got)
+		}
+		out = b.must(t, "exec", id, "sh", "-c", report)
+		if !strings.Contains(out, "i686") || !strings.Contains(out, "interleave:0") {
+			t.Errorf("exec: the container's personality and memory policy are missing:\n%s", out)
+		}
+	})
+}
+
+// ioprioOf returns ioprio_get(IOPRIO_WHO_PROCESS, pid).
+func ioprioOf(t *testing.T, pid int) int {
+	r, _, e := syscallIoprioGet(pid)
+	if e != 0 {
+		t.Fatalf("ioprio_get %d: %v", pid, e)
+	}
+	return r
+}
+
+// TestExecCPUAffinity: process.execCPUAffinity's final set is the exec'd process's affinity.
+func TestExecCPUAffinity(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	proc := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(proc, []byte(`{"args":["grep","Cpus_allowed_list","/proc/self/status"],"cwd":"/","env":["PATH=/bin"],"execCPUAffinity":{"initial":"0","final":"0"}}`), 0o644)
+	for _, ef := range [][]string{nil, {"--no-fast-path"}} {
+		out := b.must(t, append(append([]string{"exec"}, ef...), "--process", proc, id)...)
+		if statusField(out, "Cpus_allowed_list") != "0" {
+			t.Fatalf("exec %v: %q", ef, out)
+		}
+	}
+	os.WriteFile(proc, []byte(`{"args":["true"],"cwd":"/","execCPUAffinity":{"final":"99999"}}`), 0o644)
+	if r := b.husk(t, "exec", "--process", proc, id); r.code == 0 || !strings.Contains(r.stderr, "process.execCPUAffinity.final") {
+		t.Fatalf("a bad cpu list: %s", r)
+	}
+}
+
+// TestNetDevicesMovedAndReturned: linux.netDevices moves a host interface into the container,
+// renamed, and back under its host name on delete.
+func TestNetDevicesMovedAndReturned(t *testing.T) {
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("iproute2 is not installed")
+	}
+	// One end of a veth pair (this kernel has no dummy driver): the peer stays on the host and
+	// keeps the pair alive while the container holds the other end.
+	host := fmt.Sprintf("hk%d", os.Getpid()%100000)
+	if out, err := exec.Command("ip", "link", "add", host, "type", "veth", "peer", "name", host+"p").CombinedOutput(); err != nil {
+		t.Skipf("cannot make a veth pair: %v %s", err, out)
+	}
+	defer exec.Command("ip", "link", "del", host+"p").Run()
+	b := newBundle(t, "sleep", "1000")
+	b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "ctr0"}}
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	if out := b.must(t, "exec", id, "ip", "link", "show", "ctr0"); !strings.Contains(out, "ctr0") {
+		t.Fatalf("inside: %q", out)
+	}
+	if err := exec.Command("ip", "link", "show", host).Run(); err == nil {
+		t.Fatalf("%s is still on the host", host)
+	}
+	b.must(t, "delete", "-f", id)
+	if out, err := exec.Command("ip", "link", "show", host).CombinedOutput(); err != nil {
+		t.Fatalf("%s did not come back to the host: %v %s", host, err, out)
+	}
+	// A device that does not exist fails the create cleanly.
+	b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{"nosuchdev0": {}}
+	id = uniqueID(t)
+	r := b.run(t, id)
+	if r.code == 0 || !strings.Contains(r.stderr, `linux.netDevices: move "nosuchdev0"`) {
+		t.Fatalf("a missing device: %s", r)
+	}
+	assertClean(t, b, id)
+}
+
+// TestUnavailableFieldsRefused: what the host cannot apply is refused with one line, never
+// ignored.
+func TestUnavailableFieldsRefused(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/resctrl/schemata"); err == nil {
+		t.Skip("this host has resctrl")
+	}
+	b := newBundle(t, "true")
+	b.spec.Linux.IntelRdt = &rspec.LinuxIntelRdt{L3CacheSchema: "L3:0=f"}
+	id := uniqueID(t)
+	r := b.run(t, id)
+	if r.code == 0 || !strings.Contains(r.stderr, "linux.intelRdt") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("intelRdt: %s", r)
+	}
+	assertClean(t, b, id)
+}
+
+// withoutNamespace returns the spec's namespaces less those of type t.
+func withoutNamespace(nss []rspec.LinuxNamespace, t rspec.LinuxNamespaceType) []rspec.LinuxNamespace {
+	var out []rspec.LinuxNamespace
+	for _, ns := range nss {
+		if ns.Type != t {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// TestMountNamespaceInheritedOrJoined: a spec without a mount namespace runs in the caller's
+// (the spec: an unlisted namespace is inherited), with the spec's mounts under the rootfs only
+// and gone after delete; a mount namespace path is joined; pid 1's is refused.
+func TestMountNamespaceInheritedOrJoined(t *testing.T) {
+	own, _ := os.Readlink("/proc/self/ns/mnt")
+	b := newBundle(t, "sh", "-c", "readlink /proc/1/ns/mnt; grep -c . /proc/self/mountinfo >/dev/null && echo MOUNTS-READ; touch /etc/x 2>&1; true")
+	b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.MountNamespace)
+	b.write(t)
+	id := uniqueID(t)
+	out := b.must(t, "run", id)
+	if !strings.Contains(out, own) || !strings.Contains(out, "MOUNTS-READ") || !strings.Contains(out, "Read-only file system") {
+		t.Fatalf("without a mount namespace: %q, want the caller's %s and a read-only root", out, own)
+	}
+	assertClean(t, b, id)
+	b.spec.Process.Args = []string{"sleep", "1000"}
+	b.write(t)
+	id = uniqueID(t)
+	b.must(t, "run", "-d", id)
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if !strings.Contains(string(mi), b.rootfs()+"/proc ") {
+		t.Fatalf("the container's /proc is not under its rootfs in the caller's namespace")
+	}
+	b.must(t, "delete", "-f", id)
+	assertClean(t, b, id)
+
+	// Joined by path: the mount namespace of a process that made its own.
+	holder := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "1000")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	var path, want string
+	for i := 0; i < 200; i++ {
+		path = fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid)
+		if want, _ = os.Readlink(path); want != "" && want != own {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	j := newBundle(t, "readlink", "/proc/1/ns/mnt")
+	j.spec.Linux.Namespaces = append(withoutNamespace(j.spec.Linux.Namespaces, rspec.MountNamespace), rspec.LinuxNamespace{Type: rspec.MountNamespace, Path: path})
+	j.write(t)
+	if out := j.must(t, "run", uniqueID(t)); strings.TrimSpace(out) != want {
+		t.Fatalf("joined mount namespace: %q, want %s", out, want)
+	}
+
+	// pid 1's mount namespace, from husk in a namespace of its own: refused.
+	t.Run("pid1", func(t *testing.T) {
+		if _, err := os.Readlink("/proc/1/ns/mnt"); err != nil {
+			t.Skipf("pid 1's namespaces are not readable from this sandbox: %v", err)
+		}
+		r := newBundle(t, "true")
+		r.spec.Linux.Namespaces = append(withoutNamespace(r.spec.Linux.Namespaces, rspec.MountNamespace), rspec.LinuxNamespace{Type: rspec.MountNamespace, Path: "/proc/1/ns/mnt"})
+		r.write(t)
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", huskBin, "--root", r.root, "run", uniqueID(t))
+		cmd.Dir = r.dir
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "is the one of pid 1") {
+			t.Fatalf("pid 1's mount namespace: %v %s", err, out)
+		}
+	})
+}
+
+// TestDeleteForceInPreexistingCgroup: a container placed in a cgroup that other processes
+// share is deleted with exit 0, as with runc; the cgroup that cannot go is a warning.
+func TestDeleteForceInPreexistingCgroup(t *testing.T) {
+	cg := fmt.Sprintf("husk-pre-%d", os.Getpid())
+	dir := filepath.Join("/sys/fs/cgroup/pids", cg)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("no v1 pids hierarchy to make a cgroup in: %v", err)
+	}
+	defer os.Remove(dir)
+	other := exec.Command("sleep", "1000")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(other.Process.Pid)), 0o644)
+	b := newBundle(t, "sleep", "1000")
+	b.spec.Linux.CgroupsPath = "/" + cg
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	r := b.husk(t, "delete", "--force", id)
+	if r.code != 0 || !strings.Contains(r.stderr, "warning") {
+		t.Fatalf("delete --force in a shared cgroup: %s", r)
+	}
+	if st, _, err := procState(pid); err == nil && st != "Z" {
+		t.Fatalf("the container's init still runs")
+	}
+	if _, err := os.Stat(filepath.Join(b.root, id)); err == nil {
+		t.Fatalf("the state directory is left")
+	}
 }

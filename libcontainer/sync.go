@@ -33,6 +33,7 @@ type initConfig struct {
 	Rootfs          string          `json:"rootfs,omitempty"`
 	Bundle          string          `json:"bundle,omitempty"`
 	NoPivot         bool            `json:"no_pivot,omitempty"`
+	SharedMounts    bool            `json:"shared_mounts,omitempty"` // no mount namespace: see mountns_linux.go
 	NoNewKeyring    bool            `json:"no_new_keyring,omitempty"`
 	HasRuntimeHooks bool            `json:"has_runtime_hooks,omitempty"`
 	FifoFd          int             `json:"fifo_fd,omitempty"`

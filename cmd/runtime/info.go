@@ -46,17 +46,13 @@ var featuresCommand = cli.Command{
 	Name:  "features",
 	Usage: "print the runtime-spec features husk supports, as JSON",
 	Action: func(c *cli.Context) error {
-		var mounts []string
-		for _, o := range []string{"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync", "unbindable"} {
-			mounts = append(mounts, o)
-		}
 		t := true
 		f := false
 		feat := features.Features{
 			OCIVersionMin: "1.0.0",
 			OCIVersionMax: rspec.Version,
 			Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
-			MountOptions:  mounts,
+			MountOptions:  specs.KnownMountOptions(),
 			Linux: &features.Linux{
 				Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 				Capabilities: specs.AllCapabilities(),
@@ -67,8 +63,12 @@ var featuresCommand = cli.Command{
 					Operators: []string{"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"},
 					Archs:     []string{"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"},
 				},
-				Apparmor: &features.Apparmor{Enabled: &t},
-				Selinux:  &features.Selinux{Enabled: &t},
+				Apparmor:        &features.Apparmor{Enabled: &t},
+				Selinux:         &features.Selinux{Enabled: &t},
+				IntelRdt:        &features.IntelRdt{Enabled: &f},
+				MemoryPolicy:    &features.MemoryPolicy{Modes: specs.MemoryPolicyModes(), Flags: specs.MemoryPolicyFlags()},
+				MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &f}},
+				NetDevices:      &features.NetDevices{Enabled: &t},
 			},
 			Annotations: map[string]string{"io.github.husk-runtime.husk.version": version},
 		}
