@@ -276,7 +276,7 @@ func TestHooks(t *testing.T) {
 	b.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{{Path: "/bin/false"}}}
 	b.write(t)
 	id = uniqueID(t)
-	if r := b.husk(t, "create", id); r.code == 0 || !strings.Contains(r.stderr, "createRuntime hook") {
+	if r := b.husk(t, "create", id); r.code == 0 || !strings.Contains(r.stderr, "error running hook #0 (createRuntime") {
 		t.Fatalf("failing hook: %s", r)
 	}
 	assertClean(t, b, id)
@@ -311,7 +311,8 @@ func TestLifecycleAndState(t *testing.T) {
 		t.Errorf("delete of a running container: %s", r)
 	}
 	list := b.must(t, "list", "--format", "json")
-	if !strings.Contains(list, `"id": "`+id+`"`) {
+	// One line, as runc's list prints it.
+	if !strings.Contains(list, `"id":"`+id+`"`) || strings.Count(strings.TrimSpace(list), "\n") != 0 {
 		t.Errorf("list: %s", list)
 	}
 	if q := strings.TrimSpace(b.must(t, "list", "-q")); q != id {

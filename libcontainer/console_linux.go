@@ -10,7 +10,7 @@ import (
 
 // setupConsole makes a pty inside the container, sends its master to the console socket and
 // makes the slave the process's stdio and controlling terminal.
-func setupConsole(sockFd int, size *rspec.Box) error {
+func setupConsole(sockFd int, size *rspec.Box, uid uint32) error {
 	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("console: open /dev/ptmx: %w", err)
@@ -27,6 +27,10 @@ func setupConsole(sockFd int, size *rspec.Box) error {
 	}
 	rw := int(r)
 	defer unix.Close(rw)
+	// The process's terminal is its own, as with runc (the group stays devpts' gid=, tty).
+	if err := unix.Fchown(rw, int(uid), -1); err != nil {
+		return fmt.Errorf("console: chown pty to uid %d: %w", uid, err)
+	}
 	if size != nil {
 		ws := &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)}
 		if err := unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, ws); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
+	"github.com/husk-runtime/husk/specs"
 )
 
 var (
@@ -67,6 +68,8 @@ type CreateOpts struct {
 	NoNewKeyring  bool
 	PreserveFds   int
 	Stdio         Stdio
+	Debug         func(msg string) // --debug: the steps of the create, as runc logs them
+	Warn          func(msg string) // what is wrong but does not stop the create
 }
 
 // ValidateID rejects ids that would be unsafe as a directory name.
@@ -314,6 +317,13 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A cgroup that exists already: runc warns when it holds processes and refuses a frozen one
+	// (the init would block in it, and `run -d` with it, until someone thaws it).
+	if existing := cgroups.Load(paths); existing.Frozen() {
+		return nil, fmt.Errorf("container %s: container's cgroup unexpectedly frozen", o.ID)
+	} else if pids, _ := existing.Pids(); len(pids) > 0 && o.Warn != nil {
+		o.Warn(fmt.Sprintf("container %s: container's cgroup is not empty: %d process(es) found", o.ID, len(pids)))
+	}
 	// From here on a killed create must stay cleanable by `delete --force`: the state names
 	// the cgroup before it exists, and the init's pid as soon as it exists.
 	c.state.Cgroup = paths
@@ -356,7 +366,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	p := &initProcess{
 		mode: "create", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
 		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
-		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings,
+		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings, debug: o.Debug,
 	}
 	var bpf []byte
 	var seccompKey []byte
@@ -373,6 +383,31 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		Mode: "create", ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
+	}
+	if hasNewNamespace(o.Spec, rspec.UserNamespace) {
+		// The init's root may not reach a source the host's root can (a 0700 directory).
+		p.mountSources = map[string]*os.File{}
+		defer func() {
+			for _, f := range p.mountSources {
+				f.Close()
+			}
+		}()
+		for i, m := range o.Spec.Mounts {
+			if !isBind(m) {
+				continue
+			}
+			src := m.Source
+			if !filepath.IsAbs(src) {
+				src = filepath.Join(o.Bundle, src)
+			}
+			flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+			if opts, err := specs.ParseMountOptions(m.Options); err == nil && opts.Recursive {
+				flags |= unix.AT_RECURSIVE
+			}
+			if fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags)); err == nil {
+				p.mountSources[strconv.Itoa(i)] = os.NewFile(uintptr(fd), src)
+			}
+		}
 	}
 	shared, err := sharesMountNamespace(o.Spec)
 	if err != nil {
@@ -434,6 +469,16 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		if m.Type == msgReady {
 			break
 		}
+		if m.Type == msgSeccompFd {
+			st := c.hookState(Creating)
+			if err := sendSeccompListener(cmd.Pid, m.Pid, o.Spec.Linux.Seccomp, *st); err != nil {
+				return nil, fmt.Errorf("container %s: %w", o.ID, err)
+			}
+			if err := sync.send(syncMsg{Type: msgSeccompFdDone}); err != nil {
+				return nil, fmt.Errorf("container %s: %w", o.ID, err)
+			}
+			continue
+		}
 		if m.Type == msgSeccomp {
 			// Kept for the exec fast path, which has no libseccomp to compile it again.
 			if err := os.WriteFile(filepath.Join(dir, seccompFile), m.Data, 0o600); err != nil {
@@ -465,6 +510,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if !c.state.initAlive() {
 		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
 	}
+	debugf(o.Debug, "init: closing the pipe to signal completion (container %s created, init pid %d)", o.ID, cmd.Pid)
 	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {
 		return nil, err
 	}
@@ -699,6 +745,13 @@ func startLocked(nsfds []*os.File, f func() error) error {
 		errc <- f()
 	}()
 	return <-errc
+}
+
+// debugf sends a debug line to a Debug option, if set.
+func debugf(debug func(string), format string, args ...any) {
+	if debug != nil {
+		debug(fmt.Sprintf(format, args...))
+	}
 }
 
 // onThrowawayThread runs f on a goroutine locked to an OS thread that dies with it, for

@@ -14,6 +14,11 @@ import (
 
 // runHooks runs hooks in order with the container state on stdin; the first failure stops them.
 func runHooks(hooks []rspec.Hook, phase string, st *rspec.State) error {
+	return runHooksIn("", hooks, phase, st)
+}
+
+// runHooksIn is runHooks with dir as the hooks' working directory ("": husk's own).
+func runHooksIn(dir string, hooks []rspec.Hook, phase string, st *rspec.State) error {
 	if len(hooks) == 0 {
 		return nil
 	}
@@ -22,8 +27,8 @@ func runHooks(hooks []rspec.Hook, phase string, st *rspec.State) error {
 		return err
 	}
 	for i, h := range hooks {
-		if err := runHook(h, state); err != nil {
-			return fmt.Errorf("%s hook #%d (%q): %w", phase, i, h.Path, err)
+		if err := runHook(h, state, dir); err != nil {
+			return fmt.Errorf("error running hook #%d (%s, %q): %w", i, phase, h.Path, err)
 		}
 	}
 	return nil
@@ -41,13 +46,13 @@ func runHooksWarn(hooks []rspec.Hook, phase string, st *rspec.State, warn func(s
 		return
 	}
 	for i, h := range hooks {
-		if err := runHook(h, state); err != nil && warn != nil {
-			warn(fmt.Sprintf("%s hook #%d (%q): %v", phase, i, h.Path, err))
+		if err := runHook(h, state, ""); err != nil && warn != nil {
+			warn(fmt.Sprintf("error running hook #%d (%s, %q): %v", i, phase, h.Path, err))
 		}
 	}
 }
 
-func runHook(h rspec.Hook, state []byte) error {
+func runHook(h rspec.Hook, state []byte, dir string) error {
 	ctx := context.Background()
 	if h.Timeout != nil {
 		if *h.Timeout <= 0 {
@@ -64,6 +69,7 @@ func runHook(h rspec.Hook, state []byte) error {
 		cmd.Args = []string{h.Path}
 	}
 	cmd.Env = h.Env
+	cmd.Dir = dir
 	cmd.Stdin = bytes.NewReader(state)
 	var out bytes.Buffer
 	cmd.Stdout = &out

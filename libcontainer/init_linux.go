@@ -191,7 +191,9 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 			}
 		}
 		if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
-			return runHooks(spec.Hooks.CreateContainer, "createContainer", &rspec.State{
+			// As runc: in the container's rootfs, before pivot_root (the hooks that
+			// install libraries into the image use relative paths).
+			return runHooksIn(cfg.Rootfs, spec.Hooks.CreateContainer, "createContainer", &rspec.State{
 				Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreating, Pid: os.Getpid(),
 				Bundle: cfg.Bundle, Annotations: spec.Annotations,
 			})
@@ -215,9 +217,18 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 			return err
 		}
 	}
-	name, err := prepareProcess(cfg)
+	name, err := prepareProcess(cfg, pipe)
 	if err != nil {
 		return err
+	}
+	// With no_new_privs, the filter is loaded as late as the pipe allows, as runc does: a
+	// listener (SCMP_ACT_NOTIFY) still needs the parent, and the startContainer hooks run
+	// with the filter applied.
+	if spec.Linux.Seccomp != nil && cfg.Process.NoNewPrivileges {
+		if err := loadSeccomp(cfg, pipe); err != nil {
+			return err
+		}
+		cfg.seccompLoaded = true
 	}
 	if err := pipe.send(syncMsg{Type: msgReady}); err != nil {
 		return err
@@ -249,7 +260,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 			return afterReady(err)
 		}
 	}
-	if err := execProcess(name, cfg); err != nil {
+	if err := execProcess(name, cfg, nil); err != nil {
 		return afterReady(err)
 	}
 	return nil
@@ -261,21 +272,21 @@ func initExec(pipe *syncPipe, cfg *initConfig) error {
 			return fmt.Errorf("setsid: %w", err)
 		}
 	}
-	name, err := prepareProcess(cfg)
+	name, err := prepareProcess(cfg, pipe)
 	if err != nil {
 		return err
 	}
-	err = execProcess(name, cfg)
+	err = execProcess(name, cfg, pipe)
 	// Reached only if execve failed; the pipe is still open because exec did not happen.
 	return err
 }
 
 // execProcess loads a no_new_privs seccomp filter as late as possible (so the filter need not
 // allow husk's own syscalls), then replaces this process with the user's.
-func execProcess(name string, cfg *initConfig) error {
+func execProcess(name string, cfg *initConfig, pipe *syncPipe) error {
 	p := cfg.Process
-	if cfg.Spec.Linux.Seccomp != nil && p.NoNewPrivileges {
-		if err := loadSeccomp(cfg); err != nil {
+	if cfg.Spec.Linux.Seccomp != nil && p.NoNewPrivileges && !cfg.seccompLoaded {
+		if err := loadSeccomp(cfg, pipe); err != nil {
 			return err
 		}
 	}
@@ -287,10 +298,10 @@ func execProcess(name string, cfg *initConfig) error {
 
 // prepareProcess applies everything about the process (console, limits, credentials,
 // capabilities, cwd, fds) and returns the resolved path of the program to exec.
-func prepareProcess(cfg *initConfig) (string, error) {
+func prepareProcess(cfg *initConfig, pipe *syncPipe) (string, error) {
 	p := cfg.Process
 	if cfg.ConsoleFd > 0 {
-		if err := setupConsole(cfg.ConsoleFd, p.ConsoleSize); err != nil {
+		if err := setupConsole(cfg.ConsoleFd, p.ConsoleSize, p.User.UID); err != nil {
 			return "", err
 		}
 	}
@@ -326,12 +337,19 @@ func prepareProcess(cfg *initConfig) (string, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		os.Setenv(k, v)
 	}
+	// As runc: chdir first with husk's own access (a cwd the container user cannot reach
+	// but root can), and again as the user only if that was refused (a volume owned by
+	// the user that root may not enter, e.g. on NFS with root squash).
+	chdirAgain := false
 	if err := unix.Chdir(p.Cwd); err != nil {
-		return "", fmt.Errorf("chdir to cwd %q: %w", p.Cwd, err)
+		if err != unix.EACCES && err != unix.EPERM {
+			return "", fmt.Errorf("chdir to cwd %q: %w", p.Cwd, err)
+		}
+		chdirAgain = true
 	}
 	// CVE-2024-21626: a cwd reached through a leaked fd lies outside the root, which getcwd
 	// reports as unreachable.
-	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+	if wd, err := unix.Getwd(); !chdirAgain && (err != nil || !strings.HasPrefix(wd, "/")) {
 		return "", fmt.Errorf("cwd %q is outside the container root", p.Cwd)
 	}
 	name, err := exec.LookPath(p.Args[0])
@@ -352,15 +370,20 @@ func prepareProcess(cfg *initConfig) (string, error) {
 	}
 	if cfg.Spec.Linux.Seccomp != nil && !p.NoNewPrivileges {
 		// Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: do it now.
-		if err := loadSeccomp(cfg); err != nil {
+		if err := loadSeccomp(cfg, pipe); err != nil {
 			return "", err
 		}
 	}
 	if err := setupUser(p); err != nil {
 		return "", err
 	}
-	if err := unix.Chdir(p.Cwd); err != nil {
-		return "", fmt.Errorf("chdir to cwd %q as uid %d: %w", p.Cwd, p.User.UID, err)
+	if chdirAgain {
+		if err := unix.Chdir(p.Cwd); err != nil {
+			return "", fmt.Errorf("chdir to cwd %q as uid %d: %w", p.Cwd, p.User.UID, err)
+		}
+		if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+			return "", fmt.Errorf("cwd %q is outside the container root", p.Cwd)
+		}
 	}
 	return name, nil
 }

@@ -55,6 +55,9 @@ type initProcess struct {
 	fastCreate  []byte             // set: the constructor is the whole init; husk builds the rootfs (createfast.go)
 	beforeRun   func()             // called right before the child gets its config or request
 	affinity    *rspec.CPUAffinity // process.execCPUAffinity
+	debug       func(string)       // --debug
+	// mountSources are bind mount sources opened by husk for an init in a new user namespace.
+	mountSources map[string]*os.File
 }
 
 // Process is a child husk started (an init or an exec'd process), tracked by pid. husk forks
@@ -128,6 +131,12 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	}
 	if p.console != nil {
 		cfg.ConsoleFd = addFd(p.console)
+	}
+	for src, f := range p.mountSources {
+		if cfg.MountFds == nil {
+			cfg.MountFds = map[string]int{}
+		}
+		cfg.MountFds[src] = addFd(f)
 	}
 	cfg.PreserveFds = p.preserveFds
 
@@ -250,6 +259,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		parent.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
+	debugf(p.debug, "nsexec container setup: husk-init started as pid %d (%s), joining %d namespaces", proc.Pid, p.mode, len(childNs)+len(forkNs)+len(parentNs))
 	pipe := newSyncPipe(parent)
 	fail := func(err error) (*Process, *syncPipe, error) {
 		proc.kill()
@@ -287,6 +297,11 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	// cgroup.
 	if p.beforeRun != nil {
 		p.beforeRun()
+	}
+	if p.fastExec != nil || p.fastCreate != nil {
+		debugf(p.debug, "child process in init(): pid %d is in its cgroup; husk-init's constructor sets it up", proc.Pid)
+	} else {
+		debugf(p.debug, "child process in init(): pid %d is in its cgroup; husk-init's Go init sets it up", proc.Pid)
 	}
 	switch {
 	case p.fastExec != nil:
@@ -375,13 +390,16 @@ type ExecOpts struct {
 	PidFile       string
 	PreserveFds   int
 	Stdio         Stdio
-	SlowPath      bool   // set up the process in the Go init even when the fast path could
-	BeforeRun     func() // called once the process is in its cgroup, before it is let run
+	SlowPath      bool             // set up the process in the Go init even when the fast path could
+	BeforeRun     func()           // called once the process is in its cgroup, before it is let run
+	Debug         func(msg string) // --debug: the steps of the exec, as runc logs them
+	Cgroups       []string         // --cgroup: sub-cgroups of the container's to run in
+	IgnorePaused  bool             // --ignore-paused: exec into a paused container
 }
 
 // Exec starts a new process inside the running container and returns it once it has exec'd.
 func (c *Container) Exec(o ExecOpts) (*Process, error) {
-	if st := c.status(); st != Running && st != Created {
+	if st := c.status(); st != Running && st != Created && !(st == Paused && o.IgnorePaused) {
 		return nil, fmt.Errorf("container %s: cannot exec in a %s container", c.state.ID, st)
 	}
 	if o.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
@@ -407,10 +425,10 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		}
 		joins[ns.Type] = path
 	}
-	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity}
+	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug}
 	// An exec'd process gets the container's personality and memory policy too: the Go init
 	// applies them.
-	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0
+	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0 || hasNotify(seccompOfSpec(v.Linux.Seccomp))
 	if console == nil && !o.SlowPath && !attrs {
 		var bpf []byte
 		hasSeccomp := len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null"
@@ -437,16 +455,43 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
 	}
 	cfg := &initConfig{Mode: "exec", ID: c.state.ID, RawSpec: spec, Process: o.Process, NoNewKeyring: true}
-	cmd, pipe, err := p.start(cfg, c.Cgroup())
+	cg := c.Cgroup()
+	if len(o.Cgroups) > 0 {
+		if cg, err = cg.Sub(o.Cgroups); err != nil {
+			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
+		}
+	}
+	cmd, pipe, err := p.start(cfg, cg)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
 	}
 	defer pipe.Close()
-	// The init closes its end by exec'ing (close-on-exec), or reports why it could not.
-	if _, err := pipe.recv(); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		cmd.kill()
-		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
+	// The init closes its end by exec'ing (close-on-exec), or reports why it could not; on
+	// the way it may hand over a seccomp listener for the agent.
+	for {
+		m, err := pipe.recv()
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				break
+			}
+			cmd.kill()
+			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
+		}
+		if m.Type != msgSeccompFd {
+			cmd.kill()
+			return nil, fmt.Errorf("container %s: exec: protocol error: unexpected %q", c.state.ID, m.Type)
+		}
+		st := c.hookState(c.status())
+		if err := sendSeccompListener(cmd.Pid, m.Pid, seccompOfSpec(v.Linux.Seccomp), *st); err != nil {
+			cmd.kill()
+			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
+		}
+		if err := pipe.send(syncMsg{Type: msgSeccompFdDone}); err != nil {
+			cmd.kill()
+			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
+		}
 	}
+	debugf(o.Debug, "setns_init: about to exec: pid %d runs %q", cmd.Pid, o.Process.Args[0])
 	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {
 		cmd.kill()
 		return nil, err

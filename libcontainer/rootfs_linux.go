@@ -78,8 +78,8 @@ func prepareRootfs(cfg *initConfig) error {
 	}
 	defer root.Close()
 	devBound := false
-	for _, m := range spec.Mounts {
-		if err := mountInRoot(root, cfg, m); err != nil {
+	for i, m := range spec.Mounts {
+		if err := mountInRoot(root, cfg, i, m); err != nil {
 			return fmt.Errorf("mount %q: %w", m.Destination, err)
 		}
 		if path.Clean(m.Destination) == "/dev" && isBind(m) {
@@ -89,6 +89,19 @@ func prepareRootfs(cfg *initConfig) error {
 	if !devBound {
 		if err := createDevices(root, spec); err != nil {
 			return err
+		}
+	}
+	for _, ro := range cfg.readonlyTmpfs {
+		mnt, err := openInRoot(root, ro.dest)
+		if err != nil {
+			return fmt.Errorf("mount %q read-only: %w", ro.dest, err)
+		}
+		// A bind remount sets the mount's flags to exactly these: keep the others it had.
+		keep := ro.flags & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME | unix.MS_STRICTATIME)
+		err = remount(mnt, keep|unix.MS_RDONLY)
+		mnt.Close()
+		if err != nil {
+			return fmt.Errorf("mount %q read-only: %w", ro.dest, err)
 		}
 	}
 	return nil
@@ -197,7 +210,7 @@ func checkRealDir(rootfs, dest string, f *os.File) error {
 	return nil
 }
 
-func mountInRoot(root *os.File, cfg *initConfig, m rspec.Mount) error {
+func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error {
 	opts, err := specs.ParseMountOptions(m.Options)
 	if err != nil {
 		return err
@@ -207,9 +220,29 @@ func mountInRoot(root *os.File, cfg *initConfig, m rspec.Mount) error {
 	}
 	switch {
 	case opts.Bind:
-		return bindMount(root, cfg, m, opts)
+		return bindMount(root, cfg, index, m, opts)
 	case m.Type == "cgroup":
 		return mountCgroup(root, cfg, m, opts)
+	}
+	if m.Type == "proc" || m.Type == "sysfs" {
+		// CVE-2019-16884/CVE-2023-27561: never on a symlink the image planted (runc's words).
+		if f, err := openNoFollow(root, m.Destination); err == nil {
+			var st unix.Stat_t
+			err := unix.Fstat(int(f.Fd()), &st)
+			f.Close()
+			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				return fmt.Errorf("%q is a symlink: %s must be mounted on ordinary directory", m.Destination, m.Type)
+			}
+			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				return fmt.Errorf("%q is not a directory: %s must be mounted on ordinary directory", m.Destination, m.Type)
+			}
+		}
+	}
+	if m.Type == "tmpfs" && opts.Flags&unix.MS_RDONLY != 0 {
+		// As runc: a read-only tmpfs is filled first (a read-only /dev still gets its nodes
+		// and mounts) and made read-only once the rootfs is built (prepareRootfs).
+		opts.Flags &^= unix.MS_RDONLY
+		cfg.readonlyTmpfs = append(cfg.readonlyTmpfs, readonlyMount{m.Destination, opts.Flags})
 	}
 	dst, err := openDest(root, cfg.Rootfs, m.Destination, false)
 	if err != nil {
@@ -239,7 +272,7 @@ func mountInRoot(root *os.File, cfg *initConfig, m rspec.Mount) error {
 		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
 			// Without a network namespace of our own the kernel refuses a new sysfs; bind the
 			// host's read-only instead, as runc does for rootless containers.
-			return bindMount(root, cfg, rspec.Mount{Destination: m.Destination, Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}, specs.MountOptions{Bind: true, Recursive: true, Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC})
+			return bindMount(root, cfg, -1, rspec.Mount{Destination: m.Destination, Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}, specs.MountOptions{Bind: true, Recursive: true, Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC})
 		}
 		return fmt.Errorf("mount %q on %q: %w", m.Type, m.Destination, err)
 	}
@@ -283,30 +316,41 @@ func finishMount(root *os.File, dest string, opts specs.MountOptions) error {
 	return nil
 }
 
-func bindMount(root *os.File, cfg *initConfig, m rspec.Mount, opts specs.MountOptions) error {
+func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts specs.MountOptions) error {
 	src := m.Source
 	if !filepath.IsAbs(src) {
 		src = filepath.Join(cfg.Bundle, src)
 	}
-	st, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("bind source: %w", err)
+	// In a new user namespace the parent cloned the source already (MountFds: a detached
+	// open_tree copy, attached here with move_mount): the namespace's root may not reach what
+	// the host's root can, and a plain bind from the parent's namespace is refused.
+	srcFd, detached := cfg.MountFds[strconv.Itoa(index)]
+	if !detached {
+		srcf, err := os.OpenFile(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("bind source: %w", err)
+		}
+		defer srcf.Close()
+		srcFd = int(srcf.Fd())
 	}
-	dst, err := openDest(root, cfg.Rootfs, m.Destination, !st.IsDir())
+	var st unix.Stat_t
+	if err := unix.Fstat(srcFd, &st); err != nil {
+		return fmt.Errorf("bind source %q: %w", m.Source, err)
+	}
+	dst, err := openDest(root, cfg.Rootfs, m.Destination, st.Mode&unix.S_IFMT != unix.S_IFDIR)
 	if err != nil {
 		return err
 	}
 	defer dst.Close()
-	srcf, err := os.OpenFile(src, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("bind source: %w", err)
-	}
-	defer srcf.Close()
 	flags := uintptr(unix.MS_BIND)
 	if opts.Recursive {
 		flags |= unix.MS_REC
 	}
-	if err := unix.Mount(procFd(srcf), procFd(dst), "", flags, ""); err != nil {
+	if detached {
+		if err := unix.MoveMount(srcFd, "", int(dst.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+			return fmt.Errorf("bind %q: move_mount: %w", m.Source, err)
+		}
+	} else if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(srcFd), procFd(dst), "", flags, ""); err != nil {
 		return fmt.Errorf("bind %q: %w", m.Source, err)
 	}
 	if remountFlags := opts.Flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC); remountFlags != 0 {

@@ -1,31 +1,38 @@
 package libcontainer
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"unsafe"
 
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
 // loadSeccompBPF loads a compiled filter on this thread, as libseccomp would with husk's
-// attributes: no flags, no_new_privs left to the caller.
-func loadSeccompBPF(bpf []byte) error {
+// attributes: no_new_privs left to the caller; flags 0, or SECCOMP_FILTER_FLAG_NEW_LISTENER for a
+// filter with SCMP_ACT_NOTIFY, which then returns the listener's fd (else -1).
+func loadSeccompBPF(bpf []byte, flags uintptr) (int, error) {
 	if len(bpf) == 0 || len(bpf)%8 != 0 || len(bpf)/8 > 0xffff {
-		return fmt.Errorf("seccomp: malformed filter (%d bytes)", len(bpf))
+		return -1, fmt.Errorf("seccomp: malformed filter (%d bytes)", len(bpf))
 	}
 	prog := unix.SockFprog{Len: uint16(len(bpf) / 8), Filter: (*unix.SockFilter)(unsafe.Pointer(&bpf[0]))}
-	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
+	r, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&prog)))
 	runtime.KeepAlive(bpf)
 	if errno != 0 {
-		return fmt.Errorf("load seccomp filter: %w", errno)
+		return -1, fmt.Errorf("load seccomp filter: %w", errno)
 	}
-	return nil
+	if flags&unix.SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+		return -1, nil
+	}
+	return int(r), nil
 }
 
 // loadSeccomp loads the process's filter: the one compiled earlier in this init, else the
-// spec's, compiled now.
-func loadSeccomp(cfg *initConfig) error {
+// spec's, compiled now. A filter with SCMP_ACT_NOTIFY gets a listener, which goes to the
+// parent and from it to the seccomp agent before this returns (pipe: the sync pipe).
+func loadSeccomp(cfg *initConfig, pipe *syncPipe) error {
 	bpf := cfg.seccompBPF
 	if bpf == nil {
 		var err error
@@ -33,5 +40,36 @@ func loadSeccomp(cfg *initConfig) error {
 			return err
 		}
 	}
-	return loadSeccompBPF(bpf)
+	notify := hasNotify(cfg.Spec.Linux.Seccomp)
+	var flags uintptr
+	if notify {
+		flags = unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	}
+	fd, err := loadSeccompBPF(bpf, flags)
+	if err != nil || !notify {
+		return err
+	}
+	defer unix.Close(fd)
+	if pipe == nil {
+		return errors.New("seccomp: SCMP_ACT_NOTIFY: no parent to pass the listener to")
+	}
+	if err := pipe.send(syncMsg{Type: msgSeccompFd, Pid: fd}); err != nil {
+		return err
+	}
+	_, err = pipe.expect(msgSeccompFdDone)
+	return err
+}
+
+// hasNotify reports whether a profile has a SCMP_ACT_NOTIFY rule: its filter needs a listener
+// passed to the seccomp agent, which only the Go init (and its parent) can do.
+func hasNotify(s *rspec.LinuxSeccomp) bool {
+	if s == nil {
+		return false
+	}
+	for _, sc := range s.Syscalls {
+		if sc.Action == rspec.ActNotify {
+			return true
+		}
+	}
+	return s.DefaultAction == rspec.ActNotify
 }

@@ -20,6 +20,10 @@ const (
 	msgError     = "error"      // init -> parent: setup failed; Message says why
 	msgPid       = "pid"        // nsenter -> parent: the pid of the process forked into a joined pid namespace
 	msgSeccomp   = "seccomp"    // init -> parent: the compiled seccomp filter, kept for exec
+	// init -> parent: a filter with SCMP_ACT_NOTIFY is loaded; Pid is the listener's fd number
+	// in the init, which the parent takes with pidfd_getfd and sends to linux.seccomp.listenerPath.
+	msgSeccompFd     = "seccomp-fd"
+	msgSeccompFdDone = "seccomp-fd-done" // parent -> init: the agent has the listener
 )
 
 // initConfig is what the parent sends the init process once it sits in its cgroup.
@@ -39,10 +43,21 @@ type initConfig struct {
 	FifoFd          int             `json:"fifo_fd,omitempty"`
 	ConsoleFd       int             `json:"console_fd,omitempty"`
 	PreserveFds     int             `json:"preserve_fds,omitempty"`
+	MountFds        map[string]int  `json:"mount_fds,omitempty"` // mount index -> a detached clone of its source (open_tree)
 
 	seccompBPF []byte   // the init's compiled filter, once compiled
 	initPid    int      // set when husk create builds the rootfs for the init (createfast.go)
 	procCtx    *os.File // then: a procfs context in the init's pid namespace
+	// readonlyTmpfs are the read-only tmpfs mounts, mounted writable and made read-only once
+	// the rootfs is built.
+	readonlyTmpfs []readonlyMount
+	seccompLoaded bool // the filter is on this thread already
+}
+
+// readonlyMount is a mount made writable and made read-only at the end, with its other flags.
+type readonlyMount struct {
+	dest  string
+	flags uintptr
 }
 
 type syncMsg struct {

@@ -116,6 +116,18 @@ func Validate(s *rspec.Spec, bundle string) error {
 		}
 		return errors.New("linux.intelRdt: not supported by husk yet")
 	}
+	if sc := s.Linux.Seccomp; sc != nil {
+		notify := sc.DefaultAction == rspec.ActNotify
+		for _, call := range sc.Syscalls {
+			notify = notify || call.Action == rspec.ActNotify
+		}
+		if notify && sc.ListenerPath == "" {
+			return errors.New("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
+		}
+		if sc.ListenerPath != "" && !filepath.IsAbs(sc.ListenerPath) {
+			return fmt.Errorf("linux.seccomp.listenerPath %q must be an absolute path", sc.ListenerPath)
+		}
+	}
 	if err := validateNetDevices(s, seen); err != nil {
 		return err
 	}

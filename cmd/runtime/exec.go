@@ -36,7 +36,8 @@ var execCommand = cli.Command{
 		cli.StringFlag{Name: "apparmor", Usage: "AppArmor profile"},
 		cli.StringFlag{Name: "process-label", Usage: "SELinux label"},
 		cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra fds (from 3) to the process"},
-		cli.BoolFlag{Name: "ignore-paused", Hidden: true},
+		cli.BoolFlag{Name: "ignore-paused", Usage: "allow exec in a paused container"},
+		cli.StringSliceFlag{Name: "cgroup", Usage: "run the process in a sub-cgroup: path, or controller[,controller]:path (v1)"},
 		// Tests compare the two ways an exec is set up; nobody else needs this.
 		cli.BoolFlag{Name: "no-fast-path", Hidden: true, Usage: "set the process up in husk-init's Go code"},
 	},
@@ -45,67 +46,75 @@ var execCommand = cli.Command{
 		if c.NArg() < 1 {
 			return errors.New("exec: a container id is required")
 		}
-		id := c.Args().First()
-		ct, err := libcontainer.Load(c.GlobalString("root"), id)
-		if err != nil {
-			return err
+		// As runc: a failed exec exits 255, so callers tell it from the process's own status.
+		if err := execAction(c); err != nil {
+			return &exitError{fmt.Errorf("exec failed: %w", err), 255}
 		}
-		defaults, err := ct.Process()
-		if err != nil {
-			ct.Close()
-			return err
-		}
-		p, err := execProcess(c, defaults)
-		if err != nil {
-			ct.Close()
-			return err
-		}
-		warnUnraisableAmbient(p)
-		detach := c.Bool("detach")
-		o := libcontainer.ExecOpts{
-			Process: p, ConsoleSocket: c.String("console-socket"), PidFile: c.String("pid-file"),
-			PreserveFds: c.Int("preserve-fds"), SlowPath: c.Bool("no-fast-path"),
-			Stdio: libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
-		}
-		var term *terminal
-		if p.Terminal && o.ConsoleSocket == "" {
-			if detach {
-				ct.Close()
-				return errors.New("exec: --tty with --detach needs --console-socket")
-			}
-			if term, err = newTerminal(); err != nil {
-				ct.Close()
-				return err
-			}
-			defer term.Close()
-			o.ConsoleConn = term.remote
-		}
-		sigc := make(chan os.Signal, 128)
-		if !detach {
-			caught := catchSignals(sigc)
-			o.BeforeRun = func() { <-caught }
-		}
-		cmd, err := ct.Exec(o)
-		ct.Close()
-		if err != nil {
-			return err
-		}
-		if term != nil {
-			if err := term.receive(); err != nil {
-				cmd.Signal(syscall.SIGKILL)
-				return err
-			}
-		}
-		if detach {
-			return nil
-		}
-		status := forwardAndWait(sigc, cmd, term, cmd.Wait)
-		if term != nil {
-			term.Close()
-		}
-		os.Exit(status)
 		return nil
 	},
+}
+
+func execAction(c *cli.Context) error {
+	id := c.Args().First()
+	ct, err := libcontainer.Load(c.GlobalString("root"), id)
+	if err != nil {
+		return err
+	}
+	defaults, err := ct.Process()
+	// The lock guards the state, which is read now; an exec must not hold it while its process
+	// starts: in a paused container (--ignore-paused) the process waits for a resume, and the
+	// resume for the lock.
+	ct.Close()
+	if err != nil {
+		return err
+	}
+	p, err := execProcess(c, defaults)
+	if err != nil {
+		return err
+	}
+	warnUnraisableAmbient(p)
+	detach := c.Bool("detach")
+	o := libcontainer.ExecOpts{
+		Process: p, ConsoleSocket: c.String("console-socket"), PidFile: c.String("pid-file"),
+		PreserveFds: c.Int("preserve-fds"), SlowPath: c.Bool("no-fast-path"), Debug: debugHook(),
+		Cgroups: c.StringSlice("cgroup"), IgnorePaused: c.Bool("ignore-paused"),
+		Stdio: libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+	}
+	var term *terminal
+	if p.Terminal && o.ConsoleSocket == "" {
+		if detach {
+			return errors.New("exec: --tty with --detach needs --console-socket")
+		}
+		if term, err = newTerminal(); err != nil {
+			return err
+		}
+		defer term.Close()
+		o.ConsoleConn = term.remote
+	}
+	sigc := make(chan os.Signal, 128)
+	if !detach {
+		caught := catchSignals(sigc)
+		o.BeforeRun = func() { <-caught }
+	}
+	cmd, err := ct.Exec(o)
+	if err != nil {
+		return err
+	}
+	if term != nil {
+		if err := term.receive(); err != nil {
+			cmd.Signal(syscall.SIGKILL)
+			return err
+		}
+	}
+	if detach {
+		return nil
+	}
+	status := forwardAndWait(sigc, cmd, term, cmd.Wait)
+	if term != nil {
+		term.Close()
+	}
+	os.Exit(status)
+	return nil
 }
 
 // execProcess builds the process to exec: a process.json as given, or the container's own

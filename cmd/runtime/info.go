@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/husk-runtime/husk/libcontainer"
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -27,6 +28,16 @@ var specCommand = cli.Command{
 	},
 	Action: func(c *cli.Context) error {
 		s := specs.Default()
+		if cgroups.HostMode() != cgroups.Unified {
+			// As runc 1.1's spec: a cgroup namespace only on a pure cgroup v2 host.
+			var nss []rspec.LinuxNamespace
+			for _, ns := range s.Linux.Namespaces {
+				if ns.Type != rspec.CgroupNamespace {
+					nss = append(nss, ns)
+				}
+			}
+			s.Linux.Namespaces = nss
+		}
 		if c.Bool("rootless") {
 			specs.ToRootless(s, uint32(os.Geteuid()), uint32(os.Getegid()))
 		}
@@ -94,7 +105,7 @@ var psCommand = cli.Command{
 			}
 			switch c.String("format") {
 			case "json":
-				return printJSON(pids)
+				return printJSONLine(pids)
 			case "table":
 			default:
 				return fmt.Errorf("ps: unknown format %q (table or json)", c.String("format"))

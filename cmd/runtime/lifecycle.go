@@ -64,8 +64,8 @@ func createOpts(c *cli.Context) (libcontainer.CreateOpts, error) {
 	o := libcontainer.CreateOpts{
 		ID: id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: c.String("console-socket"),
 		PidFile: c.String("pid-file"), NoPivot: c.Bool("no-pivot"), NoNewKeyring: c.Bool("no-new-keyring"), SlowPath: c.Bool("no-fast-path"),
-		PreserveFds: c.Int("preserve-fds"),
-		Stdio:       libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		PreserveFds: c.Int("preserve-fds"), Debug: debugHook(), Warn: warnLine,
+		Stdio: libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
 	}
 	// systemd socket activation: pass the listening fds on and tell the process about them.
 	if n, err := strconv.Atoi(os.Getenv("LISTEN_FDS")); err == nil && n > 0 {
@@ -258,6 +258,16 @@ var stateCommand = cli.Command{
 	},
 }
 
+// printJSONLine prints v as one line, as runc's list and ps do (json.Encoder).
+func printJSONLine(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(append(b, '\n'))
+	return err
+}
+
 func printJSON(v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -267,10 +277,10 @@ func printJSON(v any) error {
 	return err
 }
 
-// parseSignal accepts KILL, SIGKILL, kill and 9.
+// parseSignal accepts KILL, SIGKILL, kill and 9; 0 checks that the process exists, as kill(2).
 func parseSignal(s string) (unix.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
+		if n < 0 || n > 64 {
 			return 0, fmt.Errorf("invalid signal %q", s)
 		}
 		return unix.Signal(n), nil
@@ -357,7 +367,7 @@ var listCommand = cli.Command{
 		}
 		switch c.String("format") {
 		case "json":
-			return printJSON(states)
+			return printJSONLine(states)
 		case "table":
 			w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
 			fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")

@@ -53,15 +53,25 @@ func (l *logger) write(level, msg string) {
 
 func logError(msg string) { log.write("error", msg) }
 
+// logDebug writes a debug line when --debug is set: to the log, or in logrus' text format on
+// stderr without one, as runc does.
 func logDebug(format string, args ...any) {
 	if log.debug {
 		msg := fmt.Sprintf(format, args...)
 		if log.f == nil {
-			fmt.Fprintln(os.Stderr, "husk: debug: "+msg)
+			fmt.Fprintf(os.Stderr, "time=%q level=debug msg=%q\n", time.Now().Format(time.RFC3339Nano), msg)
 			return
 		}
 		log.write("debug", msg)
 	}
+}
+
+// debugHook is libcontainer's Debug option: nil unless --debug is set.
+func debugHook() func(string) {
+	if !log.debug {
+		return nil
+	}
+	return func(msg string) { logDebug("%s", msg) }
 }
 
 // warnUnraisableAmbient warns, as runc does, about ambient capabilities the process will not

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -28,7 +29,7 @@ var (
 func main() {
 	app := cli.NewApp()
 	app.Name = "husk"
-	app.Usage = "a fast, runc-compatible OCI container runtime"
+	app.Usage = "Open Container Initiative runtime" // runc's words: tools match them
 	app.Version = version
 	cli.VersionPrinter = func(c *cli.Context) {
 		fmt.Printf("husk version %s\ncommit: %s\nspec: %s\ngo: %s\n", version, commit, rspec.Version, runtime.Version())
@@ -60,21 +61,36 @@ func main() {
 	app.Commands = []cli.Command{
 		createCommand, startCommand, runCommand, stateCommand, killCommand, deleteCommand,
 		listCommand, execCommand, pauseCommand, resumeCommand, psCommand, specCommand,
-		featuresCommand, eventsCommand, updateCommand,
+		featuresCommand, eventsCommand, updateCommand, checkpointCommand, restoreCommand,
 	}
 	app.CommandNotFound = func(c *cli.Context, cmd string) {
-		fatal(fmt.Errorf("unknown command %q", cmd))
+		// runc's words (urfave/cli's), and its status.
+		fatal(&exitError{fmt.Errorf("No help topic for '%s'", cmd), 3})
 	}
 	if err := app.Run(os.Args); err != nil {
 		fatal(err)
 	}
 }
 
+// exitError is an error with the exit status runc gives it (255 for a failed exec).
+type exitError struct {
+	err  error
+	code int
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 // fatal reports err on one line (to stderr and, when set, the json log that containerd's shim
-// reads the last error from) and exits 1.
+// reads the last error from) and exits 1, or the status an exitError carries.
 func fatal(err error) {
 	msg := strings.TrimSpace(err.Error())
 	logError(msg)
 	fmt.Fprintln(os.Stderr, "husk: "+msg)
-	os.Exit(1)
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	os.Exit(code)
 }

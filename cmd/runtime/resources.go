@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
@@ -23,7 +25,7 @@ var updateCommand = cli.Command{
 		cli.StringFlag{Name: "resources, r", Usage: "LinuxResources JSON file, or - for stdin"},
 		cli.StringFlag{Name: "memory", Usage: "memory limit in bytes"},
 		cli.Int64Flag{Name: "pids-limit", Usage: "maximum number of processes"},
-		cli.Uint64Flag{Name: "cpu-shares", Usage: "CPU shares"},
+		cli.Uint64Flag{Name: "cpu-share, cpu-shares", Usage: "CPU shares (relative weight)"},
 		cli.Int64Flag{Name: "cpu-quota", Usage: "CPU CFS quota"},
 		cli.Uint64Flag{Name: "cpu-period", Usage: "CPU CFS period"},
 		cli.StringFlag{Name: "cpuset-cpus", Usage: "CPUs to use"},
@@ -32,7 +34,10 @@ var updateCommand = cli.Command{
 		cli.Int64Flag{Name: "cpu-rt-runtime", Usage: "realtime runtime (microseconds)"},
 		cli.StringFlag{Name: "memory-reservation", Usage: "memory soft limit in bytes"},
 		cli.StringFlag{Name: "memory-swap", Usage: "memory plus swap limit in bytes (-1: unlimited)"},
-		cli.StringFlag{Name: "kernel-memory", Usage: "deprecated, ignored (as in runc)"},
+		cli.StringFlag{Name: "kernel-memory", Hidden: true, Usage: "obsolete, ignored with a warning (as in runc)"},
+		cli.StringFlag{Name: "kernel-memory-tcp", Hidden: true, Usage: "obsolete, ignored with a warning (as in runc)"},
+		cli.StringFlag{Name: "l3-cache-schema", Usage: "Intel RDT L3 cache schema (refused: no RDT support)"},
+		cli.StringFlag{Name: "mem-bw-schema", Usage: "Intel RDT memory bandwidth schema (refused: no RDT support)"},
 		cli.UintFlag{Name: "blkio-weight", Usage: "block IO weight (10-1000)"},
 	},
 	Action: func(c *cli.Context) error {
@@ -58,24 +63,28 @@ var updateCommand = cli.Command{
 				return fmt.Errorf("update --resources: invalid JSON: %w", err)
 			}
 		}
-		if c.IsSet("memory") {
-			v, err := strconv.ParseInt(c.String("memory"), 10, 64)
-			if err != nil || (v <= 0 && v != -1) {
-				return fmt.Errorf("update --memory %q: want a positive number of bytes, or -1 for no limit", c.String("memory"))
+		for _, f := range []string{"l3-cache-schema", "mem-bw-schema"} {
+			if c.IsSet(f) {
+				return fmt.Errorf("update --%s: Intel RDT is not supported by husk", f)
 			}
-			memory(&res).Limit = &v
+		}
+		for _, f := range []string{"kernel-memory", "kernel-memory-tcp"} {
+			if c.IsSet(f) {
+				logWarn("update --%s: kernel memory settings are ignored and will be removed (as in runc)", f)
+			}
 		}
 		for _, f := range []struct {
 			name string
 			set  func(v int64)
 		}{
+			{"memory", func(v int64) { memory(&res).Limit = &v }},
 			{"memory-reservation", func(v int64) { memory(&res).Reservation = &v }},
 			{"memory-swap", func(v int64) { memory(&res).Swap = &v }},
 		} {
 			if c.IsSet(f.name) {
-				v, err := strconv.ParseInt(c.String(f.name), 10, 64)
-				if err != nil || (v <= 0 && v != -1) {
-					return fmt.Errorf("update --%s %q: want a positive number of bytes, or -1", f.name, c.String(f.name))
+				v, err := parseBytes(c.String(f.name))
+				if err != nil {
+					return fmt.Errorf("update --%s %q: %w", f.name, c.String(f.name), err)
 				}
 				f.set(v)
 			}
@@ -95,12 +104,12 @@ var updateCommand = cli.Command{
 			}
 			res.Pids = &rspec.LinuxPids{Limit: &v}
 		}
-		if c.IsSet("cpu-shares") || c.IsSet("cpu-quota") || c.IsSet("cpu-period") || c.IsSet("cpuset-cpus") || c.IsSet("cpuset-mems") || c.IsSet("cpu-rt-period") || c.IsSet("cpu-rt-runtime") {
+		if c.IsSet("cpu-share") || c.IsSet("cpu-quota") || c.IsSet("cpu-period") || c.IsSet("cpuset-cpus") || c.IsSet("cpuset-mems") || c.IsSet("cpu-rt-period") || c.IsSet("cpu-rt-runtime") {
 			if res.CPU == nil {
 				res.CPU = &rspec.LinuxCPU{}
 			}
-			if c.IsSet("cpu-shares") {
-				v := c.Uint64("cpu-shares")
+			if c.IsSet("cpu-share") {
+				v := c.Uint64("cpu-share")
 				res.CPU.Shares = &v
 			}
 			if c.IsSet("cpu-quota") {
@@ -129,6 +138,29 @@ var updateCommand = cli.Command{
 			return ct.Cgroup().Update(&res)
 		})
 	},
+}
+
+// parseBytes reads a size as runc's update does (docker's RAMInBytes): a number with an
+// optional binary suffix, k, m, g, t or p, optionally followed by b or ib ("50M", "1.5g",
+// "512kib"), or -1 for no limit.
+func parseBytes(s string) (int64, error) {
+	if s == "-1" {
+		return -1, nil
+	}
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "b"), "i")
+	mult := 1.0
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("kmgtp", t[n-1]); i >= 0 {
+			mult = float64(int64(1) << (10 * (i + 1)))
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || v*mult > float64(1<<62) {
+		return 0, errors.New("want a size in bytes (with an optional k, m, g, t or p suffix), or -1 for no limit")
+	}
+	return int64(v * mult), nil
 }
 
 func memory(r *rspec.LinuxResources) *rspec.LinuxMemory {

@@ -66,6 +66,7 @@ type Manager struct {
 	paths  Paths
 	mode   Mode
 	mounts map[string]string // v1 hierarchy key -> its mount directory, looked up once
+	strict bool              // Apply fails on a missing cgroup (exec --cgroup's sub-cgroups)
 }
 
 // Load returns the manager of an existing container's recorded paths.
@@ -314,7 +315,7 @@ func checkExpressible(res *rspec.LinuxResources, mode Mode) error {
 		return nil
 	}
 	if mode != Unified && len(res.Unified) > 0 {
-		return fmt.Errorf("linux.resources.unified: cgroup v2 keys need a cgroup v2 host (this one is %s)", mode)
+		return fmt.Errorf("invalid configuration: linux.resources.unified: cgroup v2 keys need a cgroup v2 host (this one is %s)", mode)
 	}
 	if mode == Unified && res.Network != nil && (res.Network.ClassID != nil || len(res.Network.Priorities) > 0) {
 		return errors.New("linux.resources.network: classID and priorities exist only in cgroup v1")
@@ -358,11 +359,6 @@ func checkExpressible(res *rspec.LinuxResources, mode Mode) error {
 		default:
 			return fmt.Errorf("linux.resources.devices[%d].type: unknown device type %q", i, d.Type)
 		}
-		for _, c := range d.Access {
-			if c != 'r' && c != 'w' && c != 'm' {
-				return fmt.Errorf("linux.resources.devices[%d].access: %q is not made of r, w and m", i, d.Access)
-			}
-		}
 	}
 	if b := res.BlockIO; b != nil && b.Weight != nil && *b.Weight != 0 && (*b.Weight < 10 || *b.Weight > 1000) {
 		return fmt.Errorf("linux.resources.blockIO.weight: %d is outside 10..1000", *b.Weight)
@@ -381,13 +377,50 @@ func (m *Manager) Apply(pid int) error {
 	for _, d := range m.dirs() {
 		// No O_CREAT: a missing cgroup.procs means "not a cgroup", never a file to make.
 		if err := writeExisting(filepath.Join(d, "cgroup.procs"), b); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
+			if errors.Is(err, os.ErrNotExist) && !m.strict {
 				continue
 			}
-			return fmt.Errorf("add pid %d to cgroup %s: %w", pid, d, err)
+			return fmt.Errorf("adding pid %d to cgroup: %w", pid, err)
 		}
 	}
 	return nil
+}
+
+// Sub returns the manager of sub-cgroups of m's, for `exec --cgroup`: each spec is "path" (every
+// hierarchy) or "controller[,controller]:path" (those v1 hierarchies), relative to the
+// container's cgroup and never above it. The sub-cgroups must exist: Apply fails otherwise.
+func (m *Manager) Sub(specs []string) (*Manager, error) {
+	paths := Paths{}
+	for k, v := range m.paths {
+		paths[k] = v
+	}
+	for _, s := range specs {
+		ctrls, sub, ok := strings.Cut(s, ":")
+		if !ok {
+			ctrls, sub = "", s
+		}
+		rel := filepath.Clean("/" + sub)
+		if c := filepath.Clean(sub); c == ".." || strings.HasPrefix(c, "../") {
+			return nil, fmt.Errorf("--cgroup: %s is not a sub cgroup path", sub)
+		}
+		if ctrls == "" {
+			for k := range paths {
+				paths[k] = filepath.Join(m.paths[k], rel)
+			}
+			continue
+		}
+		if m.mode == Unified {
+			return nil, fmt.Errorf("--cgroup %q: controllers can only be named on cgroup v1", s)
+		}
+		for _, c := range strings.Split(ctrls, ",") {
+			k := m.paths.key(c)
+			if k == "" {
+				return nil, fmt.Errorf("--cgroup %q: unknown controller %q", s, c)
+			}
+			paths[k] = filepath.Join(m.paths[k], rel)
+		}
+	}
+	return &Manager{paths: paths, mode: m.mode, strict: true}, nil
 }
 
 // writeExisting writes data to an existing cgroup file in one write, as the kernel wants.

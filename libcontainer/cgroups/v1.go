@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // initCpuset gives every level of a new cpuset path the cpus and mems of its parent: an empty
@@ -133,10 +134,16 @@ func (m *Manager) setV1CPU(c *rspec.LinuxCPU) error {
 			return err
 		}
 	}
+	// Under a parent with a CFS limit the kernel checks quota/period against it at every write:
+	// a shorter period with the old quota can exceed it (EINVAL) where the new pair does not.
+	// As runc: on EINVAL, write the quota first and the period after it.
+	periodLater := false
 	if c.Period != nil && *c.Period != 0 {
-		if err := write(d, "cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10), "cpu.period"); err != nil {
+		err := write(d, "cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10), "cpu.period")
+		if err != nil && (!errors.Is(err, unix.EINVAL) || c.Quota == nil || *c.Quota == 0) {
 			return err
 		}
+		periodLater = err != nil
 	}
 	if c.Quota != nil && *c.Quota != 0 {
 		q := *c.Quota
@@ -145,6 +152,11 @@ func (m *Manager) setV1CPU(c *rspec.LinuxCPU) error {
 		}
 		if err := write(d, "cpu.cfs_quota_us", strconv.FormatInt(q, 10), "cpu.quota"); err != nil {
 			return err
+		}
+		if periodLater {
+			if err := write(d, "cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10), "cpu.period"); err != nil {
+				return err
+			}
 		}
 	}
 	if c.Burst != nil {
@@ -265,10 +277,14 @@ func (m *Manager) setV1Blkio(b *rspec.LinuxBlockIO) error {
 			return err
 		}
 	}
+	weightDevice := "blkio.weight_device"
+	if _, err := os.Stat(filepath.Join(d, weightDevice)); err != nil {
+		weightDevice = "blkio.bfq.weight_device" // kernels without CFQ, as runc
+	}
 	for i, w := range b.WeightDevice {
 		dev := strconv.FormatInt(w.Major, 10) + ":" + strconv.FormatInt(w.Minor, 10)
 		if w.Weight != nil {
-			if err := write(d, "blkio.weight_device", dev+" "+strconv.Itoa(int(*w.Weight)), fmt.Sprintf("blockIO.weightDevice[%d]", i)); err != nil {
+			if err := write(d, weightDevice, dev+" "+strconv.Itoa(int(*w.Weight)), fmt.Sprintf("blockIO.weightDevice[%d]", i)); err != nil {
 				return err
 			}
 		}
@@ -371,7 +387,19 @@ func deviceRule(r rspec.LinuxDeviceCgroup) string {
 	if access == "" {
 		access = "rwm"
 	}
-	return typ + " " + major + ":" + minor + " " + access
+	return typ + " " + major + ":" + minor + " " + deviceAccess(access)
+}
+
+// deviceAccess keeps the r, w and m of an access string, in that order. runc ignores any other
+// letter ("rwa" is "rw"), and so does the v2 program (accessBits); the v1 files would refuse it.
+func deviceAccess(access string) string {
+	out := ""
+	for _, c := range "rwm" {
+		if strings.ContainsRune(access, c) {
+			out += string(c)
+		}
+	}
+	return out
 }
 
 func rdmaLine(dev string, l rspec.LinuxRdma) string {

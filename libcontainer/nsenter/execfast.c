@@ -297,6 +297,7 @@ static void apply(struct execfast *x)
 {
 	char cwdbuf[4096], pathbuf[4096];
 	const char *prog;
+	int chdir_again = 0;
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 
@@ -319,11 +320,15 @@ static void apply(struct execfast *x)
 	x->envp[x->envc] = NULL; /* complete as sent: HOME and LISTEN_PID are the parent's job */
 	x->argv[x->argc] = NULL;
 
-	if (chdir(x->cwd) < 0)
-		xfail("chdir to cwd \"%s\": %s", x->cwd, strerror(errno));
+	/* As runc: chdir with husk's own access first, and again as the user only if refused. */
+	if (chdir(x->cwd) < 0) {
+		if (errno != EACCES && errno != EPERM)
+			xfail("chdir to cwd \"%s\": %s", x->cwd, strerror(errno));
+		chdir_again = 1;
+	}
 	/* CVE-2024-21626: a cwd reached through a leaked fd lies outside the root, which getcwd
 	 * reports as unreachable (glibc turns that into an error). */
-	if (!getcwd(cwdbuf, sizeof(cwdbuf)) || cwdbuf[0] != '/')
+	if (!chdir_again && (!getcwd(cwdbuf, sizeof(cwdbuf)) || cwdbuf[0] != '/'))
 		xfail("cwd \"%s\" is outside the container root", x->cwd);
 	prog = lookpath(x, pathbuf, sizeof(pathbuf));
 	if (!prog)
@@ -368,8 +373,12 @@ static void apply(struct execfast *x)
 	 * inheritable) is skipped; husk warned about it before the create. */
 	for (int i = 0; i < x->nambient; i++)
 		(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, x->ambient[i], 0, 0);
-	if (chdir(x->cwd) < 0)
-		xfail("chdir to cwd \"%s\" as uid %u: %s", x->cwd, (unsigned)x->uid, strerror(errno));
+	if (chdir_again) {
+		if (chdir(x->cwd) < 0)
+			xfail("chdir to cwd \"%s\" as uid %u: %s", x->cwd, (unsigned)x->uid, strerror(errno));
+		if (!getcwd(cwdbuf, sizeof(cwdbuf)) || cwdbuf[0] != '/')
+			xfail("cwd \"%s\" is outside the container root", x->cwd);
+	}
 	if (x->fifo >= 0) {
 		/* As the Go init: ready, then blocked until `husk start` opens the fifo's other end. */
 		char fifo[64];
