@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// TestContainerd2RunsHuskShim: containerd 2.3 (protobuf BootstrapParams on the shim's stdin,
+// TestContainerd2RunsHuskShim: containerd 2.4 (protobuf BootstrapParams on the shim's stdin,
 // -info introspection, task v3 clients) runs containers through the husk shim.
 func TestContainerd2RunsHuskShim(t *testing.T) {
 	bin := os.Getenv("HUSK_CONTAINERD2")
 	if bin == "" {
-		t.Skip("HUSK_CONTAINERD2 is not set (make test builds containerd 2.3 into build/containerd2)")
+		t.Skip("HUSK_CONTAINERD2 is not set (make test builds containerd 2.4 into build/containerd2)")
 	}
 	b := newBundle(t)
 	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: true})

@@ -26,6 +26,8 @@ type containerdOpts struct {
 	path        string // prepended to containerd's PATH, where it looks for shims
 	v3          bool   // a version 3 config (containerd 2.x)
 	maskCgroup2 bool   // run in a mount namespace with cgroup2's cgroup.controllers masked (crun 1.8)
+	cri         bool   // keep the CRI plugin (its configuration in extraConfig)
+	extraConfig string // appended to config.toml
 }
 
 func startContainerd(t *testing.T) *containerd { return startContainerdWith(t, containerdOpts{}) }
@@ -48,8 +50,11 @@ func startContainerdWith(t *testing.T, o containerdOpts) *containerd {
 	if o.v3 {
 		version, disabled = 3, `"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"`
 	}
+	if o.cri {
+		disabled = ""
+	}
 	cfg := fmt.Sprintf("version = %d\nroot = %q\nstate = %q\ndisabled_plugins = [%s]\n[grpc]\n  address = %q\n[ttrpc]\n  address = %q\n",
-		version, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, c.sock, c.sock+".ttrpc")
+		version, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, c.sock, c.sock+".ttrpc") + o.extraConfig
 	os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600)
 	os.WriteFile(filepath.Join(dir, "empty"), nil, 0o644)
 	c.log, _ = os.Create(filepath.Join(dir, "containerd.log"))
@@ -92,7 +97,11 @@ func (c *containerd) start(t *testing.T, daemon string) {
 			"mount --bind %s /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; exec %s --config %s",
 			filepath.Join(c.dir, "empty"), daemon, cfg))
 	}
-	c.cmd.Env = append(os.Environ(), "PATH="+c.opts.path+":"+os.Getenv("PATH"))
+	path := c.opts.path
+	if c.opts.bin != "" {
+		path += ":" + c.opts.bin // containerd 2.x's own runc shim before Debian's 1.6 one
+	}
+	c.cmd.Env = append(os.Environ(), "PATH="+path+":"+os.Getenv("PATH"))
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -240,16 +240,31 @@ func Serve(f Flags) error {
 	})
 	svc.idle = newIdleTrimmer()
 	Register(srv, svc)
+	return serveUntil(srv, l, done)
+}
+
+// serveUntil serves l until done is closed, and returns only once l's socket file is gone.
+func serveUntil(srv *ttrpc.Server, l net.Listener, done <-chan struct{}) error {
 	go func() {
 		<-done
+		// The socket goes before the server: once closed, Serve returns and main may exit
+		// before anything after the Close runs (a socket left in /run/containerd/s).
+		removeSocket(l)
 		srv.Close()
-		if ul, ok := l.(*net.UnixListener); ok {
-			os.Remove(ul.Addr().String())
-		}
-		os.Exit(0)
 	}()
-	if err := srv.Serve(context.Background(), l); err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+	err := srv.Serve(context.Background(), l)
+	removeSocket(l)
+	if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// removeSocket removes the file of a unix listener; no error when it is gone already.
+func removeSocket(l net.Listener) {
+	if ul, ok := l.(*net.UnixListener); ok {
+		if p := ul.Addr().String(); p != "" && p != "@" {
+			os.Remove(p)
+		}
+	}
 }

@@ -3,8 +3,10 @@
 package shimapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,8 +20,10 @@ import (
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/typeurl/v2"
+	"github.com/pelletier/go-toml/v2"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -150,6 +154,12 @@ func (s *Service) runtimeFor(bundle string, opts *options.Options) *runtimeClien
 	return &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper}
 }
 
+// parseOptions reads the runtime options containerd sends with Create. Clients that know the
+// runc shim (ctr, the CRI plugin for runtime types named like runc's) send runc's options type;
+// containerd's CRI plugin sends every other runtime type, io.containerd.husk.v2 included, its
+// generic runtimeoptions type: the handler's `options` table as TOML (ConfigBody), or the path
+// of a TOML file (ConfigPath). Both carry the same keys as runc's options (BinaryName, Root,
+// SystemdCgroup, ...).
 func parseOptions(a interface {
 	GetTypeUrl() string
 	GetValue() []byte
@@ -157,14 +167,92 @@ func parseOptions(a interface {
 	if a == nil || a.GetTypeUrl() == "" {
 		return nil, nil
 	}
-	if !strings.HasSuffix(a.GetTypeUrl(), "containerd.runc.v1.Options") {
-		return nil, nil // other shims' options (runtimeoptions) carry nothing husk uses
+	var o *options.Options
+	switch url := a.GetTypeUrl(); {
+	case strings.HasSuffix(url, "containerd.runc.v1.Options"):
+		o = &options.Options{}
+		if err := proto.Unmarshal(a.GetValue(), o); err != nil {
+			return nil, fmt.Errorf("runtime options: %w", err)
+		}
+	case strings.HasSuffix(url, "runtimeoptions.v1.Options"):
+		var ro runtimeoptions.Options
+		if err := proto.Unmarshal(a.GetValue(), &ro); err != nil {
+			return nil, fmt.Errorf("runtime options: %w", err)
+		}
+		var err error
+		if o, err = optionsFromTOML(&ro); err != nil || o == nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("runtime options: unknown type %q", a.GetTypeUrl())
 	}
-	var o options.Options
-	if err := proto.Unmarshal(a.GetValue(), &o); err != nil {
+	// Nothing is dropped silently: what the shim does not apply is refused.
+	switch {
+	case o.IoUid != 0 || o.IoGid != 0:
+		return nil, errors.New("runtime options: IoUid/IoGid are not supported by the husk shim yet")
+	case o.CriuImagePath != "" || o.CriuWorkPath != "":
+		return nil, errors.New("runtime options: CriuImagePath/CriuWorkPath: checkpoint/restore is not supported by the husk shim yet")
+	case o.TaskApiAddress != "" || o.TaskApiVersion != 0:
+		return nil, errors.New("runtime options: TaskApiAddress/TaskApiVersion are not supported by the husk shim")
+	}
+	return o, nil
+}
+
+// tomlOptions are the keys of a CRI handler's options table: runc's names. TypeUrl and
+// ConfigPath belong to the runtimeoptions message itself (containerd copies the whole table).
+type tomlOptions struct {
+	BinaryName     string
+	Root           string
+	SystemdCgroup  bool
+	NoPivotRoot    bool
+	NoNewKeyring   bool
+	ShimCgroup     string
+	IoUid          uint32
+	IoGid          uint32
+	CriuPath       string
+	CriuImagePath  string
+	CriuWorkPath   string
+	TaskApiAddress string
+	TaskApiVersion uint32
+	TypeUrl        string
+	ConfigPath     string
+}
+
+// maxOptionsSize bounds a ConfigPath file.
+const maxOptionsSize = 1 << 20
+
+func optionsFromTOML(ro *runtimeoptions.Options) (*options.Options, error) {
+	body := ro.ConfigBody
+	if ro.ConfigPath != "" {
+		b, err := specs.ReadLimited(ro.ConfigPath, maxOptionsSize, "runtime options file")
+		if err != nil {
+			return nil, fmt.Errorf("runtime options: ConfigPath %q: %w", ro.ConfigPath, err)
+		}
+		body = b
+	}
+	if len(body) == 0 {
+		return nil, nil
+	}
+	var t tomlOptions
+
+	dec := toml.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		var sme *toml.StrictMissingError
+		if errors.As(err, &sme) {
+			return nil, fmt.Errorf("runtime options: unknown option(s) for the husk shim: %s", strings.ReplaceAll(strings.TrimSpace(sme.String()), "\n", "; "))
+		}
 		return nil, fmt.Errorf("runtime options: %w", err)
 	}
-	return &o, nil
+	if t.CriuPath != "" {
+		return nil, errors.New("runtime options: CriuPath: checkpoint/restore is not supported by the husk shim yet")
+	}
+	return &options.Options{
+		BinaryName: t.BinaryName, Root: t.Root, SystemdCgroup: t.SystemdCgroup, NoPivotRoot: t.NoPivotRoot,
+		NoNewKeyring: t.NoNewKeyring, ShimCgroup: t.ShimCgroup, IoUid: t.IoUid, IoGid: t.IoGid,
+		CriuImagePath: t.CriuImagePath, CriuWorkPath: t.CriuWorkPath,
+		TaskApiAddress: t.TaskApiAddress, TaskApiVersion: t.TaskApiVersion,
+	}, nil
 }
 
 // Create mounts the rootfs, sets up stdio and runs `runtime create`.
@@ -211,6 +299,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	if opts != nil && opts.NoNewKeyring {
 		args = append(args, "--no-new-keyring")
 	}
+	started := time.Now()
 	if _, err := c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err != nil {
 		pio.Close()
 		return nil, toStatus(err)
@@ -229,7 +318,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	c.oom = newOOMWatch(pid)
 	s.containers[r.ID] = c
 	s.watchOOM(c)
-	s.track(p)
+	s.track(p, started)
 	s.events.publish(topicCreate, &eventstypes.TaskCreate{
 		ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs, Checkpoint: r.Checkpoint, Pid: uint32(pid),
 		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
@@ -237,12 +326,22 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	return &taskapi.CreateTaskResponse{Pid: uint32(pid)}, nil
 }
 
-// track registers a process's pid and applies an exit that was reaped before the pid was known.
-func (s *Service) track(p *process) {
+// heldTTL is how long an exit of a pid nobody tracks is kept for a runtime command still
+// running (one that started the process but has not returned its pid yet). Runtime commands
+// take milliseconds; a pod's shim lives for weeks and reaps loggers and probes all along.
+const heldTTL = time.Minute
+
+// track registers a process's pid; since is when the runtime command that started it began.
+// An exit held for that pid applies only if it came after since, within that command's window:
+// an older one is of an earlier process that had the same pid (as containerd's runc shim
+// subscribes to exits for the window of a start, not for all time).
+func (s *Service) track(p *process, since time.Time) {
 	if e, ok := s.held[p.pid]; ok {
 		delete(s.held, p.pid)
-		s.handleExit(p, e)
-		return
+		if !e.at.Before(since) {
+			s.handleExit(p, e)
+			return
+		}
 	}
 	s.byPid[p.pid] = p
 }
@@ -252,23 +351,27 @@ func (s *Service) exitLoop() {
 	for {
 		exits := s.reaper.others()
 		s.mu.Lock()
-		for _, e := range exits {
-			if p, ok := s.byPid[e.pid]; ok {
-				delete(s.byPid, e.pid)
-				s.handleExit(p, e)
-				continue
-			}
-			// Not (yet) known: an exec whose pid file we have not read, or a logger.
-			s.held[e.pid] = e
-		}
-		if len(s.held) > 1024 {
-			for pid, h := range s.held {
-				if time.Since(h.at) > time.Minute {
-					delete(s.held, pid)
-				}
-			}
-		}
+		s.handleExits(exits, time.Now())
 		s.mu.Unlock()
+	}
+}
+
+// handleExits applies reaped exits to the processes they belong to and holds the others for
+// the runtime command that may still report their pid; the caller holds s.mu.
+func (s *Service) handleExits(exits []exit, now time.Time) {
+	for _, e := range exits {
+		if p, ok := s.byPid[e.pid]; ok {
+			delete(s.byPid, e.pid)
+			s.handleExit(p, e)
+			continue
+		}
+		// Not (yet) known: an exec whose pid file is not read yet, or a logger.
+		s.held[e.pid] = e
+	}
+	for pid, h := range s.held {
+		if now.Sub(h.at) > heldTTL {
+			delete(s.held, pid)
+		}
 	}
 }
 
@@ -370,6 +473,7 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	if sock := pio.consoleSocket(); sock != "" {
 		args = append(args, "--console-socket", sock)
 	}
+	started := time.Now()
 	if _, err := c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err != nil {
 		pio.Close()
 		return nil, toStatus(err)
@@ -386,7 +490,7 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	p.pid = pid
 	p.status = task.Status_RUNNING
 	s.events.publish(topicExecStarted, &eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(pid)})
-	s.track(p)
+	s.track(p, started)
 	return &taskapi.StartResponse{Pid: uint32(pid)}, nil
 }
 

@@ -1,0 +1,489 @@
+package integration
+
+// husk as a Kubernetes RuntimeClass handler: containerd's CRI plugin (Debian's containerd 1.6
+// and containerd 2.4) driven by crictl exactly as the kubelet drives it, with a `husk` handler
+// (runtime type io.containerd.husk.v2) and containerd's `runc` handler beside it. Images are
+// built here as OCI archives and imported with ctr: no registry.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// criContainerd is a private containerd with the CRI plugin on, and crictl pointed at it.
+type criContainerd struct {
+	*containerd
+	crictl   string
+	config   string // crictl's config file: the endpoints
+	huskRoot string // the Root option given to the husk handler
+	logs     string
+}
+
+func crictlBin(t *testing.T) string {
+	if p := os.Getenv("HUSK_CRICTL"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("crictl"); err == nil {
+		return p
+	}
+	t.Skip("crictl is not installed (make test-deps builds crictl 1.37 into build/bin)")
+	return ""
+}
+
+// startCRI starts containerd (1.6 from Debian when bin is "", else containerd 2.x from bin) with
+// the CRI plugin, a husk and a runc handler, the bridge CNI config, and imports the test images.
+func startCRI(t *testing.T, bin string) *criContainerd {
+	t.Helper()
+	crictl := crictlBin(t)
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		t.Skip("containernetworking-plugins is not installed (make test-deps installs it)")
+	}
+	needBusybox(t)
+	dir, err := os.MkdirTemp("/tmp", "cri")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	netd := filepath.Join(dir, "net.d")
+	os.MkdirAll(netd, 0o755)
+	bridge := fmt.Sprintf("hkbr%d", os.Getpid()%10000)
+	os.WriteFile(filepath.Join(netd, "10-husk.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"husk-test","plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.254.%d.0/24"}]]}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`, bridge, filepath.Join(dir, "ipam"), os.Getpid()%200)), 0o644)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	huskRoot := filepath.Join(dir, "husk-root")
+	var extra string
+	v3 := bin != ""
+	if !v3 {
+		// containerd 1.6 decodes a non-runc handler's options table into its generic options
+		// type and keeps only ConfigPath (and TypeUrl) from it: the options go in that file.
+		optsFile := filepath.Join(dir, "husk-options.toml")
+		os.WriteFile(optsFile, []byte(fmt.Sprintf("Root = %q\n", huskRoot)), 0o644)
+		cri := `plugins."io.containerd.grpc.v1.cri"`
+		extra = fmt.Sprintf(`[%[1]s]
+  sandbox_image = "husk.test/pause:1"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  [%[1]s.cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = %[2]q
+  [%[1]s.containerd]
+    snapshotter = "overlayfs"
+    [%[1]s.containerd.runtimes.husk]
+      runtime_type = "io.containerd.husk.v2"
+      [%[1]s.containerd.runtimes.husk.options]
+        ConfigPath = %[3]q
+    [%[1]s.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+`, cri, netd, optsFile)
+	} else {
+		rt, img := `plugins."io.containerd.cri.v1.runtime"`, `plugins."io.containerd.cri.v1.images"`
+		extra = fmt.Sprintf(`[%[4]s]
+  snapshotter = "overlayfs"
+  [%[4]s.pinned_images]
+    sandbox = "husk.test/pause:1"
+[%[1]s]
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  [%[1]s.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = %[2]q
+  [%[1]s.containerd.runtimes.husk]
+    runtime_type = "io.containerd.husk.v2"
+    [%[1]s.containerd.runtimes.husk.options]
+      Root = %[3]q
+  [%[1]s.containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+`, rt, netd, huskRoot, img)
+	}
+	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: v3, cri: true, extraConfig: extra})
+	cc := &criContainerd{containerd: c, crictl: crictl, huskRoot: huskRoot, logs: filepath.Join(dir, "logs"), config: filepath.Join(dir, "crictl.yaml")}
+	os.WriteFile(cc.config, []byte(fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n", c.sock, c.sock)), 0o644)
+	for _, img := range []struct{ name, entry string }{{"husk.test/busybox:1", "sh"}, {"husk.test/pause:1", "sleep"}} {
+		archive := buildImage(t, dir, img.name, img.entry)
+		if out, code := c.ctr(t, "-n", "k8s.io", "images", "import", archive); code != 0 {
+			t.Fatalf("import %s: %s", img.name, out)
+		}
+	}
+	t.Cleanup(func() {
+		// What the kubelet does when it goes: every pod stopped and removed.
+		out, _ := cc.run("pods", "-q")
+		for _, id := range strings.Fields(out) {
+			cc.run("stopp", id)
+			cc.run("rmp", "-f", id)
+		}
+	})
+	return cc
+}
+
+// run runs crictl against this containerd and returns its combined output.
+func (c *criContainerd) run(args ...string) (string, error) {
+	cmd := exec.Command(c.crictl, append([]string{"--config", c.config}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (c *criContainerd) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := c.run(args...)
+	if err != nil {
+		t.Fatalf("crictl %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// writeJSON writes v to a file in dir and returns its path.
+func writeJSON(t *testing.T, dir, name string, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type podOpts struct {
+	name        string
+	hostNetwork bool
+	privileged  bool
+}
+
+// runPod runs a sandbox with the given handler and returns its id and config file.
+func (c *criContainerd) runPod(t *testing.T, handler string, o podOpts) (string, string) {
+	t.Helper()
+	ns := map[string]any{}
+	if o.hostNetwork {
+		ns["network"] = 2 // NODE
+	}
+	pod := writeJSON(t, t.TempDir(), "pod.json", map[string]any{
+		"metadata":      map[string]any{"name": o.name, "namespace": "default", "uid": o.name + "-uid", "attempt": 0},
+		"log_directory": filepath.Join(c.logs, o.name),
+		"linux":         map[string]any{"cgroup_parent": "/husk-cri-test", "security_context": map[string]any{"namespace_options": ns, "privileged": o.privileged}},
+	})
+	id := c.must(t, "runp", "--runtime", handler, pod)
+	return id, pod
+}
+
+// startContainer creates and starts a container in a pod; extra is merged into its config.
+func (c *criContainerd) startContainer(t *testing.T, pod, podCfg, name string, command []string, extra map[string]any) string {
+	t.Helper()
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": name},
+		"image":    map[string]any{"image": "husk.test/busybox:1"},
+		"command":  command,
+		"log_path": name + ".log",
+		"linux":    map[string]any{},
+	}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	id := c.must(t, "create", pod, writeJSON(t, t.TempDir(), name+".json", cfg), podCfg)
+	c.must(t, "start", id)
+	return id
+}
+
+// containerState returns crictl inspect's status: state, exit code, reason.
+func (c *criContainerd) containerState(t *testing.T, id string) (state string, exitCode int, reason string) {
+	t.Helper()
+	var v struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(c.must(t, "inspect", "-o", "json", id)), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Status.State, v.Status.ExitCode, v.Status.Reason
+}
+
+func (c *criContainerd) waitExited(t *testing.T, id string) (int, string) {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if st, code, reason := c.containerState(t, id); st == "CONTAINER_EXITED" {
+			return code, reason
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("container %s did not exit", id)
+	return 0, ""
+}
+
+// shimsOf counts the husk shims serving this containerd.
+func (c *criContainerd) shimsOf(t *testing.T) int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if strings.HasSuffix(args[0], "containerd-shim-husk-v2") && strings.Contains(string(cmdline), c.sock) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCRIContainerd16(t *testing.T) {
+	if _, err := exec.LookPath("containerd"); err != nil {
+		t.Skip("containerd is not installed (make test-deps installs Debian's containerd)")
+	}
+	testCRI(t, "")
+}
+
+func TestCRIContainerd24(t *testing.T) {
+	bin := os.Getenv("HUSK_CONTAINERD2")
+	if bin == "" {
+		t.Skip("HUSK_CONTAINERD2 is not set (make test builds containerd 2.4 into build/containerd2)")
+	}
+	testCRI(t, bin)
+}
+
+func testCRI(t *testing.T, bin string) {
+	c := startCRI(t, bin)
+
+	// A host-network pod with two containers, served by one husk shim.
+	pod, podCfg := c.runPod(t, "husk", podOpts{name: "hostnet", hostNetwork: true})
+	a := c.startContainer(t, pod, podCfg, "a", []string{"sh", "-c", "echo out-line; echo err-line >&2; trap 'echo got-term; exit 0' TERM; while true; do sleep 0.1; done"}, nil)
+	b := c.startContainer(t, pod, podCfg, "b", []string{"sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"}, nil)
+	if n := c.shimsOf(t); n != 1 {
+		t.Errorf("%d husk shims for one pod, want 1", n)
+	}
+	// The handler's options reached the shim: the husk handler's Root holds the containers
+	// (per containerd namespace, as the runc shim does).
+	if _, err := os.Stat(filepath.Join(c.huskRoot, "k8s.io", a)); err != nil {
+		t.Errorf("the husk handler's Root option was not used: %v", err)
+	}
+	// ExecSync: exit codes, output, timeout (and nothing left running after it).
+	if out := c.must(t, "exec", "-s", a, "sh", "-c", "echo exec-out"); out != "exec-out" {
+		t.Errorf("exec -s: %q", out)
+	}
+	if out, err := c.run("exec", "-s", a, "sh", "-c", "exit 3"); err == nil || !strings.Contains(out, "exited with 3") {
+		t.Errorf("exec -s exit 3: %v %q", err, out)
+	}
+	if out, err := c.run("exec", "-s", "--timeout", "1", a, "sh", "-c", "sleep 30; echo late-line"); err == nil || !strings.Contains(out, "timeout") || regexpMatch(`(?m)^late-line$`, out) {
+		t.Errorf("exec -s --timeout 1: %v %q", err, out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if out := c.must(t, "exec", "-s", a, "ps"); strings.Contains(out, "sleep 30") {
+		t.Errorf("the timed-out exec still runs:\n%s", out)
+	}
+	// Logs in the CRI format, both streams.
+	time.Sleep(200 * time.Millisecond)
+	logs, _ := os.ReadFile(filepath.Join(c.logs, "hostnet", "a.log"))
+	if !strings.Contains(string(logs), " stdout F out-line") || !strings.Contains(string(logs), " stderr F err-line") {
+		t.Errorf("CRI log:\n%s", logs)
+	}
+	if out := c.must(t, "logs", a); !strings.Contains(out, "out-line") {
+		t.Errorf("crictl logs: %q", out)
+	}
+	// Stats and resources.
+	if out := c.must(t, "stats", "-o", "json", a); !strings.Contains(out, "workingSetBytes") {
+		t.Errorf("stats: %s", out)
+	}
+	if out, err := c.run("update", "--memory", "67108864", a); err != nil {
+		t.Errorf("update: %v %s", err, out)
+	}
+	// Stop with a grace period: TERM trapped exits 0; TERM ignored is killed, 137.
+	c.must(t, "stop", "--timeout", "10", a)
+	if code, _ := c.waitExited(t, a); code != 0 {
+		t.Errorf("TERM trapped: exit %d", code)
+	}
+	c.must(t, "stop", "--timeout", "1", b)
+	if code, _ := c.waitExited(t, b); code != 137 {
+		t.Errorf("TERM ignored: exit %d, want 137", code)
+	}
+
+	// An OOM kill is reported as OOMKilled.
+	oom := c.startContainer(t, pod, podCfg, "oom", []string{"sh", "-c", "x=a; while true; do x=$x$x$x$x; done"},
+		map[string]any{"linux": map[string]any{"resources": map[string]any{"memory_limit_in_bytes": 16 << 20}}})
+	if code, reason := c.waitExited(t, oom); reason != "OOMKilled" {
+		t.Errorf("OOM: exit %d reason %q", code, reason)
+	}
+
+	// A restricted container: non-root, read-only rootfs, no capabilities, RuntimeDefault
+	// seccomp, no_new_privs.
+	restricted := c.startContainer(t, pod, podCfg, "restricted", []string{"sh", "-c", "id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; touch /x 2>&1; sleep 1000"},
+		map[string]any{"linux": map[string]any{"security_context": map[string]any{
+			"run_as_user": map[string]any{"value": 1000}, "readonly_rootfs": true, "no_new_privs": true,
+			"capabilities":    map[string]any{"drop_capabilities": []string{"ALL"}},
+			"seccomp":         map[string]any{"profile_type": 0}, // RuntimeDefault
+		}}})
+	time.Sleep(500 * time.Millisecond)
+	if out := c.must(t, "logs", restricted); !strings.Contains(out, "1000") || !strings.Contains(out, "CapEff:\t0000000000000000") ||
+		!strings.Contains(out, "NoNewPrivs:\t1") || !strings.Contains(out, "Seccomp:\t2") || !strings.Contains(out, "Read-only file system") {
+		t.Errorf("restricted container:\n%s", out)
+	}
+	// A privileged one (in a privileged pod): every capability, writable /sys.
+	priv, privCfg := c.runPod(t, "husk", podOpts{name: "priv", hostNetwork: true, privileged: true})
+	pc := c.startContainer(t, priv, privCfg, "p", []string{"sleep", "1000"},
+		map[string]any{"linux": map[string]any{"security_context": map[string]any{"privileged": true}}})
+	if out := c.must(t, "exec", "-s", pc, "grep", "CapEff", "/proc/self/status"); !strings.Contains(out, "000001ff") {
+		t.Errorf("privileged container: %q", out)
+	}
+
+	// containerd restarted while the pod runs: the containers stay, and stay manageable.
+	c.restart(t)
+	if out := c.must(t, "exec", "-s", restricted, "echo", "after-restart"); !strings.Contains(out, "after-restart") {
+		t.Errorf("exec after a containerd restart: %q", out)
+	}
+
+	// A pod on the CNI bridge gets an address in its own network namespace.
+	bpod, bpodCfg := c.runPod(t, "husk", podOpts{name: "bridged"})
+	bc := c.startContainer(t, bpod, bpodCfg, "net", []string{"sleep", "1000"}, nil)
+	if out := c.must(t, "exec", "-s", bc, "ip", "-4", "addr", "show", "eth0"); !strings.Contains(out, "10.254.") {
+		t.Errorf("bridge pod address: %q", out)
+	}
+
+	// The runc handler beside it, for comparison: same image, same pod shape.
+	rpod, rpodCfg := c.runPod(t, "runc", podOpts{name: "runcpod", hostNetwork: true})
+	rc := c.startContainer(t, rpod, rpodCfg, "r", []string{"sleep", "1000"}, nil)
+	if out := c.must(t, "exec", "-s", rc, "echo", "runc-ok"); !strings.Contains(out, "runc-ok") {
+		t.Errorf("runc handler: %q", out)
+	}
+
+	// Teardown leaves no husk shim, no state, no cgroup of the pods.
+	for _, p := range []string{pod, priv, bpod, rpod} {
+		c.must(t, "stopp", p)
+		c.must(t, "rmp", p)
+	}
+	for i := 0; i < 100 && c.shimsOf(t) > 0; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := c.shimsOf(t); n != 0 {
+		t.Errorf("%d husk shims left after the pods were removed", n)
+	}
+	// (@seccomp is husk's cache of compiled profiles, kept by profile, not by container.)
+	if entries, _ := os.ReadDir(filepath.Join(c.huskRoot, "k8s.io")); len(entries) > 0 {
+		var names []string
+		for _, e := range entries {
+			if e.Name() != "@seccomp" {
+				names = append(names, e.Name())
+			}
+		}
+		if len(names) > 0 {
+			t.Errorf("husk state left: %v", names)
+		}
+	}
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.Contains(p, pod) {
+			t.Errorf("cgroup left: %s", p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+}
+
+// buildImage writes an OCI image archive of a busybox rootfs (entry: "sh" for a shell image,
+// "sleep" for a pause image) named name, and returns its path.
+func buildImage(t *testing.T, dir, name, entry string) string {
+	t.Helper()
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	add := func(h *tar.Header, data []byte) {
+		h.Uid, h.Gid, h.ModTime = 0, 0, time.Unix(0, 0)
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev", "root"} {
+		add(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755}, nil)
+	}
+	bb, err := os.ReadFile(busyboxBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb)
+	applets, _ := exec.Command(busyboxBin, "--list").Output()
+	for _, a := range strings.Fields(string(applets)) {
+		if a != "busybox" {
+			add(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
+		}
+	}
+	for file, content := range map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+		"etc/group":  "root:x:0:\nnobody:x:65534:\n",
+	} {
+		add(&tar.Header{Name: file, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(content))}, []byte(content))
+	}
+	tw.Close()
+	diffID := sha256.Sum256(layer.Bytes())
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(layer.Bytes())
+	zw.Close()
+
+	blobs := map[string][]byte{}
+	digest := func(b []byte) string {
+		s := sha256.Sum256(b)
+		d := "sha256:" + hex.EncodeToString(s[:])
+		blobs[d] = b
+		return d
+	}
+	cmd := []string{"/bin/sh"}
+	if entry == "sleep" {
+		cmd = []string{"/bin/sleep", "2147483647"}
+	}
+	config, _ := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Env": []string{"PATH=/bin"}, "Cmd": cmd},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diffID[:])}},
+	})
+	layerDigest := digest(gz.Bytes())
+	configDigest := digest(config)
+	manifest, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest, "size": len(config)},
+		"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layerDigest, "size": gz.Len()}},
+	})
+	manifestDigest := digest(manifest)
+	index, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+		"manifests": []any{map[string]any{
+			"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifestDigest, "size": len(manifest),
+			"platform":    map[string]any{"architecture": "amd64", "os": "linux"},
+			"annotations": map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name[strings.LastIndex(name, ":")+1:]},
+		}},
+	})
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ow := tar.NewWriter(f)
+	put := func(name string, data []byte) {
+		ow.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))})
+		ow.Write(data)
+	}
+	put("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	put("index.json", index)
+	for d, b := range blobs {
+		put("blobs/sha256/"+strings.TrimPrefix(d, "sha256:"), b)
+	}
+	if err := ow.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
