@@ -326,8 +326,8 @@ func testCRI(t *testing.T, bin string) {
 	restricted := c.startContainer(t, pod, podCfg, "restricted", []string{"sh", "-c", "id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; touch /x 2>&1; sleep 1000"},
 		map[string]any{"linux": map[string]any{"security_context": map[string]any{
 			"run_as_user": map[string]any{"value": 1000}, "readonly_rootfs": true, "no_new_privs": true,
-			"capabilities":    map[string]any{"drop_capabilities": []string{"ALL"}},
-			"seccomp":         map[string]any{"profile_type": 0}, // RuntimeDefault
+			"capabilities": map[string]any{"drop_capabilities": []string{"ALL"}},
+			"seccomp":      map[string]any{"profile_type": 0}, // RuntimeDefault
 		}}})
 	time.Sleep(500 * time.Millisecond)
 	if out := c.must(t, "logs", restricted); !strings.Contains(out, "1000") || !strings.Contains(out, "CapEff:\t0000000000000000") ||
