@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -592,3 +593,45 @@ func TestHelpAndVersionLikeRunc(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestIDMappedMount: a bind mount with uidMappings/gidMappings (and "idmap"/"ridmap") is an
+// idmapped mount: in a user-namespaced container whose root is host uid 100000, the volume's
+// host-root files appear owned by root and files the container writes there stay host root's,
+// while what it writes to its rootfs belongs to 100000.
+func TestIDMappedMount(t *testing.T) {
+	vol := t.TempDir()
+	os.WriteFile(filepath.Join(vol, "hostfile"), []byte("x"), 0o644)
+	os.Chmod(vol, 0o755)
+	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	for _, opt := range []string{"idmap", "ridmap"} {
+		b := newBundle(t, "sh", "-c", "stat -c %u:%g /vol/hostfile; touch /vol/made-inside /tmp/rootfs-file && echo WROTE")
+		b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+		b.spec.Root.Readonly = false
+		b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
+		os.Chmod(b.dir, 0o755)
+		os.Chmod(filepath.Dir(b.dir), 0o755)
+		filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/vol", Type: "bind", Source: vol,
+			Options: []string{"rbind", opt}, UIDMappings: mapping, GIDMappings: mapping})
+		out := b.mustRun(t, uniqueID(t))
+		if !strings.HasPrefix(out, "0:0\n") || !strings.Contains(out, "WROTE") {
+			t.Fatalf("%s: %q", opt, out)
+		}
+		for file, want := range map[string]uint32{filepath.Join(vol, "made-inside"): 0, filepath.Join(b.rootfs(), "tmp/rootfs-file"): 100000} {
+			var st syscall.Stat_t
+			if err := syscall.Stat(file, &st); err != nil || st.Uid != want {
+				t.Errorf("%s: %s owned by %d (%v), want %d", opt, file, st.Uid, err, want)
+			}
+		}
+		os.Remove(filepath.Join(vol, "made-inside"))
+	}
+	// Without a user namespace too: on-disk id 0 (the mapping's containerID) shows as host id
+	// 1000 (its hostID), the same reading as the user-namespaced case above.
+	b := newBundle(t, "stat", "-c", "%u", "/vol/hostfile")
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/vol", Type: "bind", Source: vol,
+		Options: []string{"bind", "idmap"}, UIDMappings: []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}},
+		GIDMappings: []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}})
+	if out := strings.TrimSpace(b.mustRun(t, uniqueID(t))); out != "1000" {
+		t.Fatalf("idmapped mount without a user namespace: owner %q, want 1000", out)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -342,6 +343,12 @@ func testCRI(t *testing.T, bin string) {
 		t.Errorf("privileged container: %q", out)
 	}
 
+	if bin != "" {
+		// containerd 2.x: a recursively read-only volume (CRI recursive_read_only; containerd
+		// asks the runtime's features for "rro") and a user-namespaced pod.
+		criRecursiveReadOnly(t, c, pod, podCfg)
+	}
+
 	// containerd restarted while the pod runs: the containers stay, and stay manageable.
 	c.restart(t)
 	if out := c.must(t, "exec", "-s", restricted, "echo", "after-restart"); !strings.Contains(out, "after-restart") {
@@ -486,4 +493,24 @@ func buildImage(t *testing.T, dir, name, entry string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// criRecursiveReadOnly mounts a host directory that has a mount below it as a recursively
+// read-only volume: neither level is writable in the container.
+func criRecursiveReadOnly(t *testing.T, c *criContainerd, pod, podCfg string) {
+	t.Helper()
+	vol := t.TempDir()
+	sub := filepath.Join(vol, "sub")
+	os.Mkdir(sub, 0o755)
+	if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(sub, syscall.MNT_DETACH)
+	id := c.startContainer(t, pod, podCfg, "rro", []string{"sh", "-c", "touch /vol/a 2>&1; touch /vol/sub/b 2>&1; sleep 1000"},
+		map[string]any{"mounts": []any{map[string]any{"container_path": "/vol", "host_path": vol, "readonly": true, "recursive_read_only": true}}})
+	time.Sleep(300 * time.Millisecond)
+	if out := c.must(t, "logs", id); strings.Count(out, "Read-only file system") != 2 {
+		t.Errorf("recursive_read_only volume:\n%s", out)
+	}
+	c.must(t, "stop", "--timeout", "0", id)
 }

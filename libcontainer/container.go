@@ -22,7 +22,6 @@ import (
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
-	"github.com/husk-runtime/husk/specs"
 )
 
 var (
@@ -384,31 +383,14 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
 	}
-	if hasNewNamespace(o.Spec, rspec.UserNamespace) {
-		// The init's root may not reach a source the host's root can (a 0700 directory).
-		p.mountSources = map[string]*os.File{}
-		defer func() {
-			for _, f := range p.mountSources {
-				f.Close()
-			}
-		}()
-		for i, m := range o.Spec.Mounts {
-			if !isBind(m) {
-				continue
-			}
-			src := m.Source
-			if !filepath.IsAbs(src) {
-				src = filepath.Join(o.Bundle, src)
-			}
-			flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
-			if opts, err := specs.ParseMountOptions(m.Options); err == nil && opts.Recursive {
-				flags |= unix.AT_RECURSIVE
-			}
-			if fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags)); err == nil {
-				p.mountSources[strconv.Itoa(i)] = os.NewFile(uintptr(fd), src)
-			}
-		}
+	if p.mountSources, err = detachedMounts(o.Spec, o.Bundle); err != nil {
+		return nil, fmt.Errorf("container %s: %w", o.ID, err)
 	}
+	defer func() {
+		for _, f := range p.mountSources {
+			f.Close()
+		}
+	}()
 	shared, err := sharesMountNamespace(o.Spec)
 	if err != nil {
 		return nil, err

@@ -135,7 +135,7 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 	if o.SlowPath || o.NoPivot || s.Process == nil || s.Linux == nil || (s.Linux.Seccomp != nil && bpf == nil) || !kernelAtLeast(5, 6) {
 		return nil, nil
 	}
-	if s.Linux.Personality != nil || s.Linux.MemoryPolicy != nil || hasNotify(s.Linux.Seccomp) {
+	if s.Linux.Personality != nil || s.Linux.MemoryPolicy != nil || hasNotify(s.Linux.Seccomp) || hasIDMappedMount(s) {
 		return nil, nil // applied by the Go init (procattrs_linux.go, seccomp listeners)
 	}
 	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 { //nolint:staticcheck // prestart is deprecated but still honoured

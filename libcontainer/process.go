@@ -56,7 +56,8 @@ type initProcess struct {
 	beforeRun   func()             // called right before the child gets its config or request
 	affinity    *rspec.CPUAffinity // process.execCPUAffinity
 	debug       func(string)       // --debug
-	// mountSources are bind mount sources opened by husk for an init in a new user namespace.
+	// mountSources are detached clones of bind mount sources (idmapped, or for an init in a new
+	// user namespace), by mount index: see detachedMounts.
 	mountSources map[string]*os.File
 }
 

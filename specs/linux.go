@@ -86,7 +86,7 @@ func KnownMountOptions() []string {
 	for o := range recAttrs {
 		out = append(out, o)
 	}
-	out = append(out, "bind", "rbind", "tmpcopyup")
+	out = append(out, "bind", "rbind", "tmpcopyup", "idmap", "ridmap")
 	sort.Strings(out)
 	return out
 }

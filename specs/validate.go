@@ -199,7 +199,17 @@ func validateMount(m rspec.Mount, opts MountOptions) error {
 		return fmt.Errorf("tmpcopyup is for tmpfs mounts, not type %q", m.Type)
 	}
 	if opts.IDMap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
-		return errors.New("idmapped mounts (idmap, ridmap, uidMappings, gidMappings) are not supported yet")
+		if !bind {
+			return errors.New("idmapped mounts (idmap, ridmap, uidMappings, gidMappings) must be bind mounts")
+		}
+		if len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0 {
+			return errors.New("an idmapped mount needs both uidMappings and gidMappings")
+		}
+		for _, mp := range append(append([]rspec.LinuxIDMapping(nil), m.UIDMappings...), m.GIDMappings...) {
+			if mp.Size == 0 || uint64(mp.ContainerID)+uint64(mp.Size) > 1<<32 || uint64(mp.HostID)+uint64(mp.Size) > 1<<32 {
+				return fmt.Errorf("mapping %d:%d:%d is out of range", mp.ContainerID, mp.HostID, mp.Size)
+			}
+		}
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ var featuresCommand = cli.Command{
 				Selinux:         &features.Selinux{Enabled: &t},
 				IntelRdt:        &features.IntelRdt{Enabled: &f},
 				MemoryPolicy:    &features.MemoryPolicy{Modes: specs.MemoryPolicyModes(), Flags: specs.MemoryPolicyFlags()},
-				MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &f}},
+				MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &t}},
 				NetDevices:      &features.NetDevices{Enabled: &t},
 			},
 			Annotations: map[string]string{"io.github.husk-runtime.husk.version": version},

@@ -1,0 +1,145 @@
+//go:build !huskinit
+
+package libcontainer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
+)
+
+// Idmapped mounts (mount options idmap/ridmap, or a mount with uidMappings/gidMappings, as
+// runc 1.2+ and the runtime spec have them; containerd 2.x gives user-namespaced pods their
+// volumes this way): husk clones the source with open_tree, sets MOUNT_ATTR_IDMAP on the clone
+// with a user namespace made for the mount's mappings, and the init attaches the clone with
+// move_mount (bindMount). The mappings read as the spec's: containerID -> hostID, so files a
+// host id owns appear owned by the container id.
+
+// detachedMounts clones the sources of the bind mounts the init cannot bind itself: all of them
+// in a new user namespace (its root may not reach a source the host's root can, and a bind from
+// husk's namespace is refused), and the idmapped ones always. Keys are mount indexes.
+func detachedMounts(s *rspec.Spec, bundle string) (map[string]*os.File, error) {
+	userns := hasNewNamespace(s, rspec.UserNamespace)
+	out := map[string]*os.File{}
+	fail := func(err error) (map[string]*os.File, error) {
+		for _, f := range out {
+			f.Close()
+		}
+		return nil, err
+	}
+	for i, m := range s.Mounts {
+		if !isBind(m) {
+			continue
+		}
+		opts, err := specs.ParseMountOptions(m.Options)
+		if err != nil {
+			return fail(err)
+		}
+		idmapped := opts.IDMap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
+		if !userns && !idmapped {
+			continue
+		}
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src)
+		}
+		flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+		if opts.Recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags))
+		if err != nil {
+			if !idmapped {
+				continue // the init reports it, with its own words
+			}
+			return fail(fmt.Errorf("mounts[%d] (%q): source %q: %w", i, m.Destination, m.Source, err))
+		}
+		f := os.NewFile(uintptr(fd), src)
+		out[strconv.Itoa(i)] = f
+		if !idmapped {
+			continue
+		}
+		if err := idmapTree(f, m, opts.RecursiveIDMap || opts.Recursive); err != nil {
+			return fail(fmt.Errorf("mounts[%d] (%q): idmap: %w", i, m.Destination, err))
+		}
+	}
+	return out, nil
+}
+
+// idmapTree sets MOUNT_ATTR_IDMAP on a detached tree.
+func idmapTree(tree *os.File, m rspec.Mount, recursive bool) error {
+	uids, gids := m.UIDMappings, m.GIDMappings
+	ns, err := userNamespaceFor(uids, gids)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	flags := uint(unix.AT_EMPTY_PATH)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
+	if err := unix.MountSetattr(int(tree.Fd()), "", flags, attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
+	}
+	return nil
+}
+
+// userNamespaceFor returns a user namespace with these mappings. A process is needed to make
+// one: like runc, husk starts a child in a new user namespace that stops at its execve under
+// ptrace (it never runs a thing), opens the namespace, and kills it.
+func userNamespaceFor(uids, gids []rspec.LinuxIDMapping) (*os.File, error) {
+	if len(uids) == 0 || len(gids) == 0 {
+		return nil, errors.New("an idmapped mount needs both uidMappings and gidMappings")
+	}
+	var ns *os.File
+	err := onThrowawayThread(func() error {
+		pid, err := syscall.ForkExec("/proc/self/exe", []string{"husk-userns"}, &syscall.ProcAttr{
+			Sys: &syscall.SysProcAttr{
+				Cloneflags: unix.CLONE_NEWUSER, UidMappings: idMaps(uids), GidMappings: idMaps(gids),
+				Ptrace: true, Pdeathsig: unix.SIGKILL,
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("user namespace for the mapping: %w", err)
+		}
+		defer func() {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, 0, nil)
+		}()
+		// The child stops with SIGTRAP at its execve: its namespace and maps are in place.
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+			return err
+		}
+		ns, err = os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
+		return err
+	})
+	runtime.KeepAlive(uids)
+	return ns, err
+}
+
+// hasIDMappedMount reports whether the spec has an idmapped mount (made by the Go init's parent).
+func hasIDMappedMount(s *rspec.Spec) bool {
+	for _, m := range s.Mounts {
+		if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+			return true
+		}
+		for _, o := range m.Options {
+			if o == "idmap" || o == "ridmap" {
+				return true
+			}
+		}
+	}
+	return false
+}
