@@ -276,12 +276,3 @@ func joinedNamespaces(pid int, namespaces []rspec.LinuxNamespace) ([]*os.File, e
 	}
 	return files, nil
 }
-
-func hasNamespace(namespaces []rspec.LinuxNamespace, t rspec.LinuxNamespaceType) bool {
-	for _, ns := range namespaces {
-		if ns.Type == t {
-			return true
-		}
-	}
-	return false
-}

@@ -3,17 +3,15 @@
 package libcontainer
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"syscall"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/idmap"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -25,10 +23,10 @@ import (
 // host id owns appear owned by the container id.
 
 // detachedMounts clones the sources of the bind mounts the init cannot bind itself: all of them
-// in a new user namespace (its root may not reach a source the host's root can, and a bind from
+// in a user namespace (its root may not reach a source the host's root can, and a bind from
 // husk's namespace is refused), and the idmapped ones always. Keys are mount indexes.
 func detachedMounts(s *rspec.Spec, bundle string) (map[string]*os.File, error) {
-	userns := hasNewNamespace(s, rspec.UserNamespace)
+	userns := hasNamespace(s.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
 	out := map[string]*os.File{}
 	fail := func(err error) (map[string]*os.File, error) {
 		for _, f := range out {
@@ -94,39 +92,9 @@ func idmapTree(tree *os.File, m rspec.Mount, recursive bool) error {
 	return nil
 }
 
-// userNamespaceFor returns a user namespace with these mappings. A process is needed to make
-// one: like runc, husk starts a child in a new user namespace that stops at its execve under
-// ptrace (it never runs a thing), opens the namespace, and kills it.
+// userNamespaceFor returns a user namespace with these mappings (see internal/idmap).
 func userNamespaceFor(uids, gids []rspec.LinuxIDMapping) (*os.File, error) {
-	if len(uids) == 0 || len(gids) == 0 {
-		return nil, errors.New("an idmapped mount needs both uidMappings and gidMappings")
-	}
-	var ns *os.File
-	err := onThrowawayThread(func() error {
-		pid, err := syscall.ForkExec("/proc/self/exe", []string{"husk-userns"}, &syscall.ProcAttr{
-			Sys: &syscall.SysProcAttr{
-				Cloneflags: unix.CLONE_NEWUSER, UidMappings: idMaps(uids), GidMappings: idMaps(gids),
-				Ptrace: true, Pdeathsig: unix.SIGKILL,
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("user namespace for the mapping: %w", err)
-		}
-		defer func() {
-			_ = unix.Kill(pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			_, _ = unix.Wait4(pid, &ws, 0, nil)
-		}()
-		// The child stops with SIGTRAP at its execve: its namespace and maps are in place.
-		var ws unix.WaitStatus
-		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
-			return err
-		}
-		ns, err = os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
-		return err
-	})
-	runtime.KeepAlive(uids)
-	return ns, err
+	return idmap.UserNamespace(idMaps(uids), idMaps(gids))
 }
 
 // hasIDMappedMount reports whether the spec has an idmapped mount (made by the Go init's parent).

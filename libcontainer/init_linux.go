@@ -112,6 +112,15 @@ func decodeSpec(cfg *initConfig) error {
 	return nil
 }
 
+func hasNamespace(namespaces []rspec.LinuxNamespace, t rspec.LinuxNamespaceType) bool {
+	for _, ns := range namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
 func hasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Type == t && ns.Path == "" {

@@ -177,6 +177,12 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	// process joins them on a throw-away thread and the child is born inside; with one, only a
 	// single-threaded process may join it first, so nsenter joins everything and forks.
 	_, joinUser := joins[rspec.UserNamespace]
+	// Joining a user namespace (a pod's), the new namespaces must be made inside it, after the
+	// join: nsenter unshares them (made at clone, they would belong to husk's user namespace).
+	var unshareLater uintptr
+	if joinUser && flags != 0 {
+		unshareLater, flags = flags, 0
+	}
 	var forkNs []string
 	for _, t := range append(append([]rspec.LinuxNamespaceType(nil), nsOrder...), rspec.PIDNamespace, rspec.TimeNamespace) {
 		path, ok := joins[t]
@@ -211,8 +217,14 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	if len(childNs) > 0 {
 		env = append(env, "_HUSK_NSFDS="+strings.Join(childNs, ","))
 	}
+	if unshareLater != 0 {
+		env = append(env, "_HUSK_UNSHARE="+strconv.FormatUint(uint64(unshareLater), 16))
+	}
+	forks := len(forkNs) > 0 || unshareLater&unix.CLONE_NEWPID != 0
 	if len(forkNs) > 0 {
 		env = append(env, "_HUSK_NSFDS_FORK="+strings.Join(forkNs, ","))
+	}
+	if forks {
 		// The process nsenter forks is our grandchild; as a subreaper we can still wait for it.
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return nil, nil, fmt.Errorf("set child subreaper: %w", err)
@@ -267,7 +279,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		parent.Close()
 		return nil, nil, err
 	}
-	if len(forkNs) > 0 {
+	if forks {
 		child.Close()
 		m, err := pipe.expect(msgPid)
 		intermediate := &Process{Pid: proc.Pid}

@@ -523,7 +523,7 @@ func createDevices(root *os.File, spec *rspec.Spec) error {
 		}
 		devs = append(devs, devSpec{d.Path, kind, uint32(d.Major), uint32(d.Minor), mode, uid, gid})
 	}
-	inUserNS := hasNewNamespace(spec, rspec.UserNamespace)
+	inUserNS := hasNamespace(spec.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
 	old := unix.Umask(0)
 	defer unix.Umask(old)
 	// Devices mostly share one directory (/dev): resolve each directory once.

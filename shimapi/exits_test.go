@@ -129,7 +129,6 @@ func TestParseOptionsFromCRI(t *testing.T) {
 	}
 	for body, want := range map[string]string{
 		"BinaryNmae = \"x\"\n": "unknown option",
-		"IoUid = 1000\n":       "IoUid/IoGid are not supported",
 		"CriuPath = \"/x\"\n":  "checkpoint/restore is not supported",
 		"Root = [\n":           "runtime options",
 	} {

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/idmap"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -21,7 +23,13 @@ func mountAll(mounts rootfsMounts, target string) error {
 		return fmt.Errorf("rootfs %s: %w", target, err)
 	}
 	for i, m := range mounts {
-		opts, err := specs.ParseMountOptions(m.Options)
+		options, cleanup, err := idmappedLowerdirs(m.Type, m.Options, target)
+		if err != nil {
+			unmountAll(target)
+			return fmt.Errorf("rootfs mount %d: %w", i, err)
+		}
+		defer cleanup()
+		opts, err := specs.ParseMountOptions(options)
 		if err != nil {
 			return fmt.Errorf("rootfs mount %d: %w", i, err)
 		}
@@ -43,6 +51,78 @@ func mountAll(mounts rootfsMounts, target string) error {
 		}
 	}
 	return nil
+}
+
+// idmappedLowerdirs handles containerd's uidmap=/gidmap= options (a user-namespaced pod's
+// rootfs, containerd 2.x): overlay wants its lowerdirs idmapped, so each is cloned, idmapped and
+// attached under a directory beside target, and the options name those instead. cleanup
+// detaches them once the overlay is mounted (it holds the layers itself), as containerd does.
+func idmappedLowerdirs(typ string, options []string, target string) ([]string, func(), error) {
+	var uidmap, gidmap string
+	var rest []string
+	for _, o := range options {
+		switch {
+		case strings.HasPrefix(o, "uidmap="):
+			uidmap = strings.TrimPrefix(o, "uidmap=")
+		case strings.HasPrefix(o, "gidmap="):
+			gidmap = strings.TrimPrefix(o, "gidmap=")
+		default:
+			rest = append(rest, o)
+		}
+	}
+	nothing := func() {}
+	if uidmap == "" && gidmap == "" {
+		return options, nothing, nil
+	}
+	if typ != "overlay" || uidmap == "" || gidmap == "" {
+		return nil, nothing, fmt.Errorf("uidmap/gidmap options are supported on overlay mounts with both maps (type %q)", typ)
+	}
+	uids, err := idmap.ParseList(uidmap)
+	if err != nil {
+		return nil, nothing, err
+	}
+	gids, err := idmap.ParseList(gidmap)
+	if err != nil {
+		return nil, nothing, err
+	}
+	ns, err := idmap.UserNamespace(uids, gids)
+	if err != nil {
+		return nil, nothing, err
+	}
+	defer ns.Close()
+	base, err := os.MkdirTemp(filepath.Dir(target), ".idmapped-")
+	if err != nil {
+		return nil, nothing, err
+	}
+	var attached []string
+	cleanup := func() {
+		for _, d := range attached {
+			unix.Unmount(d, unix.MNT_DETACH)
+		}
+		os.RemoveAll(base)
+	}
+	for i, o := range rest {
+		lowers, ok := strings.CutPrefix(o, "lowerdir=")
+		if !ok {
+			continue
+		}
+		var mapped []string
+		for j, l := range strings.Split(lowers, ":") {
+			d := filepath.Join(base, strconv.Itoa(j))
+			if err := os.Mkdir(d, 0o700); err != nil {
+				cleanup()
+				return nil, nothing, err
+			}
+			if err := idmap.MountAt(l, d, ns); err != nil {
+				cleanup()
+				return nil, nothing, err
+			}
+			attached = append(attached, d)
+			mapped = append(mapped, d)
+		}
+		rest[i] = "lowerdir=" + strings.Join(mapped, ":")
+	}
+	return rest, cleanup, nil
 }
 
 // unmountAll removes every mount stacked on target.

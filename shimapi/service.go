@@ -46,6 +46,8 @@ type container struct {
 	execs    map[string]*process
 	mounted  bool
 	initExit *exit // the init's exit, held while execs still run
+	ioUID    int   // IoUid/IoGid options: the owner of the stdio of its processes (-1: unchanged)
+	ioGID    int
 	oom      *oomWatch
 }
 
@@ -188,8 +190,6 @@ func parseOptions(a interface {
 	}
 	// Nothing is dropped silently: what the shim does not apply is refused.
 	switch {
-	case o.IoUid != 0 || o.IoGid != 0:
-		return nil, errors.New("runtime options: IoUid/IoGid are not supported by the husk shim yet")
 	case o.CriuImagePath != "" || o.CriuWorkPath != "":
 		return nil, errors.New("runtime options: CriuImagePath/CriuWorkPath: checkpoint/restore is not supported by the husk shim yet")
 	case o.TaskApiAddress != "" || o.TaskApiVersion != 0:
@@ -285,6 +285,14 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	p := newProcess(r.ID, "", r.Stdin, r.Stdout, r.Stderr, r.Terminal)
 	pio, err := newProcIO(s.reaper, r.Stdin, r.Stdout, r.Stderr, r.Terminal, s.ns, r.ID)
 	if err != nil {
+		return nil, toStatus(err)
+	}
+	c.ioUID, c.ioGID = -1, -1
+	if opts != nil && (opts.IoUid != 0 || opts.IoGid != 0) {
+		c.ioUID, c.ioGID = int(opts.IoUid), int(opts.IoGid)
+	}
+	if err := pio.chown(c.ioUID, c.ioGID); err != nil {
+		pio.Close()
 		return nil, toStatus(err)
 	}
 	p.io = pio
@@ -457,6 +465,10 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	}
 	pio, err := newProcIO(s.reaper, p.stdin, p.stdout, p.stderr, p.terminal, s.ns, r.ID)
 	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := pio.chown(c.ioUID, c.ioGID); err != nil {
+		pio.Close()
 		return nil, toStatus(err)
 	}
 	spec, err := os.CreateTemp(c.bundle, ".exec-*.json")

@@ -216,6 +216,24 @@ func (p *procIO) consoleSocket() string {
 	return p.listener.Addr().String()
 }
 
+// chown gives the container's ends of its stdio to uid:gid (the IoUid/IoGid options: a
+// user-namespaced pod's root is a host id, and a process that reopens /dev/stdout needs to own
+// it). -1 leaves one unchanged.
+func (p *procIO) chown(uid, gid int) error {
+	if uid < 0 && gid < 0 {
+		return nil
+	}
+	for _, f := range []*os.File{p.stdin, p.stdout, p.stderr} {
+		if f == nil {
+			continue
+		}
+		if err := unix.Fchown(int(f.Fd()), uid, gid); err != nil {
+			return fmt.Errorf("chown stdio to %d:%d: %w", uid, gid, err)
+		}
+	}
+	return nil
+}
+
 // runtimeStdio is what the runtime command (and so the container process) gets.
 func (p *procIO) runtimeStdio() [3]*os.File { return [3]*os.File{p.stdin, p.stdout, p.stderr} }
 

@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <linux/nsfs.h>
 #include <unistd.h>
 
 /* Reports a failure to the parent on the sync socket in the JSON-line protocol the Go side
@@ -20,18 +23,79 @@ static void fail(int syncfd, const char *what, int fd, int err)
 	_exit(1);
 }
 
+/* nstype_name names the namespace an fd refers to, for the error. */
+static const char *nstype_name(int fd)
+{
+	switch (ioctl(fd, NS_GET_NSTYPE)) {
+	case CLONE_NEWUSER:
+		return "setns user";
+	case CLONE_NEWIPC:
+		return "setns ipc";
+	case CLONE_NEWUTS:
+		return "setns uts";
+	case CLONE_NEWNET:
+		return "setns network";
+	case CLONE_NEWCGROUP:
+		return "setns cgroup";
+	case CLONE_NEWNS:
+		return "setns mount";
+	case CLONE_NEWPID:
+		return "setns pid";
+	case CLONE_NEWTIME:
+		return "setns time";
+	}
+	return "setns";
+}
+
+/* join_list joins the comma-separated namespace fds in list. As runc does, in two passes: a
+ * namespace owned by an ancestor of the user namespace being joined (a host-network pod shares
+ * the host's UTS and network namespaces) can only be joined before the user namespace, one owned
+ * by it only after; so every other namespace is tried first, the user namespace joined, and what
+ * refused (EPERM) joined then. */
 static void join_list(const char *list, int syncfd)
 {
+	int fds[16], n = 0, later[16], nlater = 0, i;
 	char *end;
 
 	while (list && *list) {
 		long fd = strtol(list, &end, 10);
-		if (end == list)
+		if (end == list || n == 16)
 			fail(syncfd, "bad namespace list", -1, EINVAL);
-		if (setns((int)fd, 0) < 0)
-			fail(syncfd, "setns", (int)fd, errno);
-		close((int)fd);
+		fds[n++] = (int)fd;
 		list = *end == ',' ? end + 1 : end;
+	}
+	for (i = 0; i < n; i++) {
+		if (ioctl(fds[i], NS_GET_NSTYPE) == CLONE_NEWUSER)
+			continue;
+		if (setns(fds[i], 0) < 0) {
+			int err = errno;
+			if (err != EPERM)
+				fail(syncfd, nstype_name(fds[i]), fds[i], err);
+			later[nlater++] = fds[i];
+			continue;
+		}
+		close(fds[i]);
+	}
+	for (i = 0; i < n; i++) {
+		if (ioctl(fds[i], NS_GET_NSTYPE) != CLONE_NEWUSER)
+			continue;
+		if (setns(fds[i], 0) < 0) {
+			int err = errno;
+			fail(syncfd, nstype_name(fds[i]), fds[i], err);
+		}
+		close(fds[i]);
+		/* Become the namespace's root, as runc does: husk's ids are not mapped in it, and an
+		 * unmapped owner cannot create files (EOVERFLOW). */
+		if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
+			fail(syncfd, "become root in the joined user namespace", -1, errno);
+		(void)syscall(SYS_setgroups, 0, NULL);
+	}
+	for (i = 0; i < nlater; i++) {
+		if (setns(later[i], 0) < 0) {
+			int err = errno;
+			fail(syncfd, nstype_name(later[i]), later[i], err);
+		}
+		close(later[i]);
 	}
 }
 
@@ -45,16 +109,22 @@ static void join_list(const char *list, int syncfd)
 void husk_execfast(int syncfd);
 void husk_createfast(int syncfd);
 
+/* _HUSK_UNSHARE: CLONE_NEW* flags (hex) of the namespaces to make after joining a user
+ * namespace by path, so that they belong to it (made at clone, they would belong to husk's, and
+ * the init could not use them once in the joined one). A new pid namespace applies to children:
+ * we fork, as for a joined one. */
 void husk_nsenter(void)
 {
 	const char *list = getenv("_HUSK_NSFDS");
 	const char *forklist = getenv("_HUSK_NSFDS_FORK");
+	const char *unshare_hex = getenv("_HUSK_UNSHARE");
 	const char *sync = getenv("_HUSK_SYNCFD");
 	const char *fast = getenv("_HUSK_EXECFAST");
 	const char *create = getenv("_HUSK_CREATEFAST");
 	int syncfd = sync ? atoi(sync) : -1;
+	unsigned long unshare_flags = unshare_hex ? strtoul(unshare_hex, NULL, 16) : 0;
 
-	if ((!list || !*list) && (!forklist || !*forklist)) {
+	if ((!list || !*list) && (!forklist || !*forklist) && !unshare_flags) {
 		if (fast)
 			husk_execfast(syncfd);
 		if (create)
@@ -63,7 +133,16 @@ void husk_nsenter(void)
 	}
 	join_list(list, syncfd);
 	unsetenv("_HUSK_NSFDS");
-	if (forklist && *forklist) {
+	unsetenv("_HUSK_UNSHARE");
+	if (unshare_flags & ~(unsigned long)CLONE_NEWPID) {
+		if (unshare((int)(unshare_flags & ~(unsigned long)CLONE_NEWPID)) < 0)
+			fail(syncfd, "unshare", -1, errno);
+	}
+	if (unshare_flags & CLONE_NEWPID) {
+		if (unshare(CLONE_NEWPID) < 0)
+			fail(syncfd, "unshare pid namespace", -1, errno);
+	}
+	if ((forklist && *forklist) || (unshare_flags & CLONE_NEWPID)) {
 		pid_t child;
 		char buf[64];
 		int n;
