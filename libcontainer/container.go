@@ -772,19 +772,25 @@ func huskInitPath() (string, error) {
 	return filepath.Join(filepath.Dir(self), "husk-init"), nil
 }
 
+// lockByID locks the directory of container id; a nil lock and no error when it is gone.
+func lockByID(root, id string) (string, *os.File, error) {
+	if err := ValidateID(id); err != nil {
+		return "", nil, err
+	}
+	dir := filepath.Join(root, id)
+	lock, err := lockDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return dir, nil, nil
+	}
+	return dir, lock, err
+}
+
 // ForceDelete is `delete --force` of a container whose state is corrupt: it kills what the
 // salvaged state and the container's cgroup still name, removes the cgroup and the state
 // directory. runc leaves all of it behind; the cgroup knows the container's processes.
 func ForceDelete(root, id string, warn func(string)) error {
-	if err := ValidateID(id); err != nil {
-		return err
-	}
-	dir := filepath.Join(root, id)
-	lock, err := lockDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
+	dir, lock, err := lockByID(root, id)
+	if err != nil || lock == nil {
 		return err
 	}
 	c := &Container{root: root, dir: dir, lock: lock, state: salvageState(dir, id), Warn: warn}
@@ -797,15 +803,8 @@ func ForceDelete(root, id string, warn func(string)) error {
 // RemoveStale removes the directory of a create that died before writing any state (it holds
 // at most the exec fifo). The lock guarantees no create is still working on it.
 func RemoveStale(root, id string) error {
-	if err := ValidateID(id); err != nil {
-		return err
-	}
-	dir := filepath.Join(root, id)
-	lock, err := lockDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
+	dir, lock, err := lockByID(root, id)
+	if err != nil || lock == nil {
 		return err
 	}
 	defer lock.Close()
