@@ -528,11 +528,11 @@ func criRecursiveReadOnly(t *testing.T, c *criContainerd, pod, podCfg string) {
 // gives it as an idmapped mount).
 func criUserNamespacedPod(t *testing.T, c *criContainerd) {
 	t.Helper()
-	// Done: the idmapped overlay rootfs (the shim's uidmap=/gidmap= lowerdirs), IoUid/IoGid,
-	// the sandbox in its user namespace, containers joining it (namespaces joined in two
-	// passes, new ones unshared inside it, root there, bind sources cloned by husk, device
-	// nodes bound). Not yet: the container's start then waits past CRI's deadline.
-	t.Skip("a container in a user-namespaced pod: start does not complete yet (see the comment)")
+	// On the way: the shim mounts the idmapped overlay rootfs (uidmap=/gidmap= lowerdirs) and
+	// applies IoUid/IoGid; the container joins the pod's user namespace (namespaces joined in
+	// two passes, its new ones unshared inside it, root there, bind sources cloned by husk and
+	// idmapped with the kubelet's mappings, device nodes bound).
+
 	vol := t.TempDir()
 	os.WriteFile(filepath.Join(vol, "hostfile"), []byte("x"), 0o644)
 	os.Chmod(vol, 0o777)
@@ -548,7 +548,8 @@ func criUserNamespacedPod(t *testing.T, c *criContainerd) {
 	id := c.must(t, "runp", "--runtime", "husk-plain", pod)
 	defer func() { c.run("stopp", id); c.run("rmp", id) }()
 	ctr := c.startContainer(t, id, pod, "u", []string{"sh", "-c", "cat /proc/self/uid_map; stat -c %u /vol/hostfile; touch /vol/from-pod /made-in-rootfs && echo WROTE; sleep 1000"},
-		map[string]any{"mounts": []any{map[string]any{"container_path": "/vol", "host_path": vol}},
+		// The kubelet gives a user-namespaced pod's volumes the pod's mappings (an idmapped mount).
+		map[string]any{"mounts": []any{map[string]any{"container_path": "/vol", "host_path": vol, "uidMappings": idmap, "gidMappings": idmap}},
 			// The kubelet repeats the pod's user namespace in each container's config.
 			"linux": map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{
 				"network": 2, "userns_options": map[string]any{"mode": 0, "uids": idmap, "gids": idmap}}}}})

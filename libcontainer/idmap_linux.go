@@ -94,7 +94,7 @@ func idmapTree(tree *os.File, m rspec.Mount, recursive bool) error {
 
 // userNamespaceFor returns a user namespace with these mappings (see internal/idmap).
 func userNamespaceFor(uids, gids []rspec.LinuxIDMapping) (*os.File, error) {
-	return idmap.UserNamespace(idMaps(uids), idMaps(gids))
+	return idmap.UserNamespace(idMaps(uids), idMaps(gids), true)
 }
 
 // hasIDMappedMount reports whether the spec has an idmapped mount (made by the Go init's parent).

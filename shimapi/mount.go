@@ -85,7 +85,7 @@ func idmappedLowerdirs(typ string, options []string, target string) ([]string, f
 	if err != nil {
 		return nil, nothing, err
 	}
-	ns, err := idmap.UserNamespace(uids, gids)
+	ns, err := idmap.UserNamespace(uids, gids, false) // the shim's reaper reaps the helper
 	if err != nil {
 		return nil, nothing, err
 	}

@@ -17,6 +17,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
+	"github.com/husk-runtime/husk/internal/idmap"
 	_ "github.com/husk-runtime/husk/internal/prefault/early"
 )
 
@@ -27,6 +28,7 @@ var (
 )
 
 func main() {
+	idmap.Hold() // a helper for an idmapped mount's user namespace: holds, runs nothing
 	app := cli.NewApp()
 	app.Name = "husk"
 	app.Usage = "Open Container Initiative runtime" // runc's words: tools match them

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/husk-runtime/husk/internal/idmap"
 	"github.com/husk-runtime/husk/internal/prefault"
 	"github.com/husk-runtime/husk/shimapi"
 )
@@ -20,6 +21,7 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
+	idmap.Hold() // a helper for an idmapped overlay's user namespace: holds, runs nothing
 	var f shimapi.Flags
 	fs := flag.NewFlagSet("containerd-shim-husk-v2", flag.ContinueOnError)
 	fs.StringVar(&f.Namespace, "namespace", "", "containerd namespace")

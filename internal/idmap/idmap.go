@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,42 +13,53 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// holdArg is argv[0] of the helper process UserNamespace starts; Hold makes it wait.
+const holdArg = "husk-idmap-userns"
+
+// Hold is called first thing in main by every binary that uses UserNamespace: in the helper
+// it waits for its stdin to close and exits, running nothing else.
+func Hold() {
+	if len(os.Args) > 0 && os.Args[0] == holdArg {
+		var b [1]byte
+		_, _ = os.Stdin.Read(b[:])
+		os.Exit(0)
+	}
+}
+
 // UserNamespace returns a user namespace with these mappings. A process is needed to make one:
-// like runc and containerd, a child is started in a new user namespace that stops at its
-// execve under ptrace (it never runs a thing); its namespace is opened and it is killed.
-func UserNamespace(uids, gids []syscall.SysProcIDMap) (*os.File, error) {
+// a copy of this binary is started in a new user namespace (the mappings are written before it
+// execs) and holds (Hold) until its namespace is open. The helper's exit is reaped here when
+// reap is set; a caller with a reaper of its own (the shim, a subreaper) leaves it to that: a
+// second waiter would race it (a ptrace-stopped helper, runc's way, hung the shim this way).
+func UserNamespace(uids, gids []syscall.SysProcIDMap, reap bool) (*os.File, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return nil, errors.New("an idmapped mount needs both uid and gid mappings")
 	}
-	var ns *os.File
-	errc := make(chan error, 1)
-	go func() {
-		// The tracer is a thread: this one, thrown away with its goroutine.
-		runtime.LockOSThread()
-		pid, err := syscall.ForkExec("/proc/self/exe", []string{"idmap-userns"}, &syscall.ProcAttr{
-			Sys: &syscall.SysProcAttr{
-				Cloneflags: unix.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids,
-				Ptrace: true, Pdeathsig: unix.SIGKILL,
-			},
-		})
-		if err != nil {
-			errc <- fmt.Errorf("user namespace for the mapping: %w", err)
-			return
-		}
-		defer func() {
-			_ = unix.Kill(pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			_, _ = unix.Wait4(pid, &ws, 0, nil)
-		}()
-		var ws unix.WaitStatus // the child stops with SIGTRAP at its execve: maps are in place
-		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
-			errc <- err
-			return
-		}
-		ns, err = os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
-		errc <- err
-	}()
-	return ns, <-errc
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	defer w.Close()
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{holdArg}, &syscall.ProcAttr{
+		Files: []uintptr{r.Fd()},
+		Sys: &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids, Pdeathsig: unix.SIGKILL,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("user namespace for the mapping: %w", err)
+	}
+	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
+	w.Close() // the helper exits
+	if reap {
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, 0, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("user namespace for the mapping: %w", err)
+	}
+	return ns, nil
 }
 
 // ParseList parses containerd's mapping lists, "container:host:size[,container:host:size...]".
