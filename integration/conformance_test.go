@@ -18,6 +18,17 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// runSleeping runs the bundle's container detached (flags: create's), as `sleep 1000`, and
+// returns its id; the bundle's cleanup deletes it.
+func runSleeping(t *testing.T, b *bundle, flags []string) string {
+	t.Helper()
+	b.spec.Process.Args = []string{"sleep", "1000"}
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
+	return id
+}
+
 // bothPaths runs f for the create fast path and for the Go init (--no-fast-path).
 func bothPaths(t *testing.T, f func(t *testing.T, flags []string)) {
 	for _, slow := range []bool{false, true} {
@@ -67,11 +78,7 @@ func TestSeccompProfileWithoutCloseRange(t *testing.T) {
 				t.Fatalf("run %d: %s", i, r)
 			}
 		}
-		b.spec.Process.Args = []string{"sleep", "1000"}
-		b.write(t)
-		id := uniqueID(t)
-		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
-		defer b.husk(t, "delete", "-f", id)
+		id := runSleeping(t, b, flags)
 		for _, ef := range [][]string{nil, {"--no-fast-path"}} {
 			r := b.husk(t, append(append([]string{"exec"}, ef...), id, "echo", "EXEC-RAN")...)
 			if r.code != 0 || !strings.Contains(r.stdout, "EXEC-RAN") {
@@ -310,11 +317,7 @@ func TestHomeFromPasswd(t *testing.T) {
 		if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); !strings.Contains(out, "HOME=/home/u") {
 			t.Fatalf("run: %q", out)
 		}
-		b.spec.Process.Args = []string{"sleep", "1000"}
-		b.write(t)
-		id := uniqueID(t)
-		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
-		defer b.husk(t, "delete", "-f", id)
+		id := runSleeping(t, b, flags)
 		for _, ef := range [][]string{nil, {"--no-fast-path"}} {
 			if out := b.must(t, append(append([]string{"exec"}, ef...), id, "sh", "-c", "echo HOME=$HOME")...); !strings.Contains(out, "HOME=/home/u") {
 				t.Fatalf("exec %v: %q", ef, out)
@@ -349,11 +352,7 @@ func TestProcessAttributesApplied(t *testing.T) {
 		if !strings.Contains(out, "policy                                       :                    3") {
 			t.Errorf("create: not SCHED_BATCH:\n%s", out)
 		}
-		b.spec.Process.Args = []string{"sleep", "1000"}
-		b.write(t)
-		id := uniqueID(t)
-		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
-		defer b.husk(t, "delete", "-f", id)
+		id := runSleeping(t, b, flags)
 		pid := int(b.state(t, id)["pid"].(float64))
 		// ioprio of the container's process as the kernel reports it: class 3 (idle).
 		if got := ioprioOf(t, pid); got>>13 != 3 {

@@ -27,6 +27,9 @@ import (
 // husk's namespace is refused), and the idmapped ones always. Keys are mount indexes.
 func detachedMounts(s *rspec.Spec, bundle string) (map[string]*os.File, error) {
 	userns := hasNamespace(s.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
+	if !userns && !hasIDMappedMount(s) {
+		return nil, nil // the common container: nothing to clone
+	}
 	out := map[string]*os.File{}
 	fail := func(err error) (map[string]*os.File, error) {
 		for _, f := range out {

@@ -441,7 +441,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug}
 	// An exec'd process gets the container's personality and memory policy too: the Go init
 	// applies them.
-	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0 || hasNotify(seccompOfSpec(v.Linux.Seccomp))
+	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0 || rawHasNotify(v.Linux.Seccomp)
 	if console == nil && !o.SlowPath && !attrs {
 		var bpf []byte
 		hasSeccomp := len(v.Linux.Seccomp) > 0 && string(v.Linux.Seccomp) != "null"

@@ -3,6 +3,7 @@
 package libcontainer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -47,6 +48,12 @@ func sendSeccompListener(pid, fdInChild int, seccomp *rspec.LinuxSeccomp, state 
 		return fmt.Errorf("cannot send seccomp fd to %q: %w", seccomp.ListenerPath, err)
 	}
 	return nil
+}
+
+// rawHasNotify is hasNotify for the seccomp JSON kept in the state. Every exec asks, and a
+// node's RuntimeDefault profile is hundreds of names: decode it only if the action is named.
+func rawHasNotify(raw json.RawMessage) bool {
+	return bytes.Contains(raw, []byte(rspec.ActNotify)) && hasNotify(seccompOfSpec(raw))
 }
 
 // seccompOfSpec decodes the seccomp section kept in a container's state, for exec.
