@@ -13,7 +13,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -369,6 +372,8 @@ func testCRI(t *testing.T, bin string) {
 		t.Errorf("bridge pod address: %q", out)
 	}
 
+	t.Run("streaming", func(t *testing.T) { criStreaming(t, c, bpod, bpodCfg) })
+
 	// The runc handler beside it, for comparison: same image, same pod shape.
 	rpod, rpodCfg := c.runPod(t, "runc", podOpts{name: "runcpod", hostNetwork: true})
 	rc := c.startContainer(t, rpod, rpodCfg, "r", []string{"sleep", "1000"}, nil)
@@ -562,4 +567,87 @@ func criUserNamespacedPod(t *testing.T, c *criContainerd) {
 	if err := syscall.Stat(filepath.Join(vol, "from-pod"), &st); err != nil || st.Uid != 0 {
 		t.Errorf("a file the pod wrote to its volume: owner %d (%v), want the volume's host owner 0", st.Uid, err)
 	}
+	// A file its root wrote to the rootfs belongs to the mapped owner on the host.
+	var info struct {
+		Info struct {
+			Pid int `json:"pid"`
+		} `json:"info"`
+	}
+	json.Unmarshal([]byte(c.must(t, "inspect", "-o", "json", ctr)), &info)
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/root/made-in-rootfs", info.Info.Pid), &st); err != nil || st.Uid != 200000 || st.Gid != 200000 {
+		t.Errorf("a file the pod's root wrote to its rootfs: owner %d:%d (%v), want 200000:200000 on the host", st.Uid, st.Gid, err)
+	}
+}
+
+// criStreaming drives what goes through containerd's streaming server: exec (plain, with stdin,
+// and with a terminal), attach, and port-forward into a pod on the bridge.
+func criStreaming(t *testing.T, c *criContainerd, pod, podCfg string) {
+	// Pod and container stats.
+	if out := c.must(t, "statsp", "-o", "json", pod); !strings.Contains(out, "workingSetBytes") {
+		t.Errorf("statsp: %s", out)
+	}
+	id := c.startContainer(t, pod, podCfg, "stream", []string{"sh", "-c", "mkdir /www && echo port-forwarded > /www/index.html && exec httpd -f -p 8080 -h /www"}, nil)
+
+	// exec (streamed): output and the exit code.
+	// (crictl itself exits 1 and names the code, as kubectl does.)
+	out, err := c.run("exec", id, "sh", "-c", "echo streamed-out; echo streamed-err >&2; exit 4")
+	if !strings.Contains(out, "streamed-out") || !strings.Contains(out, "streamed-err") || err == nil || !strings.Contains(out, "command terminated with exit code 4") {
+		t.Errorf("exec: %v %q, want exit code 4 and both streams", err, out)
+	}
+	// exec -i: stdin reaches the process, and its end ends it.
+	cmd := exec.Command(c.crictl, "--config", c.config, "exec", "-i", id, "sh", "-c", "tr a-z A-Z")
+	cmd.Stdin = strings.NewReader("from stdin\n")
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "FROM STDIN") {
+		t.Errorf("exec -i: %v %q", err, b)
+	}
+	// exec -it: a terminal, its size and the process's exit code, through script(1)'s terminal.
+	// (CRI sends the size on its resize stream once the process has started, for runc too:
+	// the process reads it a moment later.)
+	cmd = exec.Command("script", "-qec", "stty cols 91 rows 27; "+c.crictl+" --config "+c.config+" exec -it "+id+" sh -c 'tty; sleep 1; stty size; exit 6'", "/dev/null")
+	b, err := cmd.CombinedOutput()
+	if !strings.Contains(string(b), "/dev/pts/") || !strings.Contains(string(b), "27 91") || !strings.Contains(string(b), "command terminated with exit code 6") {
+		t.Errorf("exec -it: %v %q, want a /dev/pts terminal of 27x91 and exit code 6", err, b)
+	}
+
+	// attach: a container reading its stdin (stdin_once: its end when the attach goes).
+	att := c.startContainer(t, pod, podCfg, "attached", []string{"sh", "-c", "while read l; do echo got:$l; done; echo stdin-closed"},
+		map[string]any{"stdin": true, "stdin_once": true})
+	cmd = exec.Command(c.crictl, "--config", c.config, "attach", "-i", att)
+	cmd.Stdin = strings.NewReader("hello\n")
+	b, err = cmd.CombinedOutput()
+	if !strings.Contains(string(b), "got:hello") {
+		t.Errorf("attach -i: %v %q", err, b)
+	}
+	if code, _ := c.waitExited(t, att); code != 0 {
+		t.Errorf("the attached container: exit %d after its stdin closed", code)
+	}
+
+	// port-forward to the container's port 8080 inside the pod's network namespace.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	pf := exec.Command(c.crictl, "--config", c.config, "port-forward", pod, fmt.Sprintf("%d:8080", port))
+	var pfOut bytes.Buffer
+	pf.Stdout, pf.Stderr = &pfOut, &pfOut
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { pf.Process.Kill(); pf.Wait() }()
+	var body []byte
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(string(body), "port-forwarded") {
+		t.Errorf("port-forward: got %q; crictl said %q", body, pfOut.String())
+	}
+	c.must(t, "stop", "--timeout", "0", id)
 }
