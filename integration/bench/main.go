@@ -1,5 +1,6 @@
-// Command bench measures husk against runc and crun, and husk's shim against
-// containerd-shim-runc-v2, interleaved in one run so the ratios mean something on a shared
+// Command bench measures husk against runc and crun, husk's shim against
+// containerd-shim-runc-v2, and the husk handler against the runc handler through containerd's
+// CRI, interleaved in one run so the ratios mean something on a shared
 // machine. `make bench` runs it as root inside a private mount namespace in which cgroup2's
 // cgroup.controllers is masked, because crun 1.8 refuses this host's hybrid layout otherwise.
 package main
@@ -39,6 +40,10 @@ var (
 	shim    = flag.String("shim", "bin/containerd-shim-husk-v2", "husk shim binary")
 	busybox = flag.String("busybox", "/bin/busybox", "static busybox for the rootfs")
 	noShim  = flag.Bool("no-shim", false, "skip the containerd part")
+	noCRI   = flag.Bool("no-cri", false, "skip the CRI part")
+
+	crictlPath  = flag.String("crictl", "build/bin/crictl", "crictl binary (1.37)")
+	containerd2 = flag.String("containerd2", "build/containerd2/bin", "directory holding containerd 2.4, ctr and its runc shim")
 )
 
 func main() {
@@ -112,6 +117,9 @@ func main() {
 	results := summarize(samples, []string{"husk", "runc", "crun"})
 	if !*noShim {
 		results = append(results, benchShims(dir, bundle)...)
+	}
+	if !*noCRI {
+		results = append(results, benchCRI(dir)...)
 	}
 	printTable(results)
 	b, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "rounds": *rounds, "results": results}, "", "  ")
@@ -234,7 +242,7 @@ func summarize(samples []sample, who []string) []result {
 }
 
 func printTable(results []result) {
-	fmt.Printf("%-40s %-22s %-22s %-22s %10s %10s\n", "operation (median, min..max)", "husk", "runc", "crun", "husk/runc", "husk/crun")
+	fmt.Printf("%-56s %-22s %-22s %-22s %10s %10s\n", "operation (median, min..max)", "husk", "runc", "crun", "husk/runc", "husk/crun")
 	for _, r := range results {
 		cell := func(w string) string {
 			if _, ok := r.Median[w]; !ok {
@@ -248,6 +256,6 @@ func printTable(results []result) {
 			}
 			return fmt.Sprintf("%.2f", r.Median["husk"]/r.Median[w])
 		}
-		fmt.Printf("%-40s %-22s %-22s %-22s %10s %10s\n", r.Op+" ["+r.Unit+"]", cell("husk"), cell("runc"), cell("crun"), ratio("runc"), ratio("crun"))
+		fmt.Printf("%-56s %-22s %-22s %-22s %10s %10s\n", r.Op+" ["+r.Unit+"]", cell("husk"), cell("runc"), cell("crun"), ratio("runc"), ratio("crun"))
 	}
 }
