@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
+	"github.com/husk-runtime/husk/libcontainer/cgroups/systemd"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
 )
 
@@ -64,11 +65,34 @@ type CreateOpts struct {
 	PidFile       string
 	NoPivot       bool
 	SlowPath      bool // create with the Go init even when the fast path could
+	SystemdCgroup bool // the cgroup is a systemd unit (--systemd-cgroup)
 	NoNewKeyring  bool
 	PreserveFds   int
 	Stdio         Stdio
 	Debug         func(msg string) // --debug: the steps of the create, as runc logs them
 	Warn          func(msg string) // what is wrong but does not stop the create
+}
+
+// resolveCgroup finds where the container's cgroup goes: a cgroupfs path, or under
+// --systemd-cgroup the systemd unit that will own it and the cgroup systemd gives that unit.
+func resolveCgroup(o CreateOpts) (cgroups.Paths, *systemd.Unit, error) {
+	if !o.SystemdCgroup {
+		paths, err := cgroups.Resolve(o.Spec.Linux.CgroupsPath, o.ID)
+		return paths, nil, err
+	}
+	if err := systemd.Booted(); err != nil {
+		return nil, nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, nil, errors.New("--systemd-cgroup: a non-root user's systemd instance is not supported; run as root or without --systemd-cgroup")
+	}
+	unit, path, err := systemd.Resolve(o.Spec.Linux.CgroupsPath, o.ID, o.Spec.Annotations)
+	if err != nil {
+		return nil, nil, err
+	}
+	unit.V1 = cgroups.HostMode() != cgroups.Unified
+	paths, err := cgroups.Absolute(path)
+	return paths, unit, err
 }
 
 // ValidateID rejects ids that would be unsafe as a directory name.
@@ -219,7 +243,13 @@ func (c *Container) Pid() int {
 }
 
 // Cgroup returns the container's cgroup manager.
-func (c *Container) Cgroup() *cgroups.Manager { return cgroups.Load(c.state.Cgroup) }
+func (c *Container) Cgroup() *cgroups.Manager {
+	m := cgroups.Load(c.state.Cgroup)
+	if c.state.Systemd != nil {
+		m.WithUnit(c.state.Systemd)
+	}
+	return m
+}
 
 // OCIState returns the state as `husk state` prints it.
 func (c *Container) OCIState() OCIState {
@@ -312,7 +342,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	}
 	defer fifoFile.Close()
 
-	paths, err := cgroups.Resolve(o.Spec.Linux.CgroupsPath, o.ID)
+	paths, unit, err := resolveCgroup(o)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +355,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	}
 	// From here on a killed create must stay cleanable by `delete --force`: the state names
 	// the cgroup before it exists, and the init's pid as soon as it exists.
-	c.state.Cgroup = paths
+	c.state.Cgroup, c.state.Systemd = paths, unit
 	if b, err := json.Marshal(paths); err == nil {
 		if err := os.WriteFile(filepath.Join(dir, cgroupFile), b, 0o600); err != nil {
 			return nil, fmt.Errorf("container %s: %w", o.ID, err)
@@ -340,8 +370,14 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	res := cgroupResources(o.Spec)
 	deviceRules := &rspec.LinuxResources{Devices: res.Devices}
 	res.Devices = nil
-	cg, err := cgroups.Create(paths, res)
-	if err != nil && os.Geteuid() != 0 && cgroups.IsPermission(err) {
+	var cg *cgroups.Manager
+	if unit != nil {
+		// systemd makes the cgroup when the init exists: Apply starts the unit with it.
+		cg, err = cgroups.CreateUnit(paths, res, unit)
+	} else {
+		cg, err = cgroups.Create(paths, res)
+	}
+	if err != nil && unit == nil && os.Geteuid() != 0 && cgroups.IsPermission(err) {
 		// Rootless without a delegated cgroup: run without one, as runc does.
 		c.state.Cgroup = nil
 		if err := writeState(dir, c.state); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/husk-runtime/husk/specs"
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
+	"github.com/husk-runtime/husk/libcontainer/cgroups/systemd"
 )
 
 // Status is a container's lifecycle state, as `state` reports it.
@@ -53,7 +54,9 @@ type State struct {
 	Created       time.Time     `json:"created"`
 	Owner         string        `json:"owner"`
 	Cgroup        cgroups.Paths `json:"cgroup_paths"`
-	NetDevices    []netDevice   `json:"net_devices,omitempty"`
+	// Systemd is the unit owning the cgroup under the systemd driver (--systemd-cgroup).
+	Systemd    *systemd.Unit `json:"systemd,omitempty"`
+	NetDevices []netDevice   `json:"net_devices,omitempty"`
 	// SharedRootfsMount is the mount id of the rootfs bind of a container without a mount
 	// namespace of its own, detached at delete (mountns_linux.go).
 	SharedRootfsMount uint64 `json:"shared_rootfs_mount,omitempty"`
@@ -129,6 +132,8 @@ func salvageState(dir, id string) *State {
 					_ = json.Unmarshal(v, &st.InitStartTime)
 				case "cgroup_paths":
 					_ = json.Unmarshal(v, &st.Cgroup)
+				case "systemd":
+					_ = json.Unmarshal(v, &st.Systemd)
 				case "rootfs":
 					_ = json.Unmarshal(v, &st.Rootfs)
 				case "shared_rootfs_mount":

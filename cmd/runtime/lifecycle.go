@@ -64,7 +64,8 @@ func createOpts(c *cli.Context) (libcontainer.CreateOpts, error) {
 	o := libcontainer.CreateOpts{
 		ID: id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: c.String("console-socket"),
 		PidFile: c.String("pid-file"), NoPivot: c.Bool("no-pivot"), NoNewKeyring: c.Bool("no-new-keyring"), SlowPath: c.Bool("no-fast-path"),
-		PreserveFds: c.Int("preserve-fds"), Debug: debugHook(), Warn: warnLine,
+		SystemdCgroup: c.GlobalBool("systemd-cgroup"),
+		PreserveFds:   c.Int("preserve-fds"), Debug: debugHook(), Warn: warnLine,
 		Stdio: libcontainer.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
 	}
 	// systemd socket activation: pass the listening fds on and tell the process about them.

@@ -47,16 +47,13 @@ func main() {
 		cli.StringFlag{Name: "log", Usage: "log file (default stderr)"},
 		cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 		cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
-		cli.BoolFlag{Name: "systemd-cgroup", Usage: "use systemd to manage cgroups (not supported yet)"},
+		cli.BoolFlag{Name: "systemd-cgroup", Usage: "enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""},
 		cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors (true, false or auto)"},
 		cli.StringFlag{Name: "criu", Hidden: true},
 	}
 	app.Before = func(c *cli.Context) error {
 		if err := setupLog(c.GlobalString("log"), c.GlobalString("log-format"), c.GlobalBool("debug")); err != nil {
 			return err
-		}
-		if c.GlobalBool("systemd-cgroup") {
-			return fmt.Errorf("--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs paths")
 		}
 		return nil
 	}

@@ -67,6 +67,25 @@ type Manager struct {
 	mode   Mode
 	mounts map[string]string // v1 hierarchy key -> its mount directory, looked up once
 	strict bool              // Apply fails on a missing cgroup (exec --cgroup's sub-cgroups)
+	unit   Unit              // the systemd unit owning the cgroup; nil under cgroupfs
+	// pending are the resources of a unit not started yet: the first Apply starts it with
+	// the init in it, then makes the cgroup directories and writes them.
+	pending *rspec.LinuxResources
+}
+
+// Unit is a systemd unit that owns a container's cgroup (the systemd driver, package
+// cgroups/systemd): it is created with the container's init in it, takes what resources it
+// has properties for, and is stopped at delete. The cgroup files are still written here.
+type Unit interface {
+	Start(pid int, res *rspec.LinuxResources) error
+	Set(res *rspec.LinuxResources) error
+	Stop() error
+}
+
+// WithUnit returns m acting through the systemd unit u too (nil: cgroupfs alone).
+func (m *Manager) WithUnit(u Unit) *Manager {
+	m.unit = u
+	return m
 }
 
 // Load returns the manager of an existing container's recorded paths.
@@ -113,7 +132,7 @@ func (p Paths) key(controller string) string {
 // own cgroup, as runc does, so a runtime inside a container cannot escape its subtree.
 func Resolve(cgroupsPath, id string) (Paths, error) {
 	if strings.Contains(cgroupsPath, ":") {
-		return nil, fmt.Errorf("linux.cgroupsPath %q: the systemd form slice:prefix:name needs a systemd cgroup manager, which husk does not support yet", cgroupsPath)
+		return nil, fmt.Errorf("linux.cgroupsPath %q: the form slice:prefix:name is for the systemd cgroup driver (--systemd-cgroup)", cgroupsPath)
 	}
 	p := cgroupsPath
 	if p == "" {
@@ -139,6 +158,20 @@ func Resolve(cgroupsPath, id string) (Paths, error) {
 		} else {
 			paths[key] = filepath.Join(base, clean)
 		}
+	}
+	return paths, nil
+}
+
+// Absolute returns the paths of the cgroup at path (from each hierarchy's root) in every
+// hierarchy husk manages: where the systemd driver's unit puts a container.
+func Absolute(path string) (Paths, error) {
+	own, err := ownCgroups(HostMode())
+	if err != nil {
+		return nil, err
+	}
+	paths := Paths{}
+	for key := range own {
+		paths[key] = filepath.Clean("/" + path)
 	}
 	return paths, nil
 }
@@ -263,6 +296,19 @@ func Create(paths Paths, res *rspec.LinuxResources) (*Manager, error) {
 	return m, nil
 }
 
+// CreateUnit returns the manager of a cgroup the systemd unit u will own: nothing is made
+// until Apply gives it the init's pid.
+func CreateUnit(paths Paths, res *rspec.LinuxResources, u Unit) (*Manager, error) {
+	m := &Manager{paths: paths, mode: HostMode(), unit: u, pending: res}
+	if err := checkExpressible(res, m.mode); err != nil {
+		return nil, err
+	}
+	if m.pending == nil {
+		m.pending = &rspec.LinuxResources{}
+	}
+	return m, nil
+}
+
 func (m *Manager) create(res *rspec.LinuxResources) error {
 	if m.mode == Unified {
 		if err := m.mkdirV2(); err != nil {
@@ -301,6 +347,13 @@ func (m *Manager) create(res *rspec.LinuxResources) error {
 func (m *Manager) Update(res *rspec.LinuxResources) error {
 	if err := checkExpressible(res, m.mode); err != nil {
 		return err
+	}
+	if m.unit != nil {
+		// The unit's properties first: systemd rewrites the files it owns from them (at a
+		// daemon-reload too), so they must not disagree with what is written next.
+		if err := m.unit.Set(res); err != nil {
+			return err
+		}
 	}
 	if m.mode == Unified {
 		return m.setV2(res)
@@ -373,6 +426,18 @@ func IsPermission(err error) bool {
 
 // Apply moves pid into every hierarchy of the cgroup.
 func (m *Manager) Apply(pid int) error {
+	if m.pending != nil {
+		res := m.pending
+		if err := m.unit.Start(pid, res); err != nil {
+			return err
+		}
+		m.pending = nil
+		// The directories systemd made exist already; the v1 hierarchies it does not manage
+		// (freezer, cpuset, ...) are made here, and every resource is written to the files.
+		if err := m.create(res); err != nil {
+			return err
+		}
+	}
 	b := []byte(strconv.Itoa(pid))
 	for _, d := range m.dirs() {
 		// No O_CREAT: a missing cgroup.procs means "not a cgroup", never a file to make.
@@ -536,6 +601,9 @@ func (m *Manager) Signal(sig unix.Signal) error {
 // they may be shared (/kubepods/...).
 func (m *Manager) Destroy() error {
 	var firstErr error
+	if m.unit != nil {
+		firstErr = m.unit.Stop()
+	}
 	for _, d := range m.dirs() {
 		if err := removeTree(d); err != nil && firstErr == nil {
 			firstErr = err

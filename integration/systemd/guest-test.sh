@@ -1,0 +1,223 @@
+#!/bin/sh
+# Runs INSIDE the systemd guest (run-guest.sh) as /opt/test/run.sh, once systemd has reached
+# multi-user.target. husk's systemd cgroup driver against runc's contract there: the scope and
+# its properties, update, exec, pause, ps, kill and delete cleanup; then containerd 1.6 with
+# the husk shim (SystemdCgroup) and the runc shim with BinaryName=husk; then a pod through
+# containerd's CRI with a kubepods slice parent, the way the kubelet sets it.
+# Every result line starts with "GUESTTEST ".
+set -u
+say() { echo "GUESTTEST $*"; }
+ok() { say "PASS $*"; }
+bad() { say "FAIL $*"; }
+check() { # description, then a command that must succeed
+	d=$1; shift
+	if "$@" >/tmp/check.out 2>&1; then ok "$d"; else bad "$d: $(tail -3 /tmp/check.out | tr '\n' ' ')"; fi
+}
+sec() { say "---- $*"; }
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+H="husk --root /run/husk --systemd-cgroup"
+CG=/sys/fs/cgroup
+if [ "$(stat -fc %T $CG)" = cgroup2fs ]; then V2=1; else V2=; fi
+# A unit's cgroup directory: on v1 in each controller's hierarchy; memory is the one checked.
+cgdir() { if [ -n "$V2" ]; then echo "$CG$1"; else echo "$CG/memory$1"; fi; }
+memfile() { if [ -n "$V2" ]; then echo memory.max; else echo memory.limit_in_bytes; fi; }
+prop() { systemctl show -p "$2" --value "$1" 2>/dev/null; }
+failed_units() { systemctl list-units --failed --no-legend --plain 2>/dev/null | grep -c . ; }
+
+sec "1 environment"
+say "INFO kernel $(uname -r); pid1=$(cat /proc/1/comm); $CG is $(stat -fc %T $CG); systemd $(systemctl --version | head -1 | cut -d' ' -f2)"
+say "INFO $(husk --version | head -1); system state $(systemctl is-system-running)"
+husk features | jq -e '.linux.cgroup.systemd == true' >/dev/null && ok "husk features: systemd true" || bad "husk features: systemd not true"
+
+mkbundle() { # dir cgroupsPath args-json [extra jq]
+	rm -rf "$1"; mkdir -p "$1/rootfs/bin" "$1/rootfs/tmp"
+	cp /bin/busybox "$1/rootfs/bin/busybox"
+	for a in sh sleep cat echo ls ps; do ln -s busybox "$1/rootfs/bin/$a"; done
+	(cd "$1" && husk spec)
+	jq --arg cg "$2" --argjson args "$3" ".process.terminal=false | .process.args=\$args
+		| .root.readonly=false | .linux.cgroupsPath=\$cg
+		| .linux.resources.memory={\"limit\":67108864} | .linux.resources.pids={\"limit\":64} ${4:-}" \
+		"$1/config.json" > "$1/c.json" && mv "$1/c.json" "$1/config.json"
+}
+
+sec "2 husk --systemd-cgroup: the scope contract"
+mkbundle /b/t1 "system.slice:husk:test1" '["sleep","1000"]' \
+	'| .annotations={"org.systemd.property.TimeoutStopSec":"uint64 123","org.systemd.property.CollectMode":"'"'inactive-or-failed'"'"}
+	 | .linux.resources.cpu={"shares":512,"quota":50000,"period":100000}'
+failed0=$(failed_units)
+check "husk --systemd-cgroup run -d test1" sh -c "cd /b/t1 && $H run -d test1 </dev/null"
+U=husk-test1.scope
+S=$(cgdir /system.slice/$U)
+pid=$($H state test1 | jq .pid)
+grep -q "/system.slice/$U" /proc/$pid/cgroup && ok "the init is in /system.slice/$U" || bad "init cgroup: $(cat /proc/$pid/cgroup | tr '\n' ' ')"
+[ "$(prop $U ActiveState)" = active ] && ok "$U active" || bad "$U: $(prop $U ActiveState)"
+[ "$(prop $U Slice)" = system.slice ] && ok "Slice=system.slice" || bad "Slice=$(prop $U Slice)"
+[ "$(prop $U Delegate)" = yes ] && ok "Delegate=yes" || bad "Delegate=$(prop $U Delegate)"
+[ "$(prop $U TasksMax)" = 64 ] && ok "TasksMax=64" || bad "TasksMax=$(prop $U TasksMax)"
+if [ -n "$V2" ]; then
+	[ "$(prop $U MemoryMax)" = 67108864 ] && ok "MemoryMax=67108864" || bad "MemoryMax=$(prop $U MemoryMax)"
+	[ "$(prop $U CPUWeight)" = 20 ] && ok "CPUWeight=20 (shares 512)" || bad "CPUWeight=$(prop $U CPUWeight)"
+	[ "$(cat $S/cpu.max)" = "50000 100000" ] && ok "cpu.max 50000 100000" || bad "cpu.max $(cat $S/cpu.max)"
+	[ "$(cat $S/pids.max)" = 64 ] && ok "pids.max 64" || bad "pids.max $(cat $S/pids.max)"
+else
+	[ "$(prop $U MemoryLimit)" = 67108864 ] && ok "MemoryLimit=67108864" || bad "MemoryLimit=$(prop $U MemoryLimit)"
+	[ "$(prop $U CPUShares)" = 512 ] && ok "CPUShares=512" || bad "CPUShares=$(prop $U CPUShares)"
+	[ "$(cat $CG/pids/system.slice/$U/pids.max)" = 64 ] && ok "pids.max 64" || bad "pids.max $(cat $CG/pids/system.slice/$U/pids.max)"
+	# Hierarchies systemd does not manage: husk made the cgroup there itself.
+	grep -q "freezer:/system.slice/$U" /proc/$pid/cgroup && ok "freezer cgroup made by husk" || bad "freezer: $(grep freezer /proc/$pid/cgroup)"
+fi
+[ "$(prop $U CPUQuotaPerSecUSec)" = 500ms ] && ok "CPUQuotaPerSecUSec=500ms" || bad "CPUQuotaPerSecUSec=$(prop $U CPUQuotaPerSecUSec)"
+[ "$(cat $S/$(memfile))" = 67108864 ] && ok "$(memfile) 67108864" || bad "$(memfile) $(cat $S/$(memfile))"
+[ "$(prop $U TimeoutStopUSec)" = "2min 3s" ] && ok "annotation TimeoutStopSec -> TimeoutStopUSec=2min 3s" || bad "TimeoutStopUSec=$(prop $U TimeoutStopUSec)"
+[ "$(prop $U CollectMode)" = inactive-or-failed ] && ok "annotation CollectMode" || bad "CollectMode=$(prop $U CollectMode)"
+[ "$(prop $U DevicePolicy)" = strict ] && ok "DevicePolicy=strict" || bad "DevicePolicy=$(prop $U DevicePolicy)"
+prop $U DeviceAllow | grep -q "/dev/char/1:3 rwm" && ok "DeviceAllow has /dev/char/1:3 rwm" || bad "DeviceAllow=$(prop $U DeviceAllow)"
+# The container cannot open a device its rules do not allow, and can use /dev/null.
+$H exec test1 sh -c 'echo x > /dev/null' && ok "exec: /dev/null writable" || bad "exec: /dev/null"
+# update: the unit property and the file.
+check "husk update --memory 100663296 --pids-limit 100" $H update --memory 100663296 --pids-limit 100 test1
+[ "$(cat $S/$(memfile))" = 100663296 ] && ok "after update: $(memfile) 100663296" || bad "after update: $(memfile) $(cat $S/$(memfile))"
+if [ -n "$V2" ]; then want=MemoryMax; else want=MemoryLimit; fi
+[ "$(prop $U $want)" = 100663296 ] && ok "after update: $want=100663296" || bad "after update: $want=$(prop $U $want)"
+[ "$(prop $U TasksMax)" = 100 ] && ok "after update: TasksMax=100" || bad "after update: TasksMax=$(prop $U TasksMax)"
+# exec joins the scope (seen from the host: inside, the cgroup namespace shows "/").
+$H exec -d test1 sleep 300
+[ "$(wc -l < $S/cgroup.procs)" = 2 ] && ok "exec runs in $U" || bad "exec: $U holds $(cat $S/cgroup.procs | tr '\n' ' ')"
+# pause / resume / ps / events.
+check "husk pause" $H pause test1
+[ "$($H state test1 | jq -r .status)" = paused ] && ok "state paused" || bad "state $($H state test1 | jq -r .status)"
+check "husk resume" $H resume test1
+$H ps test1 | grep -q sleep && ok "husk ps lists the sleep" || bad "ps: $($H ps test1 | tr '\n' ' ')"
+$H events --stats test1 | jq -e '.data.memory.usage.usage > 0' >/dev/null && ok "events --stats: memory usage" || bad "events --stats: $($H events --stats test1)"
+check "husk kill --all" $H kill --all test1 KILL
+sleep 0.5
+check "husk delete test1" $H delete test1
+sleep 0.5
+st=$(systemctl is-active $U 2>&1)
+[ "$st" != active ] && ok "$U gone after delete ($st)" || bad "$U still $st"
+[ ! -d "$S" ] && ok "its cgroup is gone" || bad "cgroup $S left"
+[ "$(failed_units)" = "$failed0" ] && ok "no failed units" || bad "failed units: $(systemctl list-units --failed --no-legend --plain | tr '\n' ' ')"
+
+sec "3 default path, kill and delete -f"
+mkbundle /b/t2 "" '["sleep","1000"]'
+check "run -d with an empty cgroupsPath" sh -c "cd /b/t2 && $H run -d t2 </dev/null"
+[ "$(prop husk-t2.scope Slice)" = system.slice ] && ok "default: husk-t2.scope in system.slice" || bad "default unit: $(systemctl list-units --no-legend 'husk-t2*')"
+check "delete -f a running container" $H delete -f t2
+[ "$(systemctl is-active husk-t2.scope 2>&1)" != active ] && ok "husk-t2.scope stopped" || bad "husk-t2.scope active"
+
+sec "4 a kubepods slice parent"
+systemctl is-active kubepods.slice >/dev/null 2>&1 && bad "kubepods.slice active before the test"
+mkbundle /b/k1 "kubepods-burstable-podabc.slice:cri-containerd:k1" '["sleep","1000"]'
+check "run -d in kubepods-burstable-podabc.slice" sh -c "cd /b/k1 && $H run -d k1 </dev/null"
+P=/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podabc.slice/cri-containerd-k1.scope
+pid=$($H state k1 | jq .pid)
+grep -q "$P" /proc/$pid/cgroup && ok "cgroup $P" || bad "cgroup: $(cat /proc/$pid/cgroup | tr '\n' ' ')"
+check "delete -f k1" $H delete -f k1
+sleep 0.5
+left=$(systemctl list-units --all --no-legend --plain 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' ')
+[ -z "$left" ] && ok "the slices husk's unit brought up are stopped once empty" || bad "slices left active: $left"
+
+sec "5 bad input"
+mkbundle /b/bad "/not-systemd-form" '["true"]'
+out=$(cd /b/bad && $H run bad 2>&1); rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && ok "cgroupsPath not slice:prefix:name: $out" || bad "rc=$rc: $out"
+[ ! -d /run/husk/bad ] && ok "no state left" || bad "state left"
+mkbundle /b/bad2 "system.slice:husk:bad2" '["true"]' '| .annotations={"org.systemd.property.Bad-Name":"true"}'
+out=$(cd /b/bad2 && $H run bad2 2>&1); rc=$?
+[ $rc != 0 ] && echo "$out" | grep -q 'Bad-Name' && ok "bad property annotation: $out" || bad "rc=$rc: $out"
+[ "$(systemctl is-active husk-bad2.scope 2>&1)" != active ] && ok "no unit left" || bad "husk-bad2.scope left"
+
+sec "6 containerd 1.6: the husk shim (SystemdCgroup) and the runc shim with BinaryName=husk"
+modprobe overlay 2>/dev/null
+mkdir -p /etc/ctd
+cat > /etc/ctd/husk-options.toml <<'EOF'
+SystemdCgroup = true
+EOF
+cat > /etc/ctd/config.toml <<'EOF'
+version = 2
+root = "/var/lib/ctd"
+state = "/run/ctd"
+[grpc]
+  address = "/run/ctd/ctd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "husk.test/pause:1"
+  disable_tcp_service = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "husk"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk]
+      runtime_type = "io.containerd.husk.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk.options]
+        ConfigPath = "/etc/ctd/husk-options.toml"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc-husk]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc-husk.options]
+        BinaryName = "/usr/local/bin/husk"
+        SystemdCgroup = true
+EOF
+containerd --config /etc/ctd/config.toml > /tmp/ctd.log 2>&1 &
+CTDPID=$!
+C="ctr --address /run/ctd/ctd.sock"
+for i in $(seq 100); do $C version >/dev/null 2>&1 && break; sleep 0.2; done
+$C version >/dev/null 2>&1 && ok "containerd up" || bad "containerd did not start: $(tail -3 /tmp/ctd.log)"
+for img in /opt/test/images/*.tar; do
+	$C -n k8s.io images import "$img" >/dev/null 2>&1 || bad "import $img"
+	$C -n default images import "$img" >/dev/null 2>&1 || bad "import $img"
+done
+IMG=husk.test/busybox:1
+# (ctr sends runc's options only to io.containerd.runc.v2; for the husk shim it sends the
+# generic type, whose ConfigPath names the options file, as containerd's CRI 1.6 does.)
+if $C run -d --runtime io.containerd.husk.v2 --runtime-config-path /etc/ctd/husk-options.toml --cgroup "system.slice:ctd:hs1" $IMG hs1 sleep 1000 > /tmp/hs1 2>&1; then
+	sleep 1
+	[ "$(prop ctd-hs1.scope ActiveState)" = active ] && ok "husk shim, SystemdCgroup: ctd-hs1.scope active" || bad "husk shim: ctd-hs1.scope $(prop ctd-hs1.scope ActiveState)"
+	$C t exec --exec-id e1 hs1 cat /proc/self/cgroup | grep -q ctd-hs1.scope && ok "husk shim: exec in the scope" || bad "husk shim exec: $($C t exec --exec-id e2 hs1 cat /proc/self/cgroup)"
+	$C t kill -s KILL hs1; sleep 1; $C t rm hs1 >/dev/null; $C c rm hs1
+	sleep 0.5
+	[ "$(systemctl is-active ctd-hs1.scope 2>&1)" != active ] && ok "husk shim: scope gone after task rm" || bad "husk shim: ctd-hs1.scope still active"
+else bad "ctr run --runtime io.containerd.husk.v2 --runtime-config-path: $(tail -3 /tmp/hs1 | tr '\n' ' ')"; fi
+if $C run -d --runtime io.containerd.runc.v2 --runc-binary /usr/local/bin/husk --runc-systemd-cgroup --cgroup "system.slice:ctd:rs1" $IMG rs1 sleep 1000 > /tmp/rs1 2>&1; then
+	sleep 1
+	[ "$(prop ctd-rs1.scope ActiveState)" = active ] && ok "runc shim + husk, SystemdCgroup: ctd-rs1.scope active" || bad "runc shim + husk: ctd-rs1.scope $(prop ctd-rs1.scope ActiveState)"
+	$C t kill -s KILL rs1; sleep 1; $C t rm rs1 >/dev/null; $C c rm rs1
+	sleep 0.5
+	[ "$(systemctl is-active ctd-rs1.scope 2>&1)" != active ] && ok "runc shim + husk: scope gone after task rm" || bad "runc shim + husk: ctd-rs1.scope still active"
+else bad "ctr run --runc-binary husk --runc-systemd-cgroup: $(tail -3 /tmp/rs1 | tr '\n' ' ')"; fi
+
+sec "7 CRI: a pod with a kubepods slice parent, SystemdCgroup for the husk handler"
+cat > /etc/crictl.yaml <<'EOF'
+runtime-endpoint: unix:///run/ctd/ctd.sock
+image-endpoint: unix:///run/ctd/ctd.sock
+timeout: 60
+EOF
+PODSLICE=/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-poduid1.slice
+cat > /tmp/pod.json <<EOF
+{"metadata":{"name":"sd","namespace":"default","uid":"uid1"},"log_directory":"/tmp/podlogs",
+ "linux":{"cgroup_parent":"$PODSLICE","security_context":{"namespace_options":{"network":2}}}}
+EOF
+cat > /tmp/ctr.json <<'EOF'
+{"metadata":{"name":"c"},"image":{"image":"husk.test/busybox:1"},"command":["sleep","1000"],"log_path":"c.log",
+ "linux":{"resources":{"memory_limit_in_bytes":67108864,"cpu_shares":256}}}
+EOF
+if pod=$(crictl runp --runtime husk /tmp/pod.json 2>/tmp/runp.err); then
+	ok "crictl runp (husk handler, systemd cgroups)"
+	ctr=$(crictl create "$pod" /tmp/ctr.json /tmp/pod.json 2>/tmp/create.err) && crictl start "$ctr" >/dev/null 2>&1 \
+		&& ok "crictl create + start" || bad "create/start: $(cat /tmp/create.err)"
+	unit=cri-containerd-$ctr.scope
+	[ "$(prop $unit Slice)" = kubepods-besteffort-poduid1.slice ] && ok "container unit $unit in kubepods-besteffort-poduid1.slice" || bad "unit $unit: Slice=$(prop $unit Slice) $(systemctl list-units --no-legend 'cri-containerd*' | tr '\n' ' ')"
+	[ "$(prop cri-containerd-$pod.scope ActiveState)" = active ] && ok "sandbox unit cri-containerd-$pod.scope active" || bad "sandbox unit: $(prop cri-containerd-$pod.scope ActiveState)"
+	[ "$(cat $(cgdir $PODSLICE/$unit)/$(memfile))" = 67108864 ] && ok "container memory limit in $PODSLICE/$unit" || bad "memory: $(cat $(cgdir $PODSLICE/$unit)/$(memfile) 2>&1)"
+	crictl exec -s "$ctr" sh -c 'echo $(cat /sys/fs/cgroup/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/memory/cgroup.procs)' >/tmp/procs 2>&1
+	[ "$(wc -w < /tmp/procs)" -ge 2 ] && ok "crictl exec -s runs in $unit ($(cat /tmp/procs))" || bad "exec: $(cat /tmp/procs)"
+	crictl update --memory 100663296 "$ctr" >/dev/null 2>&1 && [ "$(cat $(cgdir $PODSLICE/$unit)/$(memfile))" = 100663296 ] && ok "crictl update: memory 100663296" || bad "crictl update: $(cat $(cgdir $PODSLICE/$unit)/$(memfile) 2>&1)"
+	crictl stopp "$pod" >/dev/null && crictl rmp "$pod" >/dev/null && ok "stopp + rmp" || bad "stopp/rmp"
+	sleep 1
+	left=$(systemctl list-units --all --no-legend --plain 'cri-containerd*' 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' ')
+	[ -z "$left" ] && ok "no unit or slice left after the pod" || bad "left active: $left"
+	pgrep -f containerd-shim-husk-v2 >/dev/null && bad "a husk shim is left" || ok "no husk shim left"
+else bad "crictl runp: $(cat /tmp/runp.err)"; tail -5 /tmp/ctd.log | sed 's/^/GUESTTEST INFO ctd| /'; fi
+kill $CTDPID
+[ "$(failed_units)" = "$failed0" ] && ok "no failed units at the end" || bad "failed units: $(systemctl list-units --failed --no-legend --plain | tr '\n' ' ')"
+mkdir -p /opt/test/out/logs && cp /tmp/ctd.log /opt/test/out/logs/ 2>/dev/null
+
+say "INFO uptime-at-test-end $(cut -d' ' -f1 /proc/uptime)s"
+say DONE

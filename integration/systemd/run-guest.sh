@@ -1,0 +1,68 @@
+#!/bin/bash
+# make test-systemd: husk on a real systemd host. Builds (once, cached under build/guest) a
+# Debian 12 guest with systemd 252 as PID 1, copies husk, its shim, crictl and the test images
+# in, and boots it under qemu (software emulation: KVM does not work on these machines) once
+# per cgroup layout: pure cgroup v2, then hybrid (systemd.unified_cgroup_hierarchy=0). The
+# guest runs guest-test.sh and powers off; every result line starts with GUESTTEST.
+#   usage: run-guest.sh [v2|v1 ...]        (default: v2 v1)
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+B=$ROOT/build/guest
+ROOTFS=$B/rootfs
+KVER=$(ls /boot/vmlinuz-* | sort | tail -1 | sed 's|/boot/vmlinuz-||')
+layouts=${*:-v2 v1}
+mkdir -p "$B"
+
+# The root filesystem, rebuilt when its script changes.
+stamp=$(sha256sum "$HERE/build-rootfs.sh" | cut -c1-16)
+if [ "$(cat "$B/rootfs.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -x "$ROOTFS/usr/bin/containerd" ]; then
+	t0=$(date +%s)
+	"$HERE/build-rootfs.sh" "$ROOTFS"
+	echo "$stamp" > "$B/rootfs.stamp"
+	echo "test-systemd: guest rootfs built in $(( $(date +%s) - t0 )) s"
+fi
+
+# What changes each run: modules of the booted kernel, husk, the test and its images.
+M=/lib/modules/$KVER
+if [ ! -d "$ROOTFS$M/kernel/fs" ]; then
+	rm -rf "$ROOTFS/lib/modules"; mkdir -p "$ROOTFS$M/kernel/drivers/net"
+	for d in fs net lib crypto arch; do cp -a "$M/kernel/$d" "$ROOTFS$M/kernel/"; done
+	cp -a "$M/kernel/drivers/net/veth.ko"* "$ROOTFS$M/kernel/drivers/net/" 2>/dev/null || true
+	cp -a "$M"/modules.order "$M"/modules.builtin* "$ROOTFS$M/"
+	chroot "$ROOTFS" depmod -a "$KVER"
+fi
+for b in husk husk-init husk-systemd containerd-shim-husk-v2; do install -m 0755 "$ROOT/bin/$b" "$ROOTFS/usr/local/bin/$b"; done
+install -m 0755 "$ROOT/build/bin/crictl" "$ROOTFS/usr/local/bin/crictl"
+install -m 0755 "$HERE/guest-test.sh" "$ROOTFS/opt/test/run.sh"
+mkdir -p "$ROOTFS/opt/test/images"
+(cd "$ROOT" && go run ./integration/ociimage/mkimage -busybox /bin/busybox -o "$ROOTFS/opt/test/images" \
+	husk.test/busybox:1=sh husk.test/pause:1=sleep)
+rm -f "$B/guest.ext4"
+SZ=$(( $(du -sm "$ROOTFS" | cut -f1) * 14 / 10 + 200 ))
+mkfs.ext4 -q -L guestroot -d "$ROOTFS" "$B/guest.ext4" "${SZ}M"
+
+rc=0
+for layout in $layouts; do
+	OUT=$B/out-$layout
+	rm -rf "$OUT"; mkdir -p "$OUT"
+	args="systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
+	[ "$layout" = v1 ] && args="systemd.unified_cgroup_hierarchy=0"
+	echo "test-systemd: booting the guest ($layout: $args)"
+	start=$(date +%s)
+	timeout "${TIMEOUT:-900}" qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m 2048 \
+		-nographic -no-reboot -serial mon:stdio \
+		-kernel "/boot/vmlinuz-$KVER" -initrd "/boot/initrd.img-$KVER" \
+		-append "root=/dev/vda rw rootfstype=ext4 console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=error $args" \
+		-drive file="$B/guest.ext4",format=raw,if=virtio,cache=unsafe -snapshot \
+		-virtfs local,path="$OUT",mount_tag=out,security_model=none,id=out \
+		-nic none < /dev/null 2>&1 | tr -d '\r' > "$OUT/console.log" || true
+	grep 'GUESTTEST' "$OUT/console.log" | sed "s/^.*GUESTTEST /[$layout] /"
+	echo "test-systemd: $layout guest ran $(( $(date +%s) - start )) s"
+	if ! grep -q 'GUESTTEST DONE' "$OUT/console.log"; then
+		echo "test-systemd: the $layout guest did not finish; console tail:"; tail -30 "$OUT/console.log"; rc=1
+	elif grep -q 'GUESTTEST FAIL' "$OUT/console.log"; then
+		rc=1
+	fi
+done
+exit $rc
