@@ -21,6 +21,9 @@ build:
 	# libseccomp); it links libseccomp and glibc statically (no dynamic loading at each start),
 	# with osusergo/netgo keeping NSS out of static glibc.
 	$(GO) build $(GOFLAGS_BUILD),osusergo,netgo,huskinit -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
+	# husk's checkpoint and restore: this command line with the criu tag (CRIU's RPC protocol
+	# and protobuf), exec'd by husk for those two commands only.
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD),criu -ldflags '$(LDFLAGS)' -o bin/husk-criu ./cmd/runtime
 	# The systemd cgroup driver's D-Bus side, started by husk only under --systemd-cgroup: the
 	# D-Bus libraries (with the crypto and net packages they pull in) stay out of husk.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/husk-systemd ./cmd/husk-systemd
@@ -31,6 +34,7 @@ install: build
 	install -D -m 0755 bin/husk $(DESTDIR)$(PREFIX)/bin/husk
 	install -D -m 0755 bin/husk-init $(DESTDIR)$(PREFIX)/bin/husk-init
 	install -D -m 0755 bin/husk-systemd $(DESTDIR)$(PREFIX)/bin/husk-systemd
+	install -D -m 0755 bin/husk-criu $(DESTDIR)$(PREFIX)/bin/husk-criu
 	install -D -m 0755 bin/containerd-shim-husk-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-husk-v2
 
 # Runs a real container: the rootfs is one static Go binary built here, nothing is downloaded.

@@ -634,3 +634,23 @@ func TestIDMappedMount(t *testing.T) {
 		t.Fatalf("idmapped mount without a user namespace: owner %q, want 1000", out)
 	}
 }
+
+// Checkpoint and restore without a usable CRIU (here: --criu naming none; CRIU cannot dump on
+// this host's kernel anyway, make test-systemd runs it in the guest): one line naming what to
+// install; the container keeps running, and a failed restore leaves nothing.
+func TestCheckpointRestoreWithoutCRIU(t *testing.T) {
+	b := newBundle(t)
+	id := runSleeping(t, b, nil)
+	defer b.husk(t, "delete", "-f", id)
+	img := t.TempDir()
+	assertOneLineError(t, b.husk(t, "--criu", "/nonexistent/criu", "checkpoint", "--image-path", img, id), "apt-get install criu")
+	if st := b.state(t, id)["status"]; st != "running" {
+		t.Errorf("after a failed checkpoint the container is %v", st)
+	}
+	other := uniqueID(t)
+	assertOneLineError(t, b.husk(t, "--criu", "/nonexistent/criu", "restore", "-d", "--image-path", img, other), "apt-get install criu")
+	assertClean(t, b, other)
+	if out := b.must(t, "features"); !strings.Contains(out, `"org.opencontainers.runc.checkpoint.enabled"`) {
+		t.Errorf("features: no checkpoint annotation:\n%s", out)
+	}
+}

@@ -41,6 +41,8 @@ func TestMain(m *testing.M) {
 		for _, args := range [][]string{
 			{"build", "-o", huskBin, "../cmd/runtime"},
 			{"build", "-tags", "huskinit", "-o", filepath.Join(dir, "husk-init"), "../cmd/husk-init"},
+			{"build", "-tags", "criu", "-o", filepath.Join(dir, "husk-criu"), "../cmd/runtime"},
+			{"build", "-o", filepath.Join(dir, "husk-systemd"), "../cmd/husk-systemd"},
 		} {
 			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 				fmt.Printf("go %v: %v\n%s", args, err, out)

@@ -95,6 +95,85 @@ func resolveCgroup(o CreateOpts) (cgroups.Paths, *systemd.Unit, error) {
 	return paths, unit, err
 }
 
+// newContainer makes the state directory of a new container and locks it; undo removes it.
+func newContainer(root string, o CreateOpts, undo *undoStack) (*Container, error) {
+	if err := ensureRoot(root); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, o.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s: %w", o.ID, ErrExists)
+		}
+		return nil, fmt.Errorf("container %s: state dir: %w", o.ID, err)
+	}
+	undo.push(func() { os.RemoveAll(dir) })
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	undo.push(func() { lock.Close() })
+
+	c := &Container{root: root, dir: dir, lock: lock, state: &State{
+		ID: o.ID, Bundle: o.Bundle, Rootfs: rootfsOf(o.Spec, o.Bundle), Created: time.Now().UTC(),
+		Owner: "", Config: o.RawSpec, Annotations: o.Spec.Annotations, Hooks: o.Spec.Hooks,
+	}}
+	if c.state.Config == nil {
+		var err error
+		if c.state.Config, err = json.Marshal(o.Spec); err != nil {
+			return nil, fmt.Errorf("container %s: encode spec: %w", o.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// newCgroup resolves, records and makes the container's cgroup with res (for the systemd
+// driver: a manager whose first Apply starts the unit); undo destroys it.
+func (c *Container) newCgroup(o CreateOpts, res *rspec.LinuxResources, undo *undoStack) (*cgroups.Manager, error) {
+	paths, unit, err := resolveCgroup(o)
+	if err != nil {
+		return nil, err
+	}
+	// A cgroup that exists already: runc warns when it holds processes and refuses a frozen one
+	// (the init would block in it, and `run -d` with it, until someone thaws it).
+	if existing := cgroups.Load(paths); existing.Frozen() {
+		return nil, fmt.Errorf("container %s: container's cgroup unexpectedly frozen", o.ID)
+	} else if pids, _ := existing.Pids(); len(pids) > 0 && o.Warn != nil {
+		o.Warn(fmt.Sprintf("container %s: container's cgroup is not empty: %d process(es) found", o.ID, len(pids)))
+	}
+	// From here on a killed create must stay cleanable by `delete --force`: the state names
+	// the cgroup before it exists, and the init's pid as soon as it exists.
+	c.state.Cgroup, c.state.Systemd = paths, unit
+	if b, err := json.Marshal(paths); err == nil {
+		if err := os.WriteFile(filepath.Join(c.dir, cgroupFile), b, 0o600); err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+	}
+	if err := writeState(c.dir, c.state); err != nil {
+		return nil, err
+	}
+	var cg *cgroups.Manager
+	if unit != nil {
+		// systemd makes the cgroup when the init exists: Apply starts the unit with it.
+		cg, err = cgroups.CreateUnit(paths, res, unit)
+	} else {
+		cg, err = cgroups.Create(paths, res)
+	}
+	if err != nil && unit == nil && os.Geteuid() != 0 && cgroups.IsPermission(err) {
+		// Rootless without a delegated cgroup: run without one, as runc does.
+		c.state.Cgroup = nil
+		if err := writeState(c.dir, c.state); err != nil {
+			return nil, err
+		}
+		cg, err = cgroups.Load(nil), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	undo.push(func() { cg.Destroy() })
+	return cg, nil
+}
+
 // ValidateID rejects ids that would be unsafe as a directory name.
 func ValidateID(id string) error {
 	if id == "" {
@@ -294,38 +373,16 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if !o.Spec.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleConn != nil) {
 		return nil, errors.New("--console-socket given but process.terminal is false")
 	}
-	if err := ensureRoot(root); err != nil {
-		return nil, err
-	}
 	var undo undoStack
 	defer func() {
 		if err != nil {
 			undo.run()
 		}
 	}()
-	dir := filepath.Join(root, o.ID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s: %w", o.ID, ErrExists)
-		}
-		return nil, fmt.Errorf("container %s: state dir: %w", o.ID, err)
-	}
-	undo.push(func() { os.RemoveAll(dir) })
-	lock, err := lockDir(dir)
-	if err != nil {
+	if c, err = newContainer(root, o, &undo); err != nil {
 		return nil, err
 	}
-	undo.push(func() { lock.Close() })
-
-	c = &Container{root: root, dir: dir, lock: lock, state: &State{
-		ID: o.ID, Bundle: o.Bundle, Rootfs: rootfsOf(o.Spec, o.Bundle), Created: time.Now().UTC(),
-		Owner: "", Config: o.RawSpec, Annotations: o.Spec.Annotations, Hooks: o.Spec.Hooks,
-	}}
-	if c.state.Config == nil {
-		if c.state.Config, err = json.Marshal(o.Spec); err != nil {
-			return nil, fmt.Errorf("container %s: encode spec: %w", o.ID, err)
-		}
-	}
+	dir := c.dir
 
 	fifo := filepath.Join(dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
@@ -342,53 +399,16 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	}
 	defer fifoFile.Close()
 
-	paths, unit, err := resolveCgroup(o)
-	if err != nil {
-		return nil, err
-	}
-	// A cgroup that exists already: runc warns when it holds processes and refuses a frozen one
-	// (the init would block in it, and `run -d` with it, until someone thaws it).
-	if existing := cgroups.Load(paths); existing.Frozen() {
-		return nil, fmt.Errorf("container %s: container's cgroup unexpectedly frozen", o.ID)
-	} else if pids, _ := existing.Pids(); len(pids) > 0 && o.Warn != nil {
-		o.Warn(fmt.Sprintf("container %s: container's cgroup is not empty: %d process(es) found", o.ID, len(pids)))
-	}
-	// From here on a killed create must stay cleanable by `delete --force`: the state names
-	// the cgroup before it exists, and the init's pid as soon as it exists.
-	c.state.Cgroup, c.state.Systemd = paths, unit
-	if b, err := json.Marshal(paths); err == nil {
-		if err := os.WriteFile(filepath.Join(dir, cgroupFile), b, 0o600); err != nil {
-			return nil, fmt.Errorf("container %s: %w", o.ID, err)
-		}
-	}
-	if err := writeState(dir, c.state); err != nil {
-		return nil, err
-	}
 	// The device rules are applied once the rootfs is built, as runc does: the spec may deny a
 	// node it lists in linux.devices (mknod included), and the Go init makes the nodes from
 	// inside the cgroup. Nothing of the user's runs before they apply.
 	res := cgroupResources(o.Spec)
 	deviceRules := &rspec.LinuxResources{Devices: res.Devices}
 	res.Devices = nil
-	var cg *cgroups.Manager
-	if unit != nil {
-		// systemd makes the cgroup when the init exists: Apply starts the unit with it.
-		cg, err = cgroups.CreateUnit(paths, res, unit)
-	} else {
-		cg, err = cgroups.Create(paths, res)
-	}
-	if err != nil && unit == nil && os.Geteuid() != 0 && cgroups.IsPermission(err) {
-		// Rootless without a delegated cgroup: run without one, as runc does.
-		c.state.Cgroup = nil
-		if err := writeState(dir, c.state); err != nil {
-			return nil, err
-		}
-		cg, err = cgroups.Load(nil), nil
-	}
+	cg, err := c.newCgroup(o, res, &undo)
 	if err != nil {
 		return nil, err
 	}
-	undo.push(func() { cg.Destroy() })
 
 	console, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {

@@ -166,7 +166,7 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 	}
 	procs := 0
 	for _, m := range s.Mounts {
-		if m.Type != "proc" || isBind(m) {
+		if m.Type != "proc" || specs.IsBind(m) {
 			continue
 		}
 		opts, err := specs.ParseMountOptions(m.Options)

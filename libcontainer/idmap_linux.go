@@ -38,7 +38,7 @@ func detachedMounts(s *rspec.Spec, bundle string) (map[string]*os.File, error) {
 		return nil, err
 	}
 	for i, m := range s.Mounts {
-		if !isBind(m) {
+		if !specs.IsBind(m) {
 			continue
 		}
 		opts, err := specs.ParseMountOptions(m.Options)

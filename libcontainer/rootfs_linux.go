@@ -82,7 +82,7 @@ func prepareRootfs(cfg *initConfig) error {
 		if err := mountInRoot(root, cfg, i, m); err != nil {
 			return fmt.Errorf("mount %q: %w", m.Destination, err)
 		}
-		if path.Clean(m.Destination) == "/dev" && isBind(m) {
+		if path.Clean(m.Destination) == "/dev" && specs.IsBind(m) {
 			devBound = true
 		}
 	}
@@ -105,18 +105,6 @@ func prepareRootfs(cfg *initConfig) error {
 		}
 	}
 	return nil
-}
-
-func isBind(m rspec.Mount) bool {
-	if m.Type == "bind" {
-		return true
-	}
-	for _, o := range m.Options {
-		if o == "bind" || o == "rbind" {
-			return true
-		}
-	}
-	return false
 }
 
 // checkNoEscape walks dest the way a naive host-side resolution would and refuses a relative

@@ -129,7 +129,7 @@ func TestParseOptionsFromCRI(t *testing.T) {
 	}
 	for body, want := range map[string]string{
 		"BinaryNmae = \"x\"\n": "unknown option",
-		"CriuPath = \"/x\"\n":  "checkpoint/restore is not supported",
+		"CriuPath = \"/x\"\n":  "it runs criu from PATH",
 		"Root = [\n":           "runtime options",
 	} {
 		_, err := parseOptions(anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{ConfigBody: []byte(body)}))

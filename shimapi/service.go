@@ -49,6 +49,10 @@ type container struct {
 	ioUID    int   // IoUid/IoGid options: the owner of the stdio of its processes (-1: unchanged)
 	ioGID    int
 	oom      *oomWatch
+	// criuWork and criuImage are the CriuWorkPath and CriuImagePath options: where CRIU works,
+	// and where a checkpoint goes when the request names no path.
+	criuWork, criuImage string
+	restored            bool // created from a checkpoint: running already, Start starts nothing
 }
 
 // Service implements containerd's Task API (v2) for the containers of one shim.
@@ -190,8 +194,6 @@ func parseOptions(a interface {
 	}
 	// Nothing is dropped silently: what the shim does not apply is refused.
 	switch {
-	case o.CriuImagePath != "" || o.CriuWorkPath != "":
-		return nil, errors.New("runtime options: CriuImagePath/CriuWorkPath: checkpoint/restore is not supported by the husk shim yet")
 	case o.TaskApiAddress != "" || o.TaskApiVersion != 0:
 		return nil, errors.New("runtime options: TaskApiAddress/TaskApiVersion are not supported by the husk shim")
 	}
@@ -245,7 +247,8 @@ func optionsFromTOML(ro *runtimeoptions.Options) (*options.Options, error) {
 		return nil, fmt.Errorf("runtime options: %w", err)
 	}
 	if t.CriuPath != "" {
-		return nil, errors.New("runtime options: CriuPath: checkpoint/restore is not supported by the husk shim yet")
+		// runc's options type has no CriuPath any more either: criu is run from PATH.
+		return nil, errors.New("runtime options: CriuPath is not supported by the husk shim: it runs criu from PATH")
 	}
 	return &options.Options{
 		BinaryName: t.BinaryName, Root: t.Root, SystemdCgroup: t.SystemdCgroup, NoPivotRoot: t.NoPivotRoot,
@@ -272,6 +275,9 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		}
 	}
 	c := &container{id: r.ID, bundle: r.Bundle, rt: s.runtimeFor(r.Bundle, opts), execs: map[string]*process{}}
+	if opts != nil {
+		c.criuWork, c.criuImage = opts.CriuWorkPath, opts.CriuImagePath
+	}
 	rootfs := filepath.Join(r.Bundle, "rootfs")
 	if err := mountAll(r.Rootfs, rootfs); err != nil {
 		return nil, toStatus(err)
@@ -298,13 +304,24 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	p.io = pio
 	pidFile := filepath.Join(r.Bundle, "init.pid")
 	args := []string{"create", "--bundle", r.Bundle, "--pid-file", pidFile}
+	if r.Checkpoint != "" {
+		// A task created from a checkpoint is restored here, running: Start has nothing to
+		// start (containerd's runc shim defers the restore to Start; the result is the same).
+		args = []string{"restore", "--detach", "--no-subreaper", "--bundle", r.Bundle, "--pid-file", pidFile, "--image-path", r.Checkpoint}
+		if c.criuWork != "" {
+			args = append(args, "--work-path", c.criuWork)
+		}
+		if r.ParentCheckpoint != "" {
+			args = append(args, "--parent-path", r.ParentCheckpoint)
+		}
+	}
 	if sock := pio.consoleSocket(); sock != "" {
 		args = append(args, "--console-socket", sock)
 	}
 	if opts != nil && opts.NoPivotRoot {
 		args = append(args, "--no-pivot")
 	}
-	if opts != nil && opts.NoNewKeyring {
+	if opts != nil && opts.NoNewKeyring && r.Checkpoint == "" {
 		args = append(args, "--no-new-keyring")
 	}
 	started := time.Now()
@@ -322,6 +339,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		return nil, toStatus(err)
 	}
 	p.pid = pid
+	c.restored = r.Checkpoint != ""
 	c.init = p
 	c.oom = newOOMWatch(pid)
 	s.containers[r.ID] = c
@@ -451,8 +469,10 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 		return nil, errState("process %s of container %s is %s, not created", displayID(p), r.ID, strings.ToLower(p.status.String()))
 	}
 	if r.ExecID == "" {
-		if _, err := c.rt.run([3]*os.File{}, false, nil, "start", r.ID); err != nil {
-			return nil, toStatus(err)
+		if !c.restored {
+			if _, err := c.rt.run([3]*os.File{}, false, nil, "start", r.ID); err != nil {
+				return nil, toStatus(err)
+			}
 		}
 		if !p.exited() {
 			p.status = task.Status_RUNNING
@@ -772,9 +792,109 @@ func (s *Service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*empt
 	return empty, nil
 }
 
-// Checkpoint needs CRIU support, which husk does not have yet.
+// Checkpoint dumps a running container with the runtime's checkpoint command (CRIU), with
+// containerd's runc checkpoint options; with Exit the container's processes end after the dump.
 func (s *Service) Checkpoint(ctx context.Context, r *taskapi.CheckpointTaskRequest) (*emptypb.Empty, error) {
-	return nil, status.Errorf(codes.Unimplemented, "checkpoint is not implemented by containerd-shim-husk-v2")
+	s.mu.Lock()
+	c, ok := s.containers[r.ID]
+	s.mu.Unlock()
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "container %s not found", r.ID)
+	}
+	var opts options.CheckpointOptions
+	if r.Options != nil {
+		if r.Options.GetTypeUrl() != "" && !strings.HasSuffix(r.Options.GetTypeUrl(), "containerd.runc.v1.CheckpointOptions") {
+			return nil, status.Errorf(codes.InvalidArgument, "checkpoint options: unknown type %q", r.Options.GetTypeUrl())
+		}
+		if err := proto.Unmarshal(r.Options.GetValue(), &opts); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "checkpoint options: %v", err)
+		}
+	}
+	image := r.Path
+	if image == "" {
+		image = opts.ImagePath
+	}
+	if image == "" {
+		image = c.criuImage
+	}
+	if image == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "checkpoint of %s: no image path", r.ID)
+	}
+	// CRIU's work files (logs) go beside the images unless a work path is given, as runc's shim.
+	work := opts.WorkPath
+	if work == "" {
+		work = c.criuWork
+	}
+	if work == "" {
+		work = filepath.Join(c.bundle, "criu-work")
+		defer os.RemoveAll(work)
+	}
+	args := []string{"checkpoint", "--image-path", image, "--work-path", work}
+	if !opts.Exit {
+		args = append(args, "--leave-running")
+	}
+	if opts.OpenTcp {
+		args = append(args, "--tcp-established")
+	}
+	if opts.ExternalUnixSockets {
+		args = append(args, "--ext-unix-sk")
+	}
+	if opts.Terminal {
+		args = append(args, "--shell-job")
+	}
+	if opts.FileLocks {
+		args = append(args, "--file-locks")
+	}
+	for _, ns := range opts.EmptyNamespaces {
+		args = append(args, "--empty-ns", ns)
+	}
+	if opts.CgroupsMode != "" {
+		args = append(args, "--manage-cgroups-mode", opts.CgroupsMode)
+	}
+	if _, err := c.rt.run([3]*os.File{}, false, nil, append(args, r.ID)...); err != nil {
+		return nil, toStatus(err)
+	}
+	if opts.ImagePath != "" && opts.ImagePath != image {
+		// containerd 1.6 keeps a non-runc runtime's checkpoint in its content store and gives
+		// the shim a directory of its own; the images also go where the client asked.
+		if err := copyFlatDir(image, opts.ImagePath); err != nil {
+			return nil, toStatus(fmt.Errorf("checkpoint images to %s: %w", opts.ImagePath, err))
+		}
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// copyFlatDir copies the files and symlinks of a CRIU image directory (it has no subdirectories).
+func copyFlatDir(from, to string) error {
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		src, dst := filepath.Join(from, e.Name()), filepath.Join(to, e.Name())
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
+			link, err := os.Readlink(src)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(link, dst); err != nil {
+				return err
+			}
+		case e.Type().IsRegular():
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(dst, b, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Connect tells containerd the shim's and the task's pids.

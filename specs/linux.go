@@ -73,6 +73,19 @@ var mountFlags = map[string]flagOpt{
 	"defaults": {false, 0},
 }
 
+// IsBind reports whether a mount is a bind mount: type "bind", or a bind/rbind option.
+func IsBind(m rspec.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
 // KnownMountOptions lists every option husk applies itself (the rest is filesystem data), for
 // `husk features`.
 func KnownMountOptions() []string {

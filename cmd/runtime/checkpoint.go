@@ -1,16 +1,15 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli"
 )
 
-// checkpoint and restore take runc's flags, so that `-h` and callers that pass them (containerd's
-// go-runc) find them; CRIU support is not in husk yet, and both refuse with one line.
+// checkpoint and restore take runc's flags. They are carried out by husk-criu, this command line
+// built with the criu tag (CRIU's RPC protocol, protobuf): husk itself execs it for these two
+// commands only, so that husk's own start-up does not pay for those libraries.
 var checkpointCommand = cli.Command{
 	Name:      "checkpoint",
-	Usage:     "checkpoint a running container (CRIU; not supported by husk yet)",
+	Usage:     "checkpoint a running container (CRIU)",
 	ArgsUsage: "<container-id>",
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "image-path", Usage: "path for saving criu image files"},
@@ -29,12 +28,12 @@ var checkpointCommand = cli.Command{
 		cli.StringSliceFlag{Name: "empty-ns", Usage: "create a namespace, but don't restore its properties"},
 		cli.BoolFlag{Name: "auto-dedup", Usage: "enable auto deduplication of memory images"},
 	},
-	Action: func(c *cli.Context) error { return errNoCRIU("checkpoint") },
+	Action: func(c *cli.Context) error { return checkpointAction(c) },
 }
 
 var restoreCommand = cli.Command{
 	Name:      "restore",
-	Usage:     "restore a container from a checkpoint (CRIU; not supported by husk yet)",
+	Usage:     "restore a container from a checkpoint (CRIU)",
 	ArgsUsage: "<container-id>",
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "console-socket", Usage: "unix socket that receives the pty master"},
@@ -56,9 +55,5 @@ var restoreCommand = cli.Command{
 		cli.StringFlag{Name: "lsm-profile", Usage: "LSM profile to use when restoring"},
 		cli.StringFlag{Name: "lsm-mount-context", Usage: "LSM mount context to use when restoring"},
 	},
-	Action: func(c *cli.Context) error { return errNoCRIU("restore") },
-}
-
-func errNoCRIU(cmd string) error {
-	return fmt.Errorf("%s: checkpoint/restore (CRIU) is not supported by husk yet", cmd)
+	Action: func(c *cli.Context) error { return restoreAction(c) },
 }

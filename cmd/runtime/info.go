@@ -81,7 +81,11 @@ var featuresCommand = cli.Command{
 				MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &t}},
 				NetDevices:      &features.NetDevices{Enabled: &t},
 			},
-			Annotations: map[string]string{"io.github.husk-runtime.husk.version": version},
+			Annotations: map[string]string{
+				"io.github.husk-runtime.husk.version": version,
+				// runc's key: checkpoint/restore works here (husk-criu and CRIU 3.11+).
+				"org.opencontainers.runc.checkpoint.enabled": strconv.FormatBool(checkpointUsable(c.GlobalString("criu"))),
+			},
 		}
 		return printJSON(feat)
 	},
@@ -144,4 +148,32 @@ var psCommand = cli.Command{
 			return nil
 		})
 	},
+}
+
+// checkpointUsable reports whether husk-criu is installed beside husk and CRIU is 3.11 or later
+// (`criu --version`; whether the kernel lets it dump is for `criu check` to say).
+func checkpointUsable(criuPath string) bool {
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(self), "husk-criu")); err != nil {
+		return false
+	}
+	if criuPath == "" {
+		criuPath = "criu"
+	}
+	out, err := exec.Command(criuPath, "--version").Output()
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Version:"); ok {
+			var major, minor int
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d.%d", &major, &minor); err == nil {
+				return major > 3 || major == 3 && minor >= 11
+			}
+		}
+	}
+	return false
 }

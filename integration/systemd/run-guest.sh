@@ -32,7 +32,7 @@ if [ ! -d "$ROOTFS$M/kernel/fs" ]; then
 	cp -a "$M"/modules.order "$M"/modules.builtin* "$ROOTFS$M/"
 	chroot "$ROOTFS" depmod -a "$KVER"
 fi
-for b in husk husk-init husk-systemd containerd-shim-husk-v2; do install -m 0755 "$ROOT/bin/$b" "$ROOTFS/usr/local/bin/$b"; done
+for b in husk husk-init husk-systemd husk-criu containerd-shim-husk-v2; do install -m 0755 "$ROOT/bin/$b" "$ROOTFS/usr/local/bin/$b"; done
 install -m 0755 "$ROOT/build/bin/crictl" "$ROOTFS/usr/local/bin/crictl"
 install -m 0755 "$HERE/guest-test.sh" "$ROOTFS/opt/test/run.sh"
 mkdir -p "$ROOTFS/opt/test/images"

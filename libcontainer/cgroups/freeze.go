@@ -74,3 +74,13 @@ func (m *Manager) Frozen() bool {
 	b, err := os.ReadFile(file)
 	return err == nil && strings.TrimSpace(string(b)) == frozen
 }
+
+// FreezerDir is the cgroup directory whose freezer stops the container (CRIU freezes the
+// container through it): the v1 freezer's, else the cgroup2 directory; "" without one.
+func (m *Manager) FreezerDir() string {
+	file, _, _, err := m.freezerFile()
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(file)
+}
