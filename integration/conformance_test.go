@@ -654,3 +654,28 @@ func TestCheckpointRestoreWithoutCRIU(t *testing.T) {
 		t.Errorf("features: no checkpoint annotation:\n%s", out)
 	}
 }
+
+// The init's stdio that is the host's /dev/null is pointed at the container's own, as runc's
+// init does: a file of the host's mount namespace is a host inode held open in the container,
+// and CRIU refuses to checkpoint it ("Can't lookup mount"); CRI containers without stdin have it.
+func TestInitStdioDevNullIsTheContainers(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t)
+		id := runSleeping(t, b, flags) // husk's stdin is the host's /dev/null
+		defer b.husk(t, "delete", "-f", id)
+		pid := int(b.state(t, id)["pid"].(float64))
+		var host, got syscall.Stat_t
+		if err := syscall.Stat("/dev/null", &host); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Stat(fmt.Sprintf("/proc/%d/fd/0", pid), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Rdev != host.Rdev {
+			t.Fatalf("the init's stdin is not a null device (rdev %x)", got.Rdev)
+		}
+		if got.Dev == host.Dev && got.Ino == host.Ino {
+			t.Errorf("the init's stdin is the host's /dev/null (dev %x ino %d), not the container's", got.Dev, got.Ino)
+		}
+	})
+}

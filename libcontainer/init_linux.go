@@ -215,6 +215,9 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)
 	}
+	if err := reopenDevNull(); err != nil {
+		return err
+	}
 	if spec.Linux.Seccomp != nil {
 		// Compiled once: loaded below or at exec, and kept by the parent for later execs.
 		bpf, err := compileSeccomp(spec.Linux.Seccomp)
@@ -413,6 +416,29 @@ func setupTimeNamespace(offsets map[string]rspec.LinuxTimeOffset) error {
 	if b.Len() > 0 {
 		if err := writeProcFile("self/timens_offsets", b.String()); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// reopenDevNull points the init's stdio that is the host's /dev/null at the container's, as
+// runc's init does (execfast.c does the same for the create fast path): the host's is a file
+// of another mount namespace, which CRIU cannot checkpoint, and a host inode held open.
+func reopenDevNull() error {
+	null, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
+	if err != nil {
+		return nil // a rootfs without /dev/null: nothing to point at
+	}
+	defer null.Close()
+	var ns, st unix.Stat_t
+	if err := unix.Fstat(int(null.Fd()), &ns); err != nil || ns.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return nil
+	}
+	for fd := 0; fd < 3; fd++ {
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == ns.Rdev {
+			if err := unix.Dup3(int(null.Fd()), fd, 0); err != nil {
+				return fmt.Errorf("reopen /dev/null as fd %d: %w", fd, err)
+			}
 		}
 	}
 	return nil

@@ -138,7 +138,12 @@ func Start(f Flags, stdout io.Writer) error {
 }
 
 func listen(path string) (*net.UnixListener, error) {
+	// The socket is born 0600: a chmod after bind leaves a window in which it has the
+	// umask's mode and anyone may connect (the shim starts its server before anything else
+	// creates files, so the process-wide umask is ours to change for the bind).
+	old := unix.Umask(0o177)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
 	if err != nil {
 		return nil, err
 	}

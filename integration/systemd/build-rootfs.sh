@@ -1,13 +1,13 @@
 #!/bin/sh
 # The systemd host husk is tested on (make test-systemd): a Debian 12 root filesystem with
 # systemd 252 as PID 1, dbus, containerd 1.6, runc, busybox-static, jq, iptables, made with
-# debootstrap (criu too, for checkpoint tests) and booted under qemu by run-guest.sh. Adapted from ../shared/tools/guest.
+# debootstrap (criu and bats too, for the checkpoint tests) and booted under qemu by run-guest.sh. Adapted from ../shared/tools/guest.
 #   usage: build-rootfs.sh ROOTFS_DIR
 set -eu
 ROOTFS=$1
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-PKGS=systemd,systemd-sysv,dbus,runc,criu,containerd,busybox-static,iproute2,procps,kmod,jq,iptables
+PKGS=systemd,systemd-sysv,dbus,runc,criu,containerd,busybox-static,iproute2,procps,kmod,jq,iptables,bats
 
 rm -rf "$ROOTFS"
 mkdir -p "$(dirname "$ROOTFS")"

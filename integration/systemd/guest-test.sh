@@ -315,5 +315,63 @@ kill $CTDPID
 mkdir -p /opt/test/out/logs
 find /ck -name '*.log' 2>/dev/null | while read -r f; do cp "$f" "/opt/test/out/logs/$(echo "$f" | tr / _)"; done
 
+if [ -d /opt/runc-tests/tests/integration ] && [ -n "$V2" ]; then
+sec "8b runc 1.1.5's checkpoint.bats, against husk and against runc"
+for rt in /usr/sbin/runc /usr/local/bin/husk; do
+	mkdir -p /tmp/bats-tmp
+	(cd /opt/runc-tests && RUNC=$rt TMPDIR=/tmp/bats-tmp timeout 900 script -e -q -c "bats --tap tests/integration/checkpoint.bats" /dev/null </dev/null 2>&1 | tr -d '\r' > /tmp/ckbats-$(basename $rt).tap)
+	cp /tmp/ckbats-$(basename $rt).tap /opt/test/out/ 2>/dev/null
+	say "INFO checkpoint.bats with $(basename $rt): $(grep -cE '^ok [0-9]+' /tmp/ckbats-$(basename $rt).tap | tr -d ' ') ok ($(grep -cE '^ok [0-9]+ .*# skip' /tmp/ckbats-$(basename $rt).tap) skipped), $(grep -cE '^not ok' /tmp/ckbats-$(basename $rt).tap) not ok"
+done
+# Every test runc passes must pass for husk.
+grep -E '^ok [0-9]+' /tmp/ckbats-runc.tap | grep -v '# skip' | while IFS= read -r line; do
+	if grep -qxF "$line" /tmp/ckbats-husk.tap; then ok "checkpoint.bats: ${line#ok }"
+	else bad "checkpoint.bats: ${line#ok } (runc passes it): $(grep -A8 -F "${line#ok }" /tmp/ckbats-husk.tap | grep '^#' | tail -4 | tr '\n' ' ')"; fi
+done
+fi
+
+if [ -x /opt/ctd2/bin/containerd ]; then
+sec "9 containerd 2.4 CRI: crictl checkpoint --export through the husk handler"
+mkdir -p /etc/ctd2
+cat > /etc/ctd2/config.toml <<'EOF2'
+version = 3
+root = "/var/lib/ctd2"
+state = "/run/ctd2"
+[grpc]
+  address = "/run/ctd2/ctd.sock"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "husk.test/pause:1"
+[plugins."io.containerd.cri.v1.runtime"]
+  [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.husk]
+    runtime_type = "io.containerd.husk.v2"
+EOF2
+PATH=/opt/ctd2/bin:$PATH /opt/ctd2/bin/containerd --config /etc/ctd2/config.toml > /tmp/ctd2.log 2>&1 &
+CTD2=$!
+C2="/opt/ctd2/bin/ctr --address /run/ctd2/ctd.sock"
+for i in $(seq 100); do $C2 version >/dev/null 2>&1 && break; sleep 0.2; done
+for img in /opt/test/images/*.tar; do $C2 -n k8s.io images import "$img" >/dev/null 2>&1 || bad "containerd 2.4: import $img"; done
+CR="crictl --runtime-endpoint unix:///run/ctd2/ctd.sock --image-endpoint unix:///run/ctd2/ctd.sock --timeout 120s"
+cat > /tmp/pod2.json <<'EOF2'
+{"metadata":{"name":"ck","namespace":"default","uid":"ck-uid"},"log_directory":"/tmp/pod2logs",
+ "linux":{"security_context":{"namespace_options":{"network":2}}}}
+EOF2
+cat > /tmp/ctr2.json <<'EOF2'
+{"metadata":{"name":"counter"},"image":{"image":"husk.test/busybox:1"},"log_path":"c.log",
+ "command":["sh","-c","i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done"]}
+EOF2
+if pod=$($CR runp --runtime husk /tmp/pod2.json 2>/tmp/runp2.err) && ctr=$($CR create $pod /tmp/ctr2.json /tmp/pod2.json 2>/tmp/create2.err) && $CR start $ctr >/dev/null 2>&1; then
+	sleep 2
+	if $CR checkpoint --export=/tmp/ck-export.tar $ctr > /tmp/ck2.out 2>&1; then
+		n=$(tar tf /tmp/ck-export.tar | grep -c '^checkpoint/')
+		[ "$n" -gt 3 ] && ok "crictl checkpoint --export: $(du -h /tmp/ck-export.tar | cut -f1) archive, $n CRIU files, $(tar tf /tmp/ck-export.tar | grep -v '^checkpoint/' | tr '\n' ' ')" || bad "checkpoint archive: $(tar tf /tmp/ck-export.tar | head -5 | tr '\n' ' ')"
+		$CR inspect $ctr | jq -r .status.state | grep -q CONTAINER_RUNNING && ok "the container runs on after the checkpoint (as the kubelet's checkpoint API wants)" || bad "container state $($CR inspect $ctr | jq -r .status.state)"
+	else bad "crictl checkpoint --export: $(tail -3 /tmp/ck2.out | tr '\n' ' ')"; tail -5 /tmp/ctd2.log | sed 's/^/GUESTTEST INFO ctd2| /'; fi
+	$CR stopp $pod >/dev/null 2>&1; $CR rmp $pod >/dev/null 2>&1
+else bad "containerd 2.4 pod: $(cat /tmp/runp2.err /tmp/create2.err 2>/dev/null | tail -3 | tr '\n' ' ')"; tail -5 /tmp/ctd2.log | sed 's/^/GUESTTEST INFO ctd2| /'; fi
+kill $CTD2
+fi
+
 say "INFO uptime-at-test-end $(cut -d' ' -f1 /proc/uptime)s"
 say DONE

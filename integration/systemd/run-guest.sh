@@ -34,6 +34,23 @@ if [ ! -d "$ROOTFS$M/kernel/fs" ]; then
 fi
 for b in husk husk-init husk-systemd husk-criu containerd-shim-husk-v2; do install -m 0755 "$ROOT/bin/$b" "$ROOTFS/usr/local/bin/$b"; done
 install -m 0755 "$ROOT/build/bin/crictl" "$ROOTFS/usr/local/bin/crictl"
+# runc 1.1.5's own checkpoint.bats (from make test-runc-compat's setup, when it has run):
+# its tests/integration tree and recvtty, run in the guest against husk and runc.
+RUNC_SRC=$(ls -d "${RUNC_COMPAT_DIR:-$ROOT/build/runc-bats}"/runc-1.1.5* 2>/dev/null | head -1)
+rm -rf "$ROOTFS/opt/runc-tests"
+if [ -n "$RUNC_SRC" ] && [ -x "$RUNC_SRC/contrib/cmd/recvtty/recvtty" ]; then
+	mkdir -p "$ROOTFS/opt/runc-tests/contrib/cmd/recvtty" "$ROOTFS/opt/runc-tests/tests"
+	cp -a "$RUNC_SRC/tests/integration" "$ROOTFS/opt/runc-tests/tests/"
+	cp "$RUNC_SRC/contrib/cmd/recvtty/recvtty" "$ROOTFS/opt/runc-tests/contrib/cmd/recvtty/"
+else
+	echo "test-systemd: runc's bats suite is not set up (integration/runc-compat/runc-compat.sh setup); checkpoint.bats is skipped in the guest"
+fi
+# containerd 2.4 (make test-deps builds it) for the CRI checkpoint: the guest's own is 1.6.
+rm -rf "$ROOTFS/opt/ctd2"
+if [ -x "$ROOT/build/containerd2/bin/containerd" ]; then
+	mkdir -p "$ROOTFS/opt/ctd2/bin"
+	cp "$ROOT"/build/containerd2/bin/* "$ROOTFS/opt/ctd2/bin/"
+fi
 install -m 0755 "$HERE/guest-test.sh" "$ROOTFS/opt/test/run.sh"
 mkdir -p "$ROOTFS/opt/test/images"
 (cd "$ROOT" && go run ./integration/ociimage/mkimage -busybox /bin/busybox -o "$ROOTFS/opt/test/images" \

@@ -293,6 +293,26 @@ static void load_seccomp(struct execfast *x)
 		xfail("load seccomp filter: %s", strerror(errno));
 }
 
+/* reopen_dev_null points the init's stdio that is the host's /dev/null at the container's
+ * /dev/null, as runc's init does: the host's is a file of another mount namespace, which CRIU
+ * cannot checkpoint ("Can't lookup mount"), and it keeps a host inode open in the container. */
+static void reopen_dev_null(void)
+{
+	struct stat null, st;
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return; /* a rootfs without /dev/null: nothing to point at */
+	if (fstat(fd, &null) < 0 || !S_ISCHR(null.st_mode)) {
+		close(fd);
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		if (fstat(i, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null.st_rdev && dup3(fd, i, 0) < 0)
+			xfail("reopen /dev/null as fd %d: %s", i, strerror(errno));
+	close(fd);
+}
+
 static void apply(struct execfast *x)
 {
 	char cwdbuf[4096], pathbuf[4096];
@@ -303,6 +323,8 @@ static void apply(struct execfast *x)
 
 	if (x->setsid && setsid() < 0)
 		xfail("setsid: %s", strerror(errno));
+	if (x->fifo >= 0)
+		reopen_dev_null();
 	for (int i = 0; i < x->nrlimits; i++)
 		if (prlimit(0, x->rlimits[i].res, &x->rlimits[i].lim, NULL) < 0)
 			xfail("setrlimit %d: %s", x->rlimits[i].res, strerror(errno));
