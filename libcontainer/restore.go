@@ -25,8 +25,8 @@ func Restore(root string, o CreateOpts, restore RestoreFunc) (c *Container, err 
 	if err := ValidateID(o.ID); err != nil {
 		return nil, err
 	}
-	if o.Spec.Process != nil && o.Spec.Process.Terminal {
-		return nil, errors.New("restore: a container with a terminal (process.terminal) cannot be restored by husk yet")
+	if o.Spec.Process != nil && o.Spec.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, errors.New("process.terminal is true: --console-socket is required")
 	}
 	var undo undoStack
 	defer func() {

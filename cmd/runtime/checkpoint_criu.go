@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
@@ -13,8 +14,15 @@ import (
 )
 
 func criuOpts(c *cli.Context) criu.Opts {
+	image := c.String("image-path")
+	if image == "" {
+		// runc's default: ./checkpoint.
+		if cwd, err := os.Getwd(); err == nil {
+			image = filepath.Join(cwd, "checkpoint")
+		}
+	}
 	return criu.Opts{
-		ImagePath: c.String("image-path"), WorkPath: c.String("work-path"), ParentPath: c.String("parent-path"),
+		ImagePath: image, WorkPath: c.String("work-path"), ParentPath: c.String("parent-path"),
 		LeaveRunning: c.Bool("leave-running"), PreDump: c.Bool("pre-dump"),
 		TCPEstablished: c.Bool("tcp-established"), ExtUnixSk: c.Bool("ext-unix-sk"),
 		ShellJob: c.Bool("shell-job"), FileLocks: c.Bool("file-locks"), AutoDedup: c.Bool("auto-dedup"),

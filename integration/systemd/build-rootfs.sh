@@ -7,7 +7,7 @@ set -eu
 ROOTFS=$1
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-PKGS=systemd,systemd-sysv,dbus,runc,criu,containerd,busybox-static,iproute2,procps,kmod,jq,iptables,bats
+PKGS=systemd,systemd-sysv,dbus,runc,criu,containerd,busybox-static,iproute2,procps,kmod,jq,iptables,bats,xz-utils
 
 rm -rf "$ROOTFS"
 mkdir -p "$(dirname "$ROOTFS")"

@@ -42,6 +42,10 @@ if [ -n "$RUNC_SRC" ] && [ -x "$RUNC_SRC/contrib/cmd/recvtty/recvtty" ]; then
 	mkdir -p "$ROOTFS/opt/runc-tests/contrib/cmd/recvtty" "$ROOTFS/opt/runc-tests/tests"
 	cp -a "$RUNC_SRC/tests/integration" "$ROOTFS/opt/runc-tests/tests/"
 	cp "$RUNC_SRC/contrib/cmd/recvtty/recvtty" "$ROOTFS/opt/runc-tests/contrib/cmd/recvtty/"
+	# The suite's get-images.sh asks `go env GOARCH`; the guest has no Go.
+	mkdir -p "$ROOTFS/opt/runc-tests/bin"
+	printf '#!/bin/sh\n[ "$1 $2" = "env GOARCH" ] && echo amd64\n' > "$ROOTFS/opt/runc-tests/bin/go"
+	chmod 0755 "$ROOTFS/opt/runc-tests/bin/go"
 else
 	echo "test-systemd: runc's bats suite is not set up (integration/runc-compat/runc-compat.sh setup); checkpoint.bats is skipped in the guest"
 fi
@@ -52,6 +56,12 @@ if [ -x "$ROOT/build/containerd2/bin/containerd" ]; then
 	cp "$ROOT"/build/containerd2/bin/* "$ROOTFS/opt/ctd2/bin/"
 fi
 install -m 0755 "$HERE/guest-test.sh" "$ROOTFS/opt/test/run.sh"
+grep -v '^#' "$HERE/checkpoint-known-gaps.txt" > "$ROOTFS/opt/test/checkpoint-known-gaps.txt"
+grep -v '^#' "$HERE/checkpoint-expected-pass.txt" > "$ROOTFS/opt/test/checkpoint-expected-pass.txt"
+rm -f "$ROOTFS/opt/test/ckbats-runc"
+[ -n "${CKBATS_RUNC:-}" ] && touch "$ROOTFS/opt/test/ckbats-runc"
+rm -f "$ROOTFS/opt/test/only-ckbats"
+[ -n "${ONLY_CKBATS:-}" ] && touch "$ROOTFS/opt/test/only-ckbats"
 mkdir -p "$ROOTFS/opt/test/images"
 (cd "$ROOT" && go run ./integration/ociimage/mkimage -busybox /bin/busybox -o "$ROOTFS/opt/test/images" \
 	husk.test/busybox:1=sh husk.test/pause:1=sleep)
@@ -67,7 +77,7 @@ for layout in $layouts; do
 	[ "$layout" = v1 ] && args="systemd.unified_cgroup_hierarchy=0"
 	echo "test-systemd: booting the guest ($layout: $args)"
 	start=$(date +%s)
-	timeout "${TIMEOUT:-900}" qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m 2048 \
+	timeout "${TIMEOUT:-1800}" qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m 2048 \
 		-nographic -no-reboot -serial mon:stdio \
 		-kernel "/boot/vmlinuz-$KVER" -initrd "/boot/initrd.img-$KVER" \
 		-append "root=/dev/vda rw rootfstype=ext4 console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=error $args" \

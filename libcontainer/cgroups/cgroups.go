@@ -129,7 +129,8 @@ func (p Paths) key(controller string) string {
 
 // Resolve turns linux.cgroupsPath into per-hierarchy paths. An absolute path is taken from each
 // hierarchy's root; a relative one (or the default, the container id) nests under the caller's
-// own cgroup, as runc does, so a runtime inside a container cannot escape its subtree.
+// own cgroup (on cgroup v2 beside it, under its parent), as runc does, so a runtime inside a
+// container cannot escape its subtree.
 func Resolve(cgroupsPath, id string) (Paths, error) {
 	if strings.Contains(cgroupsPath, ":") {
 		return nil, fmt.Errorf("linux.cgroupsPath %q: the form slice:prefix:name is for the systemd cgroup driver (--systemd-cgroup)", cgroupsPath)
@@ -147,15 +148,22 @@ func Resolve(cgroupsPath, id string) (Paths, error) {
 	if clean == "/" {
 		return nil, fmt.Errorf("linux.cgroupsPath %q: refusing to use the root cgroup", cgroupsPath)
 	}
-	own, err := ownCgroups(HostMode())
+	mode := HostMode()
+	own, err := ownCgroups(mode)
 	if err != nil {
 		return nil, err
 	}
 	paths := Paths{}
 	for key, base := range own {
-		if filepath.IsAbs(p) {
+		switch {
+		case filepath.IsAbs(p):
 			paths[key] = clean
-		} else {
+		case key == "" && mode == Unified:
+			// As runc's fs2: beside our own cgroup, not in it. Ours holds processes (husk's
+			// own, a service's), and cgroup v2 gives a cgroup with processes no child with
+			// controllers: the container's pid could not be written there (EOPNOTSUPP).
+			paths[key] = filepath.Join(filepath.Dir(base), clean)
+		default:
 			paths[key] = filepath.Join(base, clean)
 		}
 	}

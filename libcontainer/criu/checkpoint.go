@@ -25,7 +25,21 @@ func Checkpoint(c *libcontainer.Container, o Opts) error {
 		return err
 	}
 	if o.ImagePath == "" {
-		return fmt.Errorf("checkpoint: --image-path is required")
+		return fmt.Errorf("checkpoint: no image path")
+	}
+	if o.ParentPath != "" {
+		// As runc: relative to the image directory, and it must be one.
+		if filepath.IsAbs(o.ParentPath) {
+			return fmt.Errorf("--parent-path %q must be relative (to --image-path)", o.ParentPath)
+		}
+		real := filepath.Join(o.ImagePath, o.ParentPath)
+		fi, err := os.Stat(real)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s: not a directory", real)
+		}
+		if err != nil {
+			return fmt.Errorf("invalid --parent-path %q: %w", o.ParentPath, err)
+		}
 	}
 	if st := c.Status(); st != libcontainer.Running && st != libcontainer.Paused {
 		return fmt.Errorf("container %s: cannot checkpoint a %s container", c.ID(), st)
@@ -120,7 +134,8 @@ func Checkpoint(c *libcontainer.Container, o Opts) error {
 	} else {
 		for _, m := range spec.Mounts {
 			if specs.IsBind(m) {
-				opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String(m.Destination), Val: proto.String(m.Destination)})
+				key := mountKey(c.Rootfs(), m.Destination)
+				opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String(key), Val: proto.String(key)})
 			}
 		}
 		for _, p := range spec.Linux.MaskedPaths {
@@ -153,7 +168,7 @@ func Checkpoint(c *libcontainer.Container, o Opts) error {
 	}
 	req := &rpc.CriuReq{Type: &t, Opts: opts}
 	statusFd := o.StatusFd
-	notify := func(n *rpc.CriuNotify) error {
+	notify := func(n *rpc.CriuNotify, _ []byte) error {
 		if n.GetScript() == "status-ready" && statusFd >= 0 {
 			// The lazy-pages server is up: tell whoever waits on --status-fd, as runc does.
 			unix.Write(statusFd, []byte{0})

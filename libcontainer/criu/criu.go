@@ -23,6 +23,7 @@ import (
 
 	gocriu "github.com/checkpoint-restore/go-criu/v7"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -134,7 +135,7 @@ func nsName(t rspec.LinuxNamespaceType) string {
 // notify. stdio become CRIU's own (a restore hands them on to the restored init), extra are
 // its fds 4 on; with cg, CRIU is put into the container's cgroup first, so the processes it
 // restores are born there.
-func swrk(criuPath string, req *rpc.CriuReq, stdio [3]*os.File, extra []*os.File, cg *cgroups.Manager, inCgroup func(criuPid int) error, notify func(*rpc.CriuNotify) error) error {
+func swrk(criuPath string, req *rpc.CriuReq, stdio [3]*os.File, extra []*os.File, cg *cgroups.Manager, inCgroup func(criuPid int) error, notify func(n *rpc.CriuNotify, oob []byte) error) error {
 	fds, err := unix.Socketpair(unix.AF_LOCAL, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("criu: socketpair: %w", err)
@@ -192,8 +193,9 @@ func swrk(criuPath string, req *rpc.CriuReq, stdio [3]*os.File, extra []*os.File
 		return fmt.Errorf("criu: %w", err)
 	}
 	buf := make([]byte, 10*4096)
+	oob := make([]byte, 4096)
 	for {
-		n, _, _, _, err := uc.ReadMsgUnix(buf, nil)
+		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
 		if req.Opts != nil && req.Opts.StatusFd != nil {
 			// CRIU has reopened the status fd by its first answer: ours must not keep it open.
 			unix.Close(int(*req.Opts.StatusFd))
@@ -220,7 +222,7 @@ func swrk(criuPath string, req *rpc.CriuReq, stdio [3]*os.File, extra []*os.File
 			break
 		}
 		if notify != nil {
-			if err := notify(resp.GetNotify()); err != nil {
+			if err := notify(resp.GetNotify(), oob[:oobn]); err != nil {
 				return err
 			}
 		}
@@ -404,4 +406,15 @@ func cgroupMountV1(spec *rspec.Spec) string {
 		}
 	}
 	return ""
+}
+
+// mountKey is the key CRIU knows a mount by: its destination with symlinks in the rootfs
+// resolved (a bind onto /conf -> /real/conf is mounted at /real/conf), as runc gives it.
+func mountKey(rootfs, dest string) string {
+	if p, err := securejoin.SecureJoin(rootfs, dest); err == nil {
+		if rel, err := filepath.Rel(rootfs, p); err == nil && !strings.HasPrefix(rel, "..") {
+			return filepath.Join("/", rel)
+		}
+	}
+	return dest
 }

@@ -26,7 +26,7 @@ func Restore(root string, co libcontainer.CreateOpts, o Opts) (*libcontainer.Con
 		return nil, err
 	}
 	if o.ImagePath == "" {
-		return nil, errors.New("restore: --image-path is required")
+		return nil, errors.New("restore: no image path")
 	}
 	descriptors, err := readDescriptors(o.ImagePath)
 	if err != nil {
@@ -108,7 +108,7 @@ func Restore(root string, co libcontainer.CreateOpts, o Opts) (*libcontainer.Con
 				if !filepath.IsAbs(src) {
 					src = filepath.Join(co.Bundle, src)
 				}
-				opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String(m.Destination), Val: proto.String(src)})
+				opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String(mountKey(rootfs, m.Destination)), Val: proto.String(src)})
 			}
 		}
 		if len(spec.Linux.MaskedPaths) > 0 {
@@ -168,8 +168,12 @@ func Restore(root string, co libcontainer.CreateOpts, o Opts) (*libcontainer.Con
 			}
 			return err
 		}
-		err = swrk(o.criu(), &rpc.CriuReq{Type: &t, Opts: opts}, stdio, extra, cg, inCgroup, func(n *rpc.CriuNotify) error {
+		err = swrk(o.criu(), &rpc.CriuReq{Type: &t, Opts: opts}, stdio, extra, cg, inCgroup, func(n *rpc.CriuNotify, oob []byte) error {
 			switch n.GetScript() {
+			case "orphan-pts-master":
+				// A terminal container: CRIU made a new pty and passes its master, which
+				// goes to the console socket as at create.
+				return sendPtyMaster(co.ConsoleSocket, oob)
 			case "setup-namespaces":
 				return c.RunRestoreHooks(int(n.GetPid()))
 			case "post-restore":
@@ -277,4 +281,33 @@ func bindInRoot(rootfs, src, target string) error {
 		return fmt.Errorf("%s resolves outside the rootfs (%s)", target, real)
 	}
 	return unix.Mount(src, proc, "", unix.MS_BIND|unix.MS_REC, "")
+}
+
+// sendPtyMaster sends the pty master CRIU passed (SCM_RIGHTS in oob) to the console socket.
+func sendPtyMaster(socket string, oob []byte) error {
+	if socket == "" {
+		return errors.New("the container has a terminal: --console-socket is required")
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil || len(msgs) == 0 {
+		return fmt.Errorf("criu's pty master: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return fmt.Errorf("criu's pty master: %v", err)
+	}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(sock)
+	if err := unix.Connect(sock, &unix.SockaddrUnix{Name: socket}); err != nil {
+		return fmt.Errorf("console socket %s: %w", socket, err)
+	}
+	return unix.Sendmsg(sock, []byte("/dev/ptmx"), unix.UnixRights(fds[0]), nil, 0)
 }
