@@ -52,6 +52,7 @@ ckbats() {
 	rts=/usr/local/bin/husk
 	[ -e /opt/test/ckbats-runc ] && rts="/usr/sbin/runc /usr/local/bin/husk"
 	sed -n 's/^@test "\(.*\)" {$/\1/p' $T > /tmp/ckbats.names
+	[ -s /opt/test/ckbats-filter ] && grep -F -f /opt/test/ckbats-filter /tmp/ckbats.names > /tmp/ckbats.f && mv /tmp/ckbats.f /tmp/ckbats.names
 	while IFS= read -r n; do
 		re=$(printf '%s' "$n" | sed 's/[][().*^$+?{}|\\]/\\&/g')
 		r_runc=
@@ -65,6 +66,13 @@ ckbats() {
 			else r=timeout; fi
 			printf '%s\t%s\t%s\t%s\n' "$(basename $rt)" "$n" "$r" "$(( $(date +%s) - s0 ))" >> /opt/test/out/ckbats.tsv
 			[ $r = fail ] && grep '^#' /tmp/one.tap | tail -6 | sed "s|^|GUESTTEST INFO $(basename $rt) $n: |"
+			if [ $r = timeout ] && [ -s /opt/test/ckbats-filter ]; then
+				for f in $(find /tmp/bats-tmp -name '*.log' 2>/dev/null); do
+					grep -E 'Error|Warn|status|lazy|uffd' "$f" | tail -8 | sed "s|^|GUESTTEST INFO $f: |"
+					tail -3 "$f" | sed "s|^|GUESTTEST INFO $f (end): |"
+				done
+				ps -eo pid,ppid,stat,args | grep -E 'criu|husk|runc|sleep|sh -c' | grep -v grep | sed 's|^|GUESTTEST INFO ps: |'
+			fi
 			eval "r_$(basename $rt | tr -d -)=$r"
 		done
 		expected=; grep -qxF "$n" /opt/test/checkpoint-expected-pass.txt && expected=1
