@@ -91,7 +91,8 @@ func resolveCgroup(o CreateOpts) (cgroups.Paths, *systemd.Unit, error) {
 		return nil, nil, err
 	}
 	unit.V1 = cgroups.HostMode() != cgroups.Unified
-	paths, err := cgroups.Absolute(path)
+	// systemd's path is absolute: every hierarchy gets it as it is.
+	paths, err := cgroups.Resolve(path, o.ID)
 	return paths, unit, err
 }
 

@@ -170,20 +170,6 @@ func Resolve(cgroupsPath, id string) (Paths, error) {
 	return paths, nil
 }
 
-// Absolute returns the paths of the cgroup at path (from each hierarchy's root) in every
-// hierarchy husk manages: where the systemd driver's unit puts a container.
-func Absolute(path string) (Paths, error) {
-	own, err := ownCgroups(HostMode())
-	if err != nil {
-		return nil, err
-	}
-	paths := Paths{}
-	for key := range own {
-		paths[key] = filepath.Clean("/" + path)
-	}
-	return paths, nil
-}
-
 // ownCgroups parses /proc/self/cgroup into hierarchy -> path ("" for cgroup2), keeping only
 // hierarchies mounted where husk looks for them. Named hierarchies (name=systemd) are skipped:
 // husk does not manage them.
