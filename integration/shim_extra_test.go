@@ -167,12 +167,14 @@ func TestHuskShimReportsOOM(t *testing.T) {
 func TestShimConcurrentContainers(t *testing.T) {
 	h := startShim(t)
 	ctx := context.Background()
-	b := newBundle(t, "sh", "-c", "exit 12")
-	b.write(t)
 	opts := runcOptions(t, huskBin)
 	var wg sync.WaitGroup
 	errs := make(chan string, 50)
 	for i := 0; i < 50; i++ {
+		// A bundle each, as containerd gives every task: the runtime's pid file and log are
+		// the bundle's.
+		b := newBundle(t, "sh", "-c", "exit 12")
+		b.write(t)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
@@ -383,4 +385,159 @@ func TestShimOrphanExitStorm(t *testing.T) {
 		t.Fatalf("storm init: %v %v", wr, err)
 	}
 	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "storm"})
+}
+
+// TestShimSlowContainerHoldsUpNoOther: a runtime operation on one container does not hold the
+// shim's other containers (a pod's). The runtime here is husk behind a wrapper that stalls the
+// start of container "slow" until a gate file exists; meanwhile another container of the same
+// shim goes through its whole life with an exec, and "slow" itself can be killed.
+func TestShimSlowContainerHoldsUpNoOther(t *testing.T) {
+	h := startShim(t)
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate")
+	wrapper := filepath.Join(dir, "runtime")
+	script := fmt.Sprintf("#!/bin/sh\nlast=; for a; do last=$a; done\n"+
+		"case \" $* \" in *\" start \"*) [ \"$last\" = slow ] && while [ ! -e %s ]; do sleep 0.05; done;; esac\n"+
+		"exec %s \"$@\"\n", gate, huskBin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(gate, nil, 0o644) // never leave the slow start stuck
+	opts := runcOptions(t, wrapper)
+	ctx := context.Background()
+	slow := newBundle(t, "sleep", "1000")
+	slow.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "slow", Bundle: slow.dir, Options: opts}); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() {
+		_, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "slow"})
+		started <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the start is in the wrapper by now (not required for the test to be valid)
+
+	// A deadlock shows as this context running out, not as a slow run.
+	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	fast := newBundle(t, "sleep", "1000")
+	fast.write(t)
+	if _, err := h.client.Create(tctx, &taskapi.CreateTaskRequest{ID: "fast", Bundle: fast.dir, Options: opts}); err != nil {
+		t.Fatalf("create of another container while one starts: %v", err)
+	}
+	if _, err := h.client.Start(tctx, &taskapi.StartRequest{ID: "fast"}); err != nil {
+		t.Fatalf("start of another container while one starts: %v", err)
+	}
+	proc, _ := json.Marshal(rspec.Process{Args: []string{"sh", "-c", "exit 7"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+	if _, err := h.client.Exec(tctx, &taskapi.ExecProcessRequest{ID: "fast", ExecID: "probe", Spec: &anypb.Any{Value: proc}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Start(tctx, &taskapi.StartRequest{ID: "fast", ExecID: "probe"}); err != nil {
+		t.Fatalf("exec start in another container while one starts: %v", err)
+	}
+	if wr, err := h.client.Wait(tctx, &taskapi.WaitRequest{ID: "fast", ExecID: "probe"}); err != nil || wr.ExitStatus != 7 {
+		t.Fatalf("exec wait: %v %v", wr, err)
+	}
+	if _, err := h.client.Kill(tctx, &taskapi.KillRequest{ID: "fast", Signal: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Wait(tctx, &taskapi.WaitRequest{ID: "fast"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Delete(tctx, &taskapi.DeleteRequest{ID: "fast"}); err != nil {
+		t.Fatalf("delete of another container while one starts: %v", err)
+	}
+	select {
+	case err := <-started:
+		t.Fatalf("the slow start returned before its gate opened: %v", err)
+	default:
+	}
+	// The stuck container itself can still be killed: a kill takes no operation lock.
+	if _, err := h.client.Kill(tctx, &taskapi.KillRequest{ID: "slow", Signal: 9}); err != nil {
+		t.Fatalf("kill of the container whose start is stuck: %v", err)
+	}
+	if wr, err := h.client.Wait(tctx, &taskapi.WaitRequest{ID: "slow"}); err != nil || wr.ExitStatus != 137 {
+		t.Fatalf("wait for the killed slow container: %v %v", wr, err)
+	}
+	os.WriteFile(gate, nil, 0o644)
+	<-started // fails or not: the container was killed first
+	if _, err := h.client.Delete(tctx, &taskapi.DeleteRequest{ID: "slow"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"slow", "fast"} {
+		if tr := hostTraces(t, "", "", id); len(tr) > 0 {
+			t.Errorf("left: %v", tr)
+		}
+	}
+}
+
+// TestShimPodExecsAtOnce: the containers of one pod start together and each takes several
+// execs at once (probes): every exec's own exit status reaches its waiter.
+func TestShimPodExecsAtOnce(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	opts := runcOptions(t, huskBin)
+	const containers, execs = 8, 6
+	var wg sync.WaitGroup
+	errs := make(chan string, containers*(execs+1))
+	for i := 0; i < containers; i++ {
+		b := newBundle(t, "sleep", "1000")
+		b.write(t)
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprintf("pod-%d", i)
+			if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Options: opts}); err != nil {
+				errs <- fmt.Sprintf("%s create: %v", id, err)
+				return
+			}
+			if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: id}); err != nil {
+				errs <- fmt.Sprintf("%s start: %v", id, err)
+				return
+			}
+			var ew sync.WaitGroup
+			for j := 0; j < execs; j++ {
+				ew.Add(1)
+				go func(j int) {
+					defer ew.Done()
+					eid := fmt.Sprintf("probe-%d", j)
+					proc, _ := json.Marshal(rspec.Process{Args: []string{"sh", "-c", fmt.Sprintf("exit %d", 10+j)}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+					if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: id, ExecID: eid, Spec: &anypb.Any{Value: proc}}); err != nil {
+						errs <- fmt.Sprintf("%s/%s exec: %v", id, eid, err)
+						return
+					}
+					if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: id, ExecID: eid}); err != nil {
+						errs <- fmt.Sprintf("%s/%s start: %v", id, eid, err)
+						return
+					}
+					wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: id, ExecID: eid})
+					if err != nil || wr.ExitStatus != uint32(10+j) {
+						errs <- fmt.Sprintf("%s/%s wait: %v %v, want status %d", id, eid, wr, err, 10+j)
+						return
+					}
+					if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id, ExecID: eid}); err != nil {
+						errs <- fmt.Sprintf("%s/%s delete: %v", id, eid, err)
+					}
+				}(j)
+			}
+			ew.Wait()
+			h.client.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: 9})
+			if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: id}); err != nil || wr.ExitStatus != 137 {
+				errs <- fmt.Sprintf("%s wait: %v %v", id, wr, err)
+			}
+			if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id}); err != nil {
+				errs <- fmt.Sprintf("%s delete: %v", id, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	for i := 0; i < containers; i++ {
+		if tr := hostTraces(t, "", "", fmt.Sprintf("pod-%d", i)); len(tr) > 0 {
+			t.Errorf("left: %v", tr)
+		}
+	}
 }

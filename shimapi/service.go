@@ -38,7 +38,14 @@ import (
 const DefaultRuntime = "husk"
 
 // container is one task of the shim (a shim serves a whole pod group).
+//
+// Locking: s.mu guards the maps and every process's fields, and is only held for bookkeeping,
+// never across a runtime command. op serialises the runtime operations on one container
+// (create, start, exec start, delete, pause, resume, update, checkpoint), so that a slow
+// command on one container never holds up another of the pod: the lock order is op, then s.mu.
 type container struct {
+	op       sync.Mutex
+	gone     bool // deleted, or its create failed; guarded by s.mu
 	id       string
 	bundle   string
 	rt       *runtimeClient
@@ -112,9 +119,31 @@ func toStatus(err error) error {
 	return status.Error(codes.Unknown, err.Error())
 }
 
+// get returns a created container; the caller holds s.mu. One still being created is not
+// found yet, as with containerd's runc shim.
 func (s *Service) get(id string) (*container, error) {
 	c, ok := s.containers[id]
-	if !ok {
+	if !ok || c.init == nil || c.gone {
+		return nil, errNotFound("container %s not found", id)
+	}
+	return c, nil
+}
+
+// lock takes container id's operation lock; unlock with c.op.Unlock. A container deleted
+// while the caller waited is not found.
+func (s *Service) lock(id string) (*container, error) {
+	s.mu.Lock()
+	c, err := s.get(id)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	c.op.Lock()
+	s.mu.Lock()
+	gone := c.gone
+	s.mu.Unlock()
+	if gone {
+		c.op.Unlock()
 		return nil, errNotFound("container %s not found", id)
 	}
 	return c, nil
@@ -260,11 +289,26 @@ func optionsFromTOML(ro *runtimeoptions.Options) (*options.Options, error) {
 
 // Create mounts the rootfs, sets up stdio and runs `runtime create`.
 func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
+	// The id is taken at once, so that a second Create of it fails; the container is found by
+	// other calls only once created.
+	c := &container{id: r.ID, bundle: r.Bundle, execs: map[string]*process{}}
+	c.op.Lock()
+	defer c.op.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.containers[r.ID]; ok {
+		s.mu.Unlock()
 		return nil, status.Errorf(codes.AlreadyExists, "container %s already exists", r.ID)
 	}
+	s.containers[r.ID] = c
+	s.mu.Unlock()
+	defer func() {
+		if retErr != nil {
+			s.mu.Lock()
+			c.gone = true
+			delete(s.containers, r.ID)
+			s.mu.Unlock()
+		}
+	}()
 	opts, err := parseOptions(r.Options)
 	if err != nil {
 		return nil, toStatus(err)
@@ -274,7 +318,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 			return nil, toStatus(err)
 		}
 	}
-	c := &container{id: r.ID, bundle: r.Bundle, rt: s.runtimeFor(r.Bundle, opts), execs: map[string]*process{}}
+	c.rt = s.runtimeFor(r.Bundle, opts)
 	if opts != nil {
 		c.criuWork, c.criuImage = opts.CriuWorkPath, opts.CriuImagePath
 	}
@@ -338,11 +382,13 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		pio.Close()
 		return nil, toStatus(err)
 	}
+	oom := newOOMWatch(pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	p.pid = pid
 	c.restored = r.Checkpoint != ""
 	c.init = p
-	c.oom = newOOMWatch(pid)
-	s.containers[r.ID] = c
+	c.oom = oom
 	s.watchOOM(c)
 	s.track(p, started)
 	s.events.publish(topicCreate, &eventstypes.TaskCreate{
@@ -459,14 +505,22 @@ func (s *Service) publishExit(p *process) {
 
 // Start starts the init (`runtime start`) or an exec (`runtime exec --detach`).
 func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.StartResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, p, err := s.getProcess(r.ID, r.ExecID)
+	c, err := s.lock(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if p.status != task.Status_CREATED {
-		return nil, errState("process %s of container %s is %s, not created", displayID(p), r.ID, strings.ToLower(p.status.String()))
+	defer c.op.Unlock()
+	s.mu.Lock()
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err == nil && p.status != task.Status_CREATED {
+		err = errState("process %s of container %s is %s, not created", displayID(p), r.ID, strings.ToLower(p.status.String()))
+	}
+	if err == nil && r.ExecID != "" && c.init.exited() {
+		err = errState("container %s has stopped", r.ID)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	if r.ExecID == "" {
 		if !c.restored {
@@ -474,14 +528,13 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 				return nil, toStatus(err)
 			}
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		if !p.exited() {
 			p.status = task.Status_RUNNING
 		}
 		s.events.publish(topicStart, &eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.pid)})
 		return &taskapi.StartResponse{Pid: uint32(p.pid)}, nil
-	}
-	if c.init.exited() {
-		return nil, errState("container %s has stopped", r.ID)
 	}
 	pio, err := newProcIO(s.reaper, p.stdin, p.stdout, p.stderr, p.terminal, s.ns, r.ID)
 	if err != nil {
@@ -518,6 +571,8 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 		pio.Close()
 		return nil, toStatus(err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	p.io = pio
 	p.pid = pid
 	p.status = task.Status_RUNNING
@@ -535,8 +590,13 @@ func displayID(p *process) string {
 
 // Delete removes an exec, or the container with its runtime state and rootfs mounts.
 func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
+	c, err := s.lock(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer c.op.Unlock()
 	s.mu.Lock()
-	c, p, err := s.getProcess(r.ID, r.ExecID)
+	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -556,11 +616,10 @@ func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		s.mu.Unlock()
 		return nil, errState("container %s must be stopped before delete", r.ID)
 	}
+	s.mu.Unlock()
 	if _, err := c.rt.run([3]*os.File{}, false, nil, "delete", "--force", r.ID); err != nil {
-		s.mu.Unlock()
 		return nil, toStatus(err)
 	}
-	s.mu.Unlock()
 	// A created container was killed by the delete: wait for its exit to come through.
 	select {
 	case <-p.done:
@@ -569,16 +628,20 @@ func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		p.setExited(128+int(unix.SIGKILL), time.Now())
 		s.mu.Unlock()
 	}
+	if c.mounted {
+		unmountAll(filepath.Join(c.bundle, "rootfs"))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.io != nil {
 		p.io.Close()
 	}
-	if c.mounted {
-		unmountAll(filepath.Join(c.bundle, "rootfs"))
-	}
+	c.gone = true
 	delete(s.containers, r.ID)
-	delete(s.byPid, p.pid)
+	if s.byPid[p.pid] == p {
+		// Only when its exit never came: the pid may be another container's by now.
+		delete(s.byPid, p.pid)
+	}
 	s.events.publish(topicDelete, &eventstypes.TaskDelete{
 		ContainerID: r.ID, ID: r.ID, Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode), ExitedAt: timestamppb.New(p.exitedAt),
 	})
@@ -650,14 +713,17 @@ func (s *Service) Wait(ctx context.Context, r *taskapi.WaitRequest) (*taskapi.Wa
 }
 
 // Kill signals the init (through the runtime, so --all reaches every process) or an exec.
+// It takes no operation lock: a kill must get through while a slow operation (a stuck exec
+// start, a long checkpoint) holds the container.
 func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Empty, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	c, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	if r.ExecID != "" {
+		defer s.mu.Unlock()
 		if p.pid == 0 || p.exited() {
 			return nil, errNotFound("exec %s of container %s is not running", r.ExecID, r.ID)
 		}
@@ -666,7 +732,9 @@ func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Em
 		}
 		return empty, nil
 	}
-	if p.exited() && !r.All {
+	exited := p.exited()
+	s.mu.Unlock()
+	if exited && !r.All {
 		return nil, errNotFound("container %s: process already finished", r.ID)
 	}
 	args := []string{"kill"}
@@ -674,7 +742,10 @@ func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Em
 		args = append(args, "--all")
 	}
 	if _, err := c.rt.run([3]*os.File{}, false, nil, append(args, r.ID, strconv.Itoa(int(r.Signal)))...); err != nil {
-		if p.exited() || r.All {
+		s.mu.Lock()
+		exited := p.exited()
+		s.mu.Unlock()
+		if exited || r.All {
 			return empty, nil
 		}
 		return nil, toStatus(err)
@@ -685,8 +756,8 @@ func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Em
 // Pids lists the container's processes, marking execs with their exec id.
 func (s *Service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.PidsResponse, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	c, err := s.get(r.ID)
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -694,6 +765,8 @@ func (s *Service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.Pi
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	execByPid := map[int]string{}
 	for id, x := range c.execs {
 		execByPid[x.pid] = id
@@ -722,12 +795,11 @@ func (s *Service) Resume(ctx context.Context, r *taskapi.ResumeRequest) (*emptyp
 }
 
 func (s *Service) setPaused(id string, pause bool) (*emptypb.Empty, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, err := s.get(id)
+	c, err := s.lock(id)
 	if err != nil {
 		return nil, err
 	}
+	defer c.op.Unlock()
 	cmd, st, topic := "resume", task.Status_RUNNING, topicResumed
 	var ev any = &eventstypes.TaskResumed{ContainerID: id}
 	if pause {
@@ -737,6 +809,8 @@ func (s *Service) setPaused(id string, pause bool) (*emptypb.Empty, error) {
 	if _, err := c.rt.run([3]*os.File{}, false, nil, cmd, id); err != nil {
 		return nil, toStatus(err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !c.init.exited() {
 		c.init.status = st
 	}
@@ -746,12 +820,11 @@ func (s *Service) setPaused(id string, pause bool) (*emptypb.Empty, error) {
 
 // Update passes new resources (LinuxResources JSON) to `runtime update`.
 func (s *Service) Update(ctx context.Context, r *taskapi.UpdateTaskRequest) (*emptypb.Empty, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, err := s.get(r.ID)
+	c, err := s.lock(r.ID)
 	if err != nil {
 		return nil, err
 	}
+	defer c.op.Unlock()
 	if r.Resources == nil {
 		return empty, nil
 	}
@@ -795,12 +868,11 @@ func (s *Service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*empt
 // Checkpoint dumps a running container with the runtime's checkpoint command (CRIU), with
 // containerd's runc checkpoint options; with Exit the container's processes end after the dump.
 func (s *Service) Checkpoint(ctx context.Context, r *taskapi.CheckpointTaskRequest) (*emptypb.Empty, error) {
-	s.mu.Lock()
-	c, ok := s.containers[r.ID]
-	s.mu.Unlock()
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "container %s not found", r.ID)
+	c, err := s.lock(r.ID)
+	if err != nil {
+		return nil, err
 	}
+	defer c.op.Unlock()
 	var opts options.CheckpointOptions
 	if r.Options != nil {
 		if r.Options.GetTypeUrl() != "" && !strings.HasSuffix(r.Options.GetTypeUrl(), "containerd.runc.v1.CheckpointOptions") {
@@ -902,7 +974,7 @@ func (s *Service) Connect(ctx context.Context, r *taskapi.ConnectRequest) (*task
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	resp := &taskapi.ConnectResponse{ShimPid: uint32(os.Getpid()), Version: "husk"}
-	if c, ok := s.containers[r.ID]; ok {
+	if c, err := s.get(r.ID); err == nil {
 		resp.TaskPid = uint32(c.init.pid)
 	}
 	return resp, nil
