@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -39,6 +41,7 @@ var (
 	husk    = flag.String("husk", "bin/husk", "husk binary")
 	shim    = flag.String("shim", "bin/containerd-shim-husk-v2", "husk shim binary")
 	busybox = flag.String("busybox", "/bin/busybox", "static busybox for the rootfs")
+	seccomp = flag.String("seccomp", "integration/testdata/seccomp-runtimedefault.json", "the RuntimeDefault seccomp profile (containerd 2.4's) of the seccomp rows")
 	noShim  = flag.Bool("no-shim", false, "skip the containerd part")
 	noCRI   = flag.Bool("no-cri", false, "skip the CRI part")
 
@@ -55,6 +58,12 @@ func main() {
 	check(err)
 	defer os.RemoveAll(dir)
 	bundle := makeBundle(dir)
+	// What every Kubernetes container with seccomp RuntimeDefault has: containerd's profile.
+	profile, err := os.ReadFile(*seccomp)
+	check(err)
+	var sc rspec.LinuxSeccomp
+	check(json.Unmarshal(profile, &sc))
+	scBundle := makeBundleWith(filepath.Join(dir, "seccomp"), &sc)
 	var samples []sample
 	add := func(op, rt string, d float64) { samples = append(samples, sample{op, names[rt], d}) }
 	for r := 0; r < *rounds; r++ {
@@ -79,6 +88,10 @@ func main() {
 			t0 = time.Now()
 			check(runtime(rt, root, bundle, "run", "r"+id).Run())
 			add("run (foreground)", rt, ms(time.Since(t0)))
+
+			t0 = time.Now()
+			check(runtime(rt, root, scBundle, "run", "s"+id).Run())
+			add("run, RuntimeDefault seccomp", rt, ms(time.Since(t0)))
 		}
 	}
 	// Max RSS, in rounds of its own: GNU time forks (not vforks) the runtime from its own small
@@ -97,8 +110,10 @@ func main() {
 	}
 	// exec and state into one long-running container per runtime.
 	long := makeBundle(filepath.Join(dir, "long"), "sleep", "100000")
+	longSc := makeBundleWith(filepath.Join(dir, "long-seccomp"), &sc, "sleep", "100000")
 	for _, rt := range runtimes {
 		check(runtime(rt, filepath.Join(dir, "root-"+names[rt]), long, "run", "-d", "long").Run())
+		check(runtime(rt, filepath.Join(dir, "root-"+names[rt]), longSc, "run", "-d", "long-seccomp").Run())
 	}
 	for r := 0; r < *rounds; r++ {
 		for _, rt := range rotate(runtimes, r) {
@@ -107,12 +122,16 @@ func main() {
 			check(runtime(rt, root, long, "exec", "long", "true").Run())
 			add("exec", rt, ms(time.Since(t0)))
 			t0 = time.Now()
+			check(runtime(rt, root, longSc, "exec", "long-seccomp", "true").Run())
+			add("exec, RuntimeDefault seccomp", rt, ms(time.Since(t0)))
+			t0 = time.Now()
 			check(runtime(rt, root, long, "state", "long").Run())
 			add("state", rt, ms(time.Since(t0)))
 		}
 	}
 	for _, rt := range runtimes {
 		runtime(rt, filepath.Join(dir, "root-"+names[rt]), long, "delete", "-f", "long").Run()
+		runtime(rt, filepath.Join(dir, "root-"+names[rt]), longSc, "delete", "-f", "long-seccomp").Run()
 	}
 	results := summarize(samples, []string{"husk", "runc", "crun"})
 	if !*noShim {
@@ -189,7 +208,11 @@ func waitStopped(rt, root, id string) {
 	}
 }
 
-func makeBundle(dir string, args ...string) string {
+func makeBundle(dir string, args ...string) string { return makeBundleWith(dir, nil, args...) }
+
+// makeBundleWith makes a busybox bundle whose process runs args (default: true) under the
+// seccomp profile sc (nil: none).
+func makeBundleWith(dir string, sc *rspec.LinuxSeccomp, args ...string) string {
 	rootfs := filepath.Join(dir, "rootfs")
 	check(os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755))
 	data, err := os.ReadFile(*busybox)
@@ -207,6 +230,7 @@ func makeBundle(dir string, args ...string) string {
 	}
 	s.Process.Env = []string{"PATH=/bin"}
 	s.Process.Rlimits = nil
+	s.Linux.Seccomp = sc
 	b, _ := json.Marshal(s)
 	check(os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644))
 	return dir
