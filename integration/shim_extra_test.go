@@ -68,7 +68,9 @@ func TestShimGroupsPodContainers(t *testing.T) {
 }
 
 // TestShimFileAndBinaryStdio covers containerd's file:// and binary:// (logger) stdio.
-func TestShimFileAndBinaryStdio(t *testing.T) {
+func TestShimFileAndBinaryStdio(t *testing.T) { bothHusks(t, testShimFileAndBinaryStdio) }
+
+func testShimFileAndBinaryStdio(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -82,7 +84,7 @@ func TestShimFileAndBinaryStdio(t *testing.T) {
 		b := newBundle(t, "sh", "-c", "echo to-stdout; echo to-stderr >&2")
 		b.write(t)
 		id := "io" + string(rune('a'+i))
-		if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Stdout: tc.stdout, Stderr: tc.stderr, Options: runcOptions(t, huskBin)}); err != nil {
+		if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Stdout: tc.stdout, Stderr: tc.stderr, Options: runcOptions(t, husk)}); err != nil {
 			t.Fatalf("Create with %s: %v", tc.stdout, err)
 		}
 		h.client.Start(ctx, &taskapi.StartRequest{ID: id})
@@ -164,10 +166,12 @@ func TestHuskShimReportsOOM(t *testing.T) {
 
 // TestShimConcurrentContainers: one shim runs 50 containers at once (a large pod); every exit
 // status reaches its waiter and nothing is left behind.
-func TestShimConcurrentContainers(t *testing.T) {
+func TestShimConcurrentContainers(t *testing.T) { bothHusks(t, testShimConcurrentContainers) }
+
+func testShimConcurrentContainers(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
-	opts := runcOptions(t, huskBin)
+	opts := runcOptions(t, husk)
 	var wg sync.WaitGroup
 	errs := make(chan string, 50)
 	for i := 0; i < 50; i++ {
@@ -214,12 +218,14 @@ func TestShimConcurrentContainers(t *testing.T) {
 
 // TestShimExecWithTerminal: an exec with a terminal gets a pty whose output reaches the client's
 // fifo, and ResizePty sizes it.
-func TestShimExecWithTerminal(t *testing.T) {
+func TestShimExecWithTerminal(t *testing.T) { bothHusks(t, testShimExecWithTerminal) }
+
+func testShimExecWithTerminal(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
 	b := newBundle(t, "sleep", "1000")
 	b.write(t)
-	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "tty", Bundle: b.dir, Options: runcOptions(t, huskBin)}); err != nil {
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "tty", Bundle: b.dir, Options: runcOptions(t, husk)}); err != nil {
 		t.Fatal(err)
 	}
 	h.client.Start(ctx, &taskapi.StartRequest{ID: "tty"})
@@ -257,12 +263,14 @@ func TestShimExecWithTerminal(t *testing.T) {
 
 // TestShimExecKilled: an exec killed with SIGKILL reports 137 to its waiter, and the container
 // runs on.
-func TestShimExecKilled(t *testing.T) {
+func TestShimExecKilled(t *testing.T) { bothHusks(t, testShimExecKilled) }
+
+func testShimExecKilled(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
 	b := newBundle(t, "sleep", "1000")
 	b.write(t)
-	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "k", Bundle: b.dir, Options: runcOptions(t, huskBin)}); err != nil {
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "k", Bundle: b.dir, Options: runcOptions(t, husk)}); err != nil {
 		t.Fatal(err)
 	}
 	h.client.Start(ctx, &taskapi.StartRequest{ID: "k"})
@@ -350,13 +358,15 @@ func TestShimCgroupOption(t *testing.T) {
 // TestShimOrphanExitStorm: without a pid namespace a container's orphans are reaped by the shim
 // (a subreaper). Hundreds of them dying at once while other containers are created must neither
 // stall nor mix up exits.
-func TestShimOrphanExitStorm(t *testing.T) {
+func TestShimOrphanExitStorm(t *testing.T) { bothHusks(t, testShimOrphanExitStorm) }
+
+func testShimOrphanExitStorm(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
 	storm := newBundle(t, "sh", "-c", "for i in $(seq 1 600); do (sleep 1 &); done; sleep 1000")
 	storm.spec.Linux.Namespaces = storm.spec.Linux.Namespaces[1:] // no pid namespace
 	storm.write(t)
-	opts := runcOptions(t, huskBin)
+	opts := runcOptions(t, husk)
 	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "storm", Bundle: storm.dir, Options: opts}); err != nil {
 		t.Fatal(err)
 	}
@@ -473,10 +483,12 @@ func TestShimSlowContainerHoldsUpNoOther(t *testing.T) {
 
 // TestShimPodExecsAtOnce: the containers of one pod start together and each takes several
 // execs at once (probes): every exec's own exit status reaches its waiter.
-func TestShimPodExecsAtOnce(t *testing.T) {
+func TestShimPodExecsAtOnce(t *testing.T) { bothHusks(t, testShimPodExecsAtOnce) }
+
+func testShimPodExecsAtOnce(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
-	opts := runcOptions(t, huskBin)
+	opts := runcOptions(t, husk)
 	const containers, execs = 8, 6
 	var wg sync.WaitGroup
 	errs := make(chan string, containers*(execs+1))
@@ -538,6 +550,108 @@ func TestShimPodExecsAtOnce(t *testing.T) {
 	for i := 0; i < containers; i++ {
 		if tr := hostTraces(t, "", "", fmt.Sprintf("pod-%d", i)); len(tr) > 0 {
 			t.Errorf("left: %v", tr)
+		}
+	}
+}
+
+// TestShimHooks: the OCI hooks of a container run through the shim, in order and with the
+// state on stdin; a failing createRuntime hook fails Create with the hook's error and leaves
+// nothing. In-process, the hooks are the engine's own children, which the shim's reaper must
+// not take from it.
+func TestShimHooks(t *testing.T) { bothHusks(t, testShimHooks) }
+
+func testShimHooks(t *testing.T, husk string) {
+	h := startShim(t)
+	ctx := context.Background()
+	log := filepath.Join(t.TempDir(), "hooks.log")
+	hook := func(name string) rspec.Hook {
+		return rspec.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `read s; echo "` + name + ` $s" >> ` + log}}
+	}
+	b := newBundle(t, "sh", "-c", "exit 4")
+	b.spec.Hooks = &rspec.Hooks{
+		CreateRuntime:   []rspec.Hook{hook("createRuntime")},
+		CreateContainer: []rspec.Hook{hook("createContainer")},
+		Poststart:       []rspec.Hook{hook("poststart")},
+		Poststop:        []rspec.Hook{hook("poststop")},
+	}
+	b.write(t)
+	opts := runcOptions(t, husk)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "hk", Bundle: b.dir, Options: opts}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "hk"}); err != nil {
+		t.Fatal(err)
+	}
+	if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "hk"}); err != nil || wr.ExitStatus != 4 {
+		t.Fatalf("wait: %v %v", wr, err)
+	}
+	if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "hk"}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(log)
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			names = append(names, f[0])
+		}
+		if !strings.Contains(l, `"id":"hk"`) {
+			t.Errorf("hook state lacks the id: %s", l)
+		}
+	}
+	if strings.Join(names, ",") != "createRuntime,createContainer,poststart,poststop" {
+		t.Errorf("hooks ran: %v", names)
+	}
+
+	bad := newBundle(t, "true")
+	bad.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo no-way >&2; exit 3"}}}}
+	bad.write(t)
+	_, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "hk-bad", Bundle: bad.dir, Options: opts})
+	if err == nil || !strings.Contains(err.Error(), "error running hook #0 (createRuntime") || !strings.Contains(err.Error(), "no-way") {
+		t.Fatalf("create with a failing hook: %v", err)
+	}
+	for _, id := range []string{"hk", "hk-bad"} {
+		if tr := hostTraces(t, "", "", id); len(tr) > 0 {
+			t.Errorf("left: %v", tr)
+		}
+	}
+}
+
+// TestShimHooksDuringExitStorm: hooks run while the shim reaps a storm of orphans' exits. In
+// the in-process engine a hook is the shim's own child, waited for by the engine: the shim's
+// reaper (a wait4 of any child) must leave its exit to it, or the hook "fails" with ECHILD.
+func TestShimHooksDuringExitStorm(t *testing.T) { bothHusks(t, testShimHooksDuringExitStorm) }
+
+func testShimHooksDuringExitStorm(t *testing.T, husk string) {
+	h := startShim(t)
+	ctx := context.Background()
+	storm := newBundle(t, "sh", "-c", "while true; do (true &); done")
+	storm.spec.Linux.Namespaces = storm.spec.Linux.Namespaces[1:] // no pid namespace: orphans come to the shim
+	storm.write(t)
+	opts := runcOptions(t, husk)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "storm", Bundle: storm.dir, Options: opts}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "storm"})
+	defer func() {
+		h.client.Kill(ctx, &taskapi.KillRequest{ID: "storm", Signal: 9, All: true})
+		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "storm"})
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "storm"})
+	}()
+	b := newBundle(t, "true")
+	hook := rspec.Hook{Path: "/bin/true"}
+	b.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{hook, hook, hook}, Poststart: []rspec.Hook{hook}, Poststop: []rspec.Hook{hook}}
+	b.write(t)
+	for i := 0; i < 15; i++ {
+		id := fmt.Sprintf("hooked-%d", i)
+		if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Options: opts}); err != nil {
+			t.Fatalf("%s create during the storm: %v", id, err)
+		}
+		h.client.Start(ctx, &taskapi.StartRequest{ID: id})
+		if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: id}); err != nil || wr.ExitStatus != 0 {
+			t.Fatalf("%s: %v %v", id, wr, err)
+		}
+		if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id}); err != nil {
+			t.Fatalf("%s delete: %v", id, err)
 		}
 	}
 }

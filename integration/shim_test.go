@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -163,7 +164,26 @@ func fifoReader(t *testing.T, dir, name string) (string, func() string) {
 	}
 }
 
-func testShimLifecycle(t *testing.T, runtime string) {
+// huskCommand is husk as a binary somewhere else than beside the shim (a symlink to it): the
+// shim runs it as a command instead of running husk's engine in-process.
+func huskCommand(t *testing.T) string {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "husk")
+	if err := os.Symlink(huskBin, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
+// bothHusks runs a shim test with husk's engine in the shim and with husk run as a command.
+func bothHusks(t *testing.T, test func(t *testing.T, husk string)) {
+	t.Run("in-process", func(t *testing.T) { test(t, huskBin) })
+	t.Run("command", func(t *testing.T) { test(t, huskCommand(t)) })
+}
+
+// testShimLifecycle runs a container's whole life through the shim with runtime as its
+// BinaryName. inProcess: the shim must run husk's engine itself, no runtime command.
+func testShimLifecycle(t *testing.T, runtime string, inProcess bool) {
 	h := startShim(t)
 	ctx := context.Background()
 	b := newBundle(t, "sh", "-c", "echo out-$0; echo err-$0 >&2; read line; echo got-$line; exit 7", "init")
@@ -176,9 +196,18 @@ func testShimLifecycle(t *testing.T, runtime string) {
 	syscall.Mkfifo(stdinPath, 0o600)
 	stdinW, _ := os.OpenFile(stdinPath, os.O_RDWR, 0)
 
-	cr, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "c1", Bundle: b.dir, Stdin: stdinPath, Stdout: stdout, Stderr: stderr, Options: runcOptions(t, runtime)})
+	root := t.TempDir()
+	opts, err := typeurl.MarshalAnyToProto(&options.Options{BinaryName: runtime, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "c1", Bundle: b.dir, Stdin: stdinPath, Stdout: stdout, Stderr: stderr, Options: opts})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
+	}
+	// A runtime command logs to the bundle's log.json (--log); the engine in the shim runs none.
+	if _, err := os.Stat(filepath.Join(b.dir, "log.json")); (err == nil) == inProcess {
+		t.Errorf("in-process engine %v, but log.json of a runtime command: %v", inProcess, err)
 	}
 	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "c1", Bundle: b.dir}); err == nil {
 		t.Error("second Create with the same id succeeded")
@@ -189,6 +218,19 @@ func testShimLifecycle(t *testing.T, runtime string) {
 	}
 	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "c1"}); err != nil {
 		t.Fatalf("Start: %v", err)
+	}
+	if filepath.Base(runtime) == "husk" {
+		// What the shim made, husk itself sees and operates on under the shim's root.
+		hroot := filepath.Join(root, "husktest") // the shim keeps a namespace's containers under Root/<namespace>
+		if out, err := exec.Command(huskBin, "--root", hroot, "state", "c1").Output(); err != nil || !strings.Contains(string(out), `"running"`) {
+			t.Errorf("husk --root %s state c1: %s %v", hroot, out, err)
+		}
+		if out, err := exec.Command(huskBin, "--root", hroot, "exec", "c1", "echo", "husk-exec").CombinedOutput(); err != nil || string(out) != "husk-exec\n" {
+			t.Errorf("husk exec into the shim's container: %q %v", out, err)
+		}
+		if out, err := exec.Command(huskBin, "--root", hroot, "ps", "--format", "json", "c1").Output(); err != nil || !strings.Contains(string(out), strconv.Itoa(int(cr.Pid))) {
+			t.Errorf("husk ps of the shim's container: %s %v", out, err)
+		}
 	}
 	// An exec while the init waits on stdin.
 	proc, _ := json.Marshal(rspec.Process{Args: []string{"sh", "-c", "echo exec-out; exit 3"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
@@ -270,21 +312,27 @@ func testShimLifecycle(t *testing.T, runtime string) {
 	}
 }
 
-func TestShimLifecycleWithHusk(t *testing.T) { testShimLifecycle(t, huskBin) }
+// TestShimLifecycleWithHusk: husk beside the shim; the shim runs husk's engine in-process.
+func TestShimLifecycleWithHusk(t *testing.T) { testShimLifecycle(t, huskBin, true) }
+
+// TestShimLifecycleWithHuskCommand: the same life with husk run as a command.
+func TestShimLifecycleWithHuskCommand(t *testing.T) { testShimLifecycle(t, huskCommand(t), false) }
 
 func TestShimLifecycleWithRunc(t *testing.T) {
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Skip("runc is not installed")
 	}
-	testShimLifecycle(t, "runc")
+	testShimLifecycle(t, "runc", false)
 }
 
-func TestShimErrors(t *testing.T) {
+func TestShimErrors(t *testing.T) { bothHusks(t, testShimErrors) }
+
+func testShimErrors(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
 	b := newBundle(t, "/no/such/binary")
 	b.write(t)
-	_, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "bad", Bundle: b.dir, Options: runcOptions(t, huskBin)})
+	_, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "bad", Bundle: b.dir, Options: runcOptions(t, husk)})
 	if err == nil || !strings.Contains(err.Error(), "OCI runtime create failed") || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("Create of a missing binary: %v", err)
 	}
@@ -304,12 +352,14 @@ func TestShimErrors(t *testing.T) {
 }
 
 // TestShimExitRacesStart: a process that exits at once must still report its real status.
-func TestShimExitRacesStart(t *testing.T) {
+func TestShimExitRacesStart(t *testing.T) { bothHusks(t, testShimExitRacesStart) }
+
+func testShimExitRacesStart(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
 	b := newBundle(t, "sleep", "1000")
 	b.write(t)
-	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "r1", Bundle: b.dir, Options: runcOptions(t, huskBin)}); err != nil {
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "r1", Bundle: b.dir, Options: runcOptions(t, husk)}); err != nil {
 		t.Fatal(err)
 	}
 	h.client.Start(ctx, &taskapi.StartRequest{ID: "r1"})

@@ -23,6 +23,12 @@ type exit struct {
 // queue is unbounded: the reaper must never wait on the exit loop, which may be waiting (through
 // the service lock) for a runtime command whose exit only the reaper can deliver.
 type reaper struct {
+	// own is held (read) while husk's engine runs in this process: it forks and waits for
+	// children of its own (the init's intermediate, hooks, the systemd and idmap helpers), and
+	// a wait4(-1) here would take their exits from it. The reaper waits (write) until no
+	// operation runs; a waiting reaper holds new operations back, so exits are never starved.
+	// Operations never wait for the reaper.
+	own     sync.RWMutex
 	mu      sync.Mutex
 	subs    map[int]chan exit
 	pending []exit
@@ -42,6 +48,8 @@ func newReaper() *reaper {
 }
 
 func (r *reaper) reap() {
+	r.own.Lock()
+	defer r.own.Unlock()
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
@@ -68,6 +76,13 @@ func (r *reaper) reap() {
 		default:
 		}
 	}
+}
+
+// hold keeps the reaper from reaping until the returned function is called: for the length of
+// an operation of the in-process engine, which waits for its own children.
+func (r *reaper) hold() func() {
+	r.own.RLock()
+	return r.own.RUnlock
 }
 
 // others waits for exits nobody subscribed to and returns them in order.

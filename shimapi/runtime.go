@@ -9,7 +9,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // runtimeClient drives any runc-compatible binary (husk, runc, crun) through its command line,
@@ -21,6 +25,7 @@ type runtimeClient struct {
 	logPath string
 	systemd bool
 	reaper  *reaper
+	engine  *engine // husk's engine in this process; nil: the binary is run for everything
 }
 
 type runtimeError struct {
@@ -155,6 +160,9 @@ func (r *runtimeClient) state(id string) (*ociState, error) {
 }
 
 func (r *runtimeClient) ps(id string) ([]int, error) {
+	if r.engine != nil {
+		return r.engine.ps(id)
+	}
 	out, err := r.run([3]*os.File{}, true, nil, "ps", "--format", "json", id)
 	if err != nil {
 		return nil, err
@@ -164,6 +172,87 @@ func (r *runtimeClient) ps(id string) ([]int, error) {
 		return nil, fmt.Errorf("runtime ps: %w", err)
 	}
 	return pids, nil
+}
+
+// The operations below run in husk's engine in this process when there is one, else the
+// runtime's command.
+
+func (r *runtimeClient) start(id string) error {
+	if r.engine != nil {
+		return r.engine.start(id)
+	}
+	_, err := r.run([3]*os.File{}, false, nil, "start", id)
+	return err
+}
+
+// exec starts an exec process (OCI Process JSON), detached, and returns its pid.
+func (r *runtimeClient) exec(id string, spec []byte, consoleSocket string, stdio [3]*os.File) (int, error) {
+	if r.engine != nil {
+		return r.engine.exec(id, spec, consoleSocket, stdio)
+	}
+	f, err := os.CreateTemp(filepath.Dir(r.logPath), ".exec-*.json")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(spec)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	pidFile := f.Name() + ".pid"
+	defer os.Remove(pidFile)
+	args := []string{"exec", "--process", f.Name(), "--detach", "--pid-file", pidFile}
+	if consoleSocket != "" {
+		args = append(args, "--console-socket", consoleSocket)
+	}
+	if _, err := r.run(stdio, false, nil, append(args, id)...); err != nil {
+		return 0, err
+	}
+	return readPidFile(pidFile)
+}
+
+func (r *runtimeClient) kill(id string, sig uint32, all bool) error {
+	if r.engine != nil {
+		return r.engine.kill(id, unix.Signal(sig), all)
+	}
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	_, err := r.run([3]*os.File{}, false, nil, append(args, id, strconv.FormatUint(uint64(sig), 10))...)
+	return err
+}
+
+func (r *runtimeClient) forceDelete(id string) error {
+	if r.engine != nil {
+		return r.engine.forceDelete(id)
+	}
+	_, err := r.run([3]*os.File{}, false, nil, "delete", "--force", id)
+	return err
+}
+
+func (r *runtimeClient) setPaused(id string, pause bool) error {
+	if r.engine != nil {
+		return r.engine.setPaused(id, pause)
+	}
+	cmd := "resume"
+	if pause {
+		cmd = "pause"
+	}
+	_, err := r.run([3]*os.File{}, false, nil, cmd, id)
+	return err
+}
+
+// update applies LinuxResources JSON.
+func (r *runtimeClient) update(id string, resources []byte) error {
+	if r.engine != nil {
+		return r.engine.update(id, resources)
+	}
+	_, err := r.run([3]*os.File{}, false, resources, "update", "--resources", "-", id)
+	return err
 }
 
 func readPidFile(path string) (int, error) {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -186,7 +185,10 @@ func (s *Service) runtimeFor(bundle string, opts *options.Options) *runtimeClien
 	if b, err := json.Marshal(o); err == nil {
 		_ = os.WriteFile(filepath.Join(bundle, "options.json"), b, 0o600)
 	}
-	return &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper}
+	return &runtimeClient{
+		binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper,
+		engine: inProcessEngine(o.Binary, o.Root, o.Systemd, s.reaper),
+	}
 }
 
 // parseOptions reads the runtime options containerd sends with Create. Clients that know the
@@ -369,16 +371,24 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		args = append(args, "--no-new-keyring")
 	}
 	started := time.Now()
-	if _, err := c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err != nil {
-		pio.Close()
-		return nil, toStatus(err)
+	var pid int
+	if e := c.rt.engine; e != nil && r.Checkpoint == "" {
+		pid, err = e.create(createArgs{
+			id: r.ID, bundle: r.Bundle, pidFile: pidFile, consoleSocket: pio.consoleSocket(), stdio: pio.runtimeStdio(),
+			noPivot: opts != nil && opts.NoPivotRoot, noNewKeyring: opts != nil && opts.NoNewKeyring,
+		})
+	} else if _, err = c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err == nil {
+		pid, err = readPidFile(pidFile)
+		if err != nil {
+			c.rt.forceDelete(r.ID)
+		}
 	}
-	pid, err := readPidFile(pidFile)
 	if err == nil {
-		err = pio.started(s.consoleEpoller)
+		if err = pio.started(s.consoleEpoller); err != nil {
+			c.rt.forceDelete(r.ID)
+		}
 	}
 	if err != nil {
-		c.rt.run([3]*os.File{}, false, nil, "delete", "--force", r.ID)
 		pio.Close()
 		return nil, toStatus(err)
 	}
@@ -524,7 +534,7 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	}
 	if r.ExecID == "" {
 		if !c.restored {
-			if _, err := c.rt.run([3]*os.File{}, false, nil, "start", r.ID); err != nil {
+			if err := c.rt.start(r.ID); err != nil {
 				return nil, toStatus(err)
 			}
 		}
@@ -544,26 +554,8 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 		pio.Close()
 		return nil, toStatus(err)
 	}
-	spec, err := os.CreateTemp(c.bundle, ".exec-*.json")
-	if err != nil {
-		pio.Close()
-		return nil, toStatus(err)
-	}
-	defer os.Remove(spec.Name())
-	spec.Write(p.spec)
-	spec.Close()
-	pidFile := spec.Name() + ".pid"
-	defer os.Remove(pidFile)
-	args := []string{"exec", "--process", spec.Name(), "--detach", "--pid-file", pidFile}
-	if sock := pio.consoleSocket(); sock != "" {
-		args = append(args, "--console-socket", sock)
-	}
 	started := time.Now()
-	if _, err := c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err != nil {
-		pio.Close()
-		return nil, toStatus(err)
-	}
-	pid, err := readPidFile(pidFile)
+	pid, err := c.rt.exec(r.ID, p.spec, pio.consoleSocket(), pio.runtimeStdio())
 	if err == nil {
 		err = pio.started(s.consoleEpoller)
 	}
@@ -617,7 +609,7 @@ func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		return nil, errState("container %s must be stopped before delete", r.ID)
 	}
 	s.mu.Unlock()
-	if _, err := c.rt.run([3]*os.File{}, false, nil, "delete", "--force", r.ID); err != nil {
+	if err := c.rt.forceDelete(r.ID); err != nil {
 		return nil, toStatus(err)
 	}
 	// A created container was killed by the delete: wait for its exit to come through.
@@ -737,11 +729,7 @@ func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Em
 	if exited && !r.All {
 		return nil, errNotFound("container %s: process already finished", r.ID)
 	}
-	args := []string{"kill"}
-	if r.All {
-		args = append(args, "--all")
-	}
-	if _, err := c.rt.run([3]*os.File{}, false, nil, append(args, r.ID, strconv.Itoa(int(r.Signal)))...); err != nil {
+	if err := c.rt.kill(r.ID, r.Signal, r.All); err != nil {
 		s.mu.Lock()
 		exited := p.exited()
 		s.mu.Unlock()
@@ -800,13 +788,13 @@ func (s *Service) setPaused(id string, pause bool) (*emptypb.Empty, error) {
 		return nil, err
 	}
 	defer c.op.Unlock()
-	cmd, st, topic := "resume", task.Status_RUNNING, topicResumed
+	st, topic := task.Status_RUNNING, topicResumed
 	var ev any = &eventstypes.TaskResumed{ContainerID: id}
 	if pause {
-		cmd, st, topic = "pause", task.Status_PAUSED, topicPaused
+		st, topic = task.Status_PAUSED, topicPaused
 		ev = &eventstypes.TaskPaused{ContainerID: id}
 	}
-	if _, err := c.rt.run([3]*os.File{}, false, nil, cmd, id); err != nil {
+	if err := c.rt.setPaused(id, pause); err != nil {
 		return nil, toStatus(err)
 	}
 	s.mu.Lock()
@@ -828,7 +816,7 @@ func (s *Service) Update(ctx context.Context, r *taskapi.UpdateTaskRequest) (*em
 	if r.Resources == nil {
 		return empty, nil
 	}
-	if _, err := c.rt.run([3]*os.File{}, false, r.Resources.Value, "update", "--resources", "-", r.ID); err != nil {
+	if err := c.rt.update(r.ID, r.Resources.Value); err != nil {
 		return nil, toStatus(err)
 	}
 	return empty, nil

@@ -1,0 +1,223 @@
+package shimapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/libcontainer"
+	"github.com/husk-runtime/husk/specs"
+)
+
+// engine runs husk's own engine (libcontainer) inside the shim for the operations containerd
+// asks for most (create, start, exec, kill, delete, pause, resume, update, ps): each of them
+// would otherwise start a husk process, and the Go runtime's start is most of what a husk
+// command costs. The state directory is the one `husk --root` reads, so containers made here
+// stay visible to `husk list/state/ps/exec`, and the per-container flock still orders the
+// shim against husk commands. Checkpoint and restore keep going through husk-criu.
+type engine struct {
+	root    string
+	systemd bool
+	reaper  *reaper
+}
+
+// inProcessEngine returns an engine when binary is the husk installed beside this shim (whose
+// husk-init, and husk-systemd, the engine finds beside its own executable), else nil: another
+// runtime, or a husk elsewhere, is run as a command.
+func inProcessEngine(binary, root string, systemd bool, r *reaper) *engine {
+	self, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	dir := filepath.Dir(self)
+	path := binary
+	if !strings.Contains(binary, "/") {
+		if path, err = exec.LookPath(binary); err != nil {
+			return nil
+		}
+	}
+	if filepath.Clean(path) != filepath.Join(dir, DefaultRuntime) {
+		return nil
+	}
+	for _, b := range []string{DefaultRuntime, "husk-init"} {
+		if st, err := os.Stat(filepath.Join(dir, b)); err != nil || !st.Mode().IsRegular() {
+			return nil
+		}
+	}
+	return &engine{root: root, systemd: systemd, reaper: r}
+}
+
+// warn reports what goes wrong without failing an operation (a failing poststop hook) in the
+// shim's log, which containerd keeps.
+func (e *engine) warn(msg string) {
+	fmt.Fprintf(os.Stderr, "containerd-shim-husk-v2: warning: %s\n", msg)
+}
+
+// do runs one operation with the reaper held off, and words its error as a failed runtime
+// command's.
+func (e *engine) do(cmd string, f func() error) error {
+	release := e.reaper.hold()
+	err := f()
+	release()
+	if err != nil {
+		return &runtimeError{cmd: cmd, msg: err.Error()}
+	}
+	return nil
+}
+
+func (e *engine) withContainer(id string, f func(*libcontainer.Container) error) error {
+	ct, err := libcontainer.Load(e.root, id)
+	if err != nil {
+		return err
+	}
+	defer ct.Close()
+	ct.Warn = e.warn
+	return f(ct)
+}
+
+type createArgs struct {
+	id, bundle, pidFile, consoleSocket string
+	stdio                              [3]*os.File
+	noPivot, noNewKeyring              bool
+}
+
+// create returns the init's pid.
+func (e *engine) create(a createArgs) (int, error) {
+	pid := 0
+	err := e.do("create", func() error {
+		spec, raw, abs, err := specs.Load(a.bundle)
+		if err != nil {
+			return err
+		}
+		ct, err := libcontainer.Create(e.root, libcontainer.CreateOpts{
+			ID: a.id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: a.consoleSocket,
+			PidFile: a.pidFile, NoPivot: a.noPivot, NoNewKeyring: a.noNewKeyring, SystemdCgroup: e.systemd,
+			Stdio: libcontainer.Stdio{Stdin: a.stdio[0], Stdout: a.stdio[1], Stderr: a.stdio[2]},
+			Warn:  e.warn,
+		})
+		if err != nil {
+			return err
+		}
+		pid = ct.Pid()
+		ct.Close()
+		return nil
+	})
+	return pid, err
+}
+
+func (e *engine) start(id string) error {
+	return e.do("start", func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Start() })
+	})
+}
+
+// exec starts process spec (OCI Process JSON) in container id, detached, as `husk exec
+// --process --detach` does, and returns its pid.
+func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os.File) (int, error) {
+	pid := 0
+	err := e.do("exec", func() error {
+		p, err := specs.ParseProcess(spec)
+		if err != nil {
+			return fmt.Errorf("exec --process: %w", err)
+		}
+		if p.Cwd == "" {
+			p.Cwd = "/"
+		}
+		if err := specs.ValidateProcess(p); err != nil {
+			return err
+		}
+		ct, err := libcontainer.Load(e.root, id)
+		if err != nil {
+			return err
+		}
+		// As husk exec: the lock guards the state, read by now; it is not held while the
+		// process starts (in a paused container that waits for a resume, which needs the lock).
+		ct.Close()
+		proc, err := ct.Exec(libcontainer.ExecOpts{
+			Process: p, ConsoleSocket: consoleSocket,
+			Stdio: libcontainer.Stdio{Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2]},
+		})
+		if err != nil {
+			return fmt.Errorf("exec failed: %w", err)
+		}
+		pid = proc.Pid
+		return nil
+	})
+	return pid, err
+}
+
+func (e *engine) kill(id string, sig unix.Signal, all bool) error {
+	return e.do("kill", func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Signal(sig, all) })
+	})
+}
+
+// forceDelete is `husk delete --force`: what is already gone is not an error, and a corrupt
+// state is cleaned up from what can be salvaged.
+func (e *engine) forceDelete(id string) error {
+	return e.do("delete", func() error {
+		err := e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Delete(true) })
+		switch {
+		case errors.Is(err, libcontainer.ErrNotExist):
+			return libcontainer.RemoveStale(e.root, id)
+		case errors.Is(err, libcontainer.ErrCorruptState):
+			return libcontainer.ForceDelete(e.root, id, e.warn)
+		}
+		return err
+	})
+}
+
+func (e *engine) setPaused(id string, pause bool) error {
+	cmd := "resume"
+	if pause {
+		cmd = "pause"
+	}
+	return e.do(cmd, func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error {
+			if pause {
+				return ct.Pause()
+			}
+			return ct.Resume()
+		})
+	})
+}
+
+// update applies LinuxResources JSON, as `husk update --resources -`.
+func (e *engine) update(id string, resources []byte) error {
+	return e.do("update", func() error {
+		if len(resources) > specs.MaxProcessSize {
+			return fmt.Errorf("update --resources: larger than %d bytes", specs.MaxProcessSize)
+		}
+		var res rspec.LinuxResources
+		if err := json.Unmarshal(resources, &res); err != nil {
+			return fmt.Errorf("update --resources: invalid JSON: %w", err)
+		}
+		return e.withContainer(id, func(ct *libcontainer.Container) error {
+			if ct.Status() == libcontainer.Stopped {
+				return fmt.Errorf("container %s: cannot update a stopped container", id)
+			}
+			return ct.Cgroup().Update(&res)
+		})
+	})
+}
+
+func (e *engine) ps(id string) ([]int, error) {
+	var pids []int
+	err := e.do("ps", func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error {
+			var err error
+			if pids, err = ct.Cgroup().Pids(); err != nil {
+				return fmt.Errorf("ps: %w", err)
+			}
+			return nil
+		})
+	})
+	return pids, err
+}
