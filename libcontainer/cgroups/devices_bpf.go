@@ -215,6 +215,9 @@ type progLoadAttr struct {
 	progName    [16]byte
 }
 
+// loadAttempts bounds the loads again after EAGAIN.
+const loadAttempts = 25
+
 func loadDeviceProgram(prog []bpfInsn) (int, error) {
 	code := encode(prog)
 	license := []byte("Apache\x00")
@@ -226,6 +229,11 @@ func loadDeviceProgram(prog []bpfInsn) (int, error) {
 	}
 	copy(attr.progName[:], "husk_devices")
 	fd, err := bpf(bpfProgLoad, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	// The verifier gives up with EAGAIN when a signal is pending, and a Go process gets
+	// signals all along (the scheduler's preemption): load again, as libbpf and cilium/ebpf do.
+	for i := 0; i < loadAttempts && err == unix.EAGAIN; i++ {
+		fd, err = bpf(bpfProgLoad, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	}
 	if err != nil && (err == unix.EINVAL || err == unix.EACCES) {
 		// Load again with the verifier's log, which says what it disliked.
 		log := make([]byte, 16<<10)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
@@ -109,5 +110,36 @@ head -c1 /dev/urandom > /dev/null || echo urandom-denied`
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestDeviceProgramLoadsUnderSignals: the verifier fails a load with EAGAIN when a signal is
+// pending, and Go delivers signals to its threads all along (preemption); under a storm of
+// them a load still succeeds. (A slow machine, a qemu guest, failed `husk run` this way.)
+func TestDeviceProgramLoadsUnderSignals(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads an eBPF program")
+	}
+	prog := deviceProgram(false, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				syscall.Kill(os.Getpid(), syscall.SIGURG) // the runtime's own preemption signal: harmless
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := 0; i < 300; i++ {
+		fd, err := loadDeviceProgram(prog)
+		if err != nil {
+			t.Fatalf("load %d: %v", i, err)
+		}
+		syscall.Close(fd)
 	}
 }
