@@ -61,7 +61,10 @@ grep -v '^#' "$HERE/checkpoint-expected-pass.txt" > "$ROOTFS/opt/test/checkpoint
 rm -f "$ROOTFS/opt/test/ckbats-runc" "$ROOTFS/opt/test/ckbats-filter"
 [ -n "${CKBATS_FILTER:-}" ] && printf '%s\n' "$CKBATS_FILTER" > "$ROOTFS/opt/test/ckbats-filter"
 [ -n "${CKBATS_RUNC:-}" ] && touch "$ROOTFS/opt/test/ckbats-runc"
-rm -f "$ROOTFS/opt/test/only-ckbats"
+rm -f "$ROOTFS/opt/test/only-ckbats" "$ROOTFS/opt/test/script.sh"
+# GUEST_SCRIPT=file runs that script in the guest instead of the tests (a debugging aid): its
+# output lines go to the console log, and the guest prints GUESTTEST DONE after it.
+[ -n "${GUEST_SCRIPT:-}" ] && install -m 0755 "$GUEST_SCRIPT" "$ROOTFS/opt/test/script.sh"
 [ -n "${ONLY_CKBATS:-}" ] && touch "$ROOTFS/opt/test/only-ckbats"
 mkdir -p "$ROOTFS/opt/test/images"
 (cd "$ROOT" && go run ./integration/ociimage/mkimage -busybox /bin/busybox -o "$ROOTFS/opt/test/images" \
