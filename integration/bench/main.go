@@ -43,6 +43,7 @@ var (
 	busybox = flag.String("busybox", "/bin/busybox", "static busybox for the rootfs")
 	seccomp = flag.String("seccomp", "integration/testdata/seccomp-runtimedefault.json", "the RuntimeDefault seccomp profile (containerd 2.4's) of the seccomp rows")
 	noShim  = flag.Bool("no-shim", false, "skip the containerd part")
+	probes  = flag.Int("probes", 200, "exec probes before the second idle shim measurement")
 	noCRI   = flag.Bool("no-cri", false, "skip the CRI part")
 
 	crictlPath  = flag.String("crictl", "build/bin/crictl", "crictl binary (1.37)")
