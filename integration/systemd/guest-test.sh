@@ -370,6 +370,26 @@ if criu check --feature uffd-noncoop >/dev/null 2>&1; then
 	[ "$($HC exec ck-lazy2 echo ok 2>&1)" = ok ] && ok "exec into ck-lazy2" || bad "exec into ck-lazy2: $($HC exec ck-lazy2 echo ok 2>&1)"
 	$HC kill ck-lazy2 KILL; sleep 0.3; $HC delete -f ck-lazy2; $HC delete -f ck-lazy 2>/dev/null
 else say "INFO lazy migration: criu lacks uffd-noncoop here"; fi
+# --tcp-established: an established TCP connection inside the container (over its own
+# loopback) is refused without the flag, and with it dumped and restored: the traffic goes on.
+TCPC='["sh","-c","nc -l -p 7777 -e cat & sleep 1; i=0; while true; do i=$((i+1)); echo $i; sleep 0.2; done | nc 127.0.0.1 7777 > /tmp/tcp.out"]'
+mkbundle /b/ck-tcp /ck-tcp "$TCPC"
+(cd /b/ck-tcp && : | $HC run -d ck-tcp 2>&1 | cat > /tmp/ck-tcp.out &)
+tcplines() { if [ -f /b/ck-tcp/rootfs/tmp/tcp.out ]; then wc -l < /b/ck-tcp/rootfs/tmp/tcp.out; else echo 0; fi; }
+for i in $(seq 40); do [ "$(tcplines)" -gt 2 ] && break; sleep 0.25; done
+rm -rf /ck/tcp0 /ck/tcp1
+if $HC checkpoint --leave-running --image-path /ck/tcp0 ck-tcp > /tmp/tcp0.ck 2>&1; then
+	bad "checkpoint of an established TCP connection without --tcp-established succeeded"
+else ok "without --tcp-established the dump refuses the connection: $(tail -1 /tmp/tcp0.ck | cut -c1-120)"; fi
+if $HC checkpoint --tcp-established --image-path /ck/tcp1 ck-tcp > /tmp/tcp1.ck 2>&1; then
+	a=$(tcplines)
+	(cd /b/ck-tcp && : | $HC restore -d --tcp-established --image-path /ck/tcp1 ck-tcp 2>&1 | cat > /tmp/tcp1.rs &)
+	for i in $(seq 40); do $HC state ck-tcp 2>/dev/null | grep -q running && break; sleep 0.5; done
+	sleep 2; b=$(tcplines)
+	[ "$b" -gt "$a" ] 2>/dev/null && ok "checkpoint and restore --tcp-established: the connection carries on ($a -> $b lines)" \
+		|| bad "tcp-established restore: lines $a -> $b; $(tail -2 /tmp/tcp1.rs | tr '\n' ' ') $(grep Error /ck/tcp1/restore.log 2>/dev/null | tail -2 | tr '\n' ' ')"
+else bad "checkpoint --tcp-established: $(tail -2 /tmp/tcp1.ck | tr '\n' ' ')"; fi
+$HC kill ck-tcp KILL 2>/dev/null; sleep 0.3; $HC delete -f ck-tcp 2>/dev/null
 # The shim: ctr task checkpoint, ctr c checkpoint --task + ctr c restore.
 containerd --config /etc/ctd/config.toml > /tmp/ctd3.log 2>&1 &
 CTDPID=$!
