@@ -228,12 +228,24 @@ func loadDeviceProgram(prog []bpfInsn) (int, error) {
 		license:  uint64(uintptr(unsafe.Pointer(&license[0]))),
 	}
 	copy(attr.progName[:], "husk_devices")
+	// The verifier gives up with EAGAIN when a signal is pending for the loading thread, and a
+	// Go process gets signals all along (the scheduler's preemption, SIGCHLD in the shim). The
+	// load runs on a thread that blocks them for the while (they wait, nothing is lost), and
+	// is tried again on EAGAIN all the same, as libbpf and cilium/ebpf do.
+	runtime.LockOSThread()
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	masked := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old) == nil
 	fd, err := bpf(bpfProgLoad, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	// The verifier gives up with EAGAIN when a signal is pending, and a Go process gets
-	// signals all along (the scheduler's preemption): load again, as libbpf and cilium/ebpf do.
 	for i := 0; i < loadAttempts && err == unix.EAGAIN; i++ {
 		fd, err = bpf(bpfProgLoad, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	}
+	if masked {
+		_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	}
+	runtime.UnlockOSThread()
 	if err != nil && (err == unix.EINVAL || err == unix.EACCES) {
 		// Load again with the verifier's log, which says what it disliked.
 		log := make([]byte, 16<<10)
