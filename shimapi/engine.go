@@ -153,6 +153,10 @@ func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os
 	return pid, err
 }
 
+// signal sends sig to the init; signalAll to every process of the container.
+func (e *engine) signal(id string, sig unix.Signal) error    { return e.kill(id, sig, false) }
+func (e *engine) signalAll(id string, sig unix.Signal) error { return e.kill(id, sig, true) }
+
 func (e *engine) kill(id string, sig unix.Signal, all bool) error {
 	return e.do("kill", func() error {
 		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Signal(sig, all) })
@@ -174,18 +178,15 @@ func (e *engine) forceDelete(id string) error {
 	})
 }
 
-func (e *engine) setPaused(id string, pause bool) error {
-	cmd := "resume"
-	if pause {
-		cmd = "pause"
-	}
-	return e.do(cmd, func() error {
-		return e.withContainer(id, func(ct *libcontainer.Container) error {
-			if pause {
-				return ct.Pause()
-			}
-			return ct.Resume()
-		})
+func (e *engine) pause(id string) error {
+	return e.do("pause", func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Pause() })
+	})
+}
+
+func (e *engine) resume(id string) error {
+	return e.do("resume", func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Resume() })
 	})
 }
 

@@ -214,15 +214,21 @@ func (r *runtimeClient) exec(id string, spec []byte, consoleSocket string, stdio
 	return readPidFile(pidFile)
 }
 
-func (r *runtimeClient) kill(id string, sig uint32, all bool) error {
+// signal sends sig to the container's init.
+func (r *runtimeClient) signal(id string, sig uint32) error {
 	if r.engine != nil {
-		return r.engine.kill(id, unix.Signal(sig), all)
+		return r.engine.signal(id, unix.Signal(sig))
 	}
-	args := []string{"kill"}
-	if all {
-		args = append(args, "--all")
+	_, err := r.run([3]*os.File{}, false, nil, "kill", id, strconv.FormatUint(uint64(sig), 10))
+	return err
+}
+
+// signalAll sends sig to every process of the container.
+func (r *runtimeClient) signalAll(id string, sig uint32) error {
+	if r.engine != nil {
+		return r.engine.signalAll(id, unix.Signal(sig))
 	}
-	_, err := r.run([3]*os.File{}, false, nil, append(args, id, strconv.FormatUint(uint64(sig), 10))...)
+	_, err := r.run([3]*os.File{}, false, nil, "kill", "--all", id, strconv.FormatUint(uint64(sig), 10))
 	return err
 }
 
@@ -234,15 +240,19 @@ func (r *runtimeClient) forceDelete(id string) error {
 	return err
 }
 
-func (r *runtimeClient) setPaused(id string, pause bool) error {
+func (r *runtimeClient) pause(id string) error {
 	if r.engine != nil {
-		return r.engine.setPaused(id, pause)
+		return r.engine.pause(id)
 	}
-	cmd := "resume"
-	if pause {
-		cmd = "pause"
+	_, err := r.run([3]*os.File{}, false, nil, "pause", id)
+	return err
+}
+
+func (r *runtimeClient) resume(id string) error {
+	if r.engine != nil {
+		return r.engine.resume(id)
 	}
-	_, err := r.run([3]*os.File{}, false, nil, cmd, id)
+	_, err := r.run([3]*os.File{}, false, nil, "resume", id)
 	return err
 }
 

@@ -729,7 +729,11 @@ func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Em
 	if exited && !r.All {
 		return nil, errNotFound("container %s: process already finished", r.ID)
 	}
-	if err := c.rt.kill(r.ID, r.Signal, r.All); err != nil {
+	kill := c.rt.signal
+	if r.All {
+		kill = c.rt.signalAll
+	}
+	if err := kill(r.ID, r.Signal); err != nil {
 		s.mu.Lock()
 		exited := p.exited()
 		s.mu.Unlock()
@@ -774,27 +778,22 @@ func (s *Service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.Pi
 
 // Pause freezes the container.
 func (s *Service) Pause(ctx context.Context, r *taskapi.PauseRequest) (*emptypb.Empty, error) {
-	return s.setPaused(r.ID, true)
+	return s.freeze(r.ID, (*runtimeClient).pause, task.Status_PAUSED, topicPaused, &eventstypes.TaskPaused{ContainerID: r.ID})
 }
 
 // Resume thaws the container.
 func (s *Service) Resume(ctx context.Context, r *taskapi.ResumeRequest) (*emptypb.Empty, error) {
-	return s.setPaused(r.ID, false)
+	return s.freeze(r.ID, (*runtimeClient).resume, task.Status_RUNNING, topicResumed, &eventstypes.TaskResumed{ContainerID: r.ID})
 }
 
-func (s *Service) setPaused(id string, pause bool) (*emptypb.Empty, error) {
+// freeze pauses or resumes (op) a container, which then has status st, and publishes ev.
+func (s *Service) freeze(id string, op func(*runtimeClient, string) error, st task.Status, topic string, ev any) (*emptypb.Empty, error) {
 	c, err := s.lock(id)
 	if err != nil {
 		return nil, err
 	}
 	defer c.op.Unlock()
-	st, topic := task.Status_RUNNING, topicResumed
-	var ev any = &eventstypes.TaskResumed{ContainerID: id}
-	if pause {
-		st, topic = task.Status_PAUSED, topicPaused
-		ev = &eventstypes.TaskPaused{ContainerID: id}
-	}
-	if err := c.rt.setPaused(id, pause); err != nil {
+	if err := op(c.rt, id); err != nil {
 		return nil, toStatus(err)
 	}
 	s.mu.Lock()
