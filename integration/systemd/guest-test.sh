@@ -397,15 +397,17 @@ for i in $(seq 100); do $C version >/dev/null 2>&1 && break; sleep 0.2; done
 if $C run -d --runtime io.containerd.husk.v2 $IMG hk1 sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done' > /tmp/hk1 2>&1; then
 	sleep 2
 	hcnt() { cat /run/ctd/io.containerd.runtime.v2.task/default/hk1/rootfs/tmp/count 2>&1; }
-	if $C c checkpoint --task hk1 hk1-cp:1 > /tmp/hk1.cc 2>&1; then
-		ok "husk shim: ctr c checkpoint --task hk1 hk1-cp:1"
+	# --rw: the container's own files come back with it. Without them a restore fails whenever
+	# the dump caught the counter with /tmp/count open (CRIU reopens it), as in one CI run.
+	if $C c checkpoint --rw --task hk1 hk1-cp:1 > /tmp/hk1.cc 2>&1; then
+		ok "husk shim: ctr c checkpoint --rw --task hk1 hk1-cp:1"
 		c2=$(hcnt)
 		$C t kill -s KILL hk1; sleep 0.5; $C t rm hk1 >/dev/null; $C c rm hk1
-		$C c restore --live hk1 hk1-cp:1 > /tmp/hk1.rs 2>&1 &
+		$C c restore --rw --live hk1 hk1-cp:1 > /tmp/hk1.rs 2>&1 &
 		sleep 6
 		c3=$(hcnt)
 		$C t ls | grep -q 'hk1.*RUNNING' && [ "$c3" -gt "$c2" ] 2>/dev/null && [ "$c3" -lt 1000 ] \
-			&& ok "husk shim: ctr c restore --live: counter $c2 -> $c3" || bad "husk shim: ctr c restore: $c2 -> $c3; $(tail -3 /tmp/hk1.rs | tr '\n' ' ') $($C t ls | tr '\n' ' ')"
+			&& ok "husk shim: ctr c restore --rw --live: counter $c2 -> $c3" || bad "husk shim: ctr c restore: $c2 -> $c3; $(tail -3 /tmp/hk1.rs | tr '\n' ' ') $($C t ls | tr '\n' ' ')"
 	else bad "husk shim: ctr c checkpoint --task: $(tail -2 /tmp/hk1.cc | tr '\n' ' ')"; fi
 	$C t kill -s KILL hk1 2>/dev/null; sleep 0.5; $C t rm hk1 >/dev/null 2>&1; $C c rm hk1 2>/dev/null
 else bad "ctr run hk1: $(tail -2 /tmp/hk1 | tr '\n' ' ')"; fi
