@@ -404,7 +404,9 @@ if $C run -d --runtime io.containerd.husk.v2 $IMG hk1 sh -c 'i=0; while true; do
 		c2=$(hcnt)
 		$C t kill -s KILL hk1; sleep 0.5; $C t rm hk1 >/dev/null; $C c rm hk1
 		$C c restore --rw --live hk1 hk1-cp:1 > /tmp/hk1.rs 2>&1 &
-		sleep 6
+		# (software emulation: the restore, rw layer included, takes 3-15 s here)
+		for i in $(seq 120); do $C t ls | grep -q 'hk1.*RUNNING' && break; sleep 0.5; done
+		sleep 3
 		c3=$(hcnt)
 		$C t ls | grep -q 'hk1.*RUNNING' && [ "$c3" -gt "$c2" ] 2>/dev/null && [ "$c3" -lt 1000 ] \
 			&& ok "husk shim: ctr c restore --rw --live: counter $c2 -> $c3" || bad "husk shim: ctr c restore: $c2 -> $c3; $(tail -3 /tmp/hk1.rs | tr '\n' ' ') $($C t ls | tr '\n' ' ')"
