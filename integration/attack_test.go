@@ -215,3 +215,60 @@ func TestAttackUnboundedInput(t *testing.T) {
 	}
 	assertClean(t, big, id2)
 }
+
+// TestAttackManyMountFdsNeverRunAsInit: with ~60 or more detached mount fds handed to the init
+// (idmapped binds, or binds in a user-namespaced container), one of them took the fd number
+// husk exec'd the sealed husk-init by, and the bind's source file ran instead: as the
+// container's first process, on the host's filesystem, before pivot_root, capability drop and
+// seccomp. Here every source is a script that writes a file on the host when it runs (through
+// env -S, as the script is not readable by the fd path it is exec'd by); the container must
+// start with all its mounts and the file must never appear.
+func TestAttackManyMountFdsNeverRunAsInit(t *testing.T) {
+	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	for _, kind := range []string{"idmap", "userns"} {
+		for _, n := range []int{100, 1000} {
+			t.Run(fmt.Sprintf("%s-%d", kind, n), func(t *testing.T) {
+				bothPaths(t, func(t *testing.T, flags []string) {
+					marker := filepath.Join(t.TempDir(), "ran-on-host")
+					src := t.TempDir()
+					os.Chmod(src, 0o755)
+					script := filepath.Join(src, "payload")
+					if err := os.WriteFile(script, []byte("#!/usr/bin/env -S sh -c 'echo pwned > "+marker+"'\n"), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					last := fmt.Sprintf("/m/%d", n-1)
+					b := newBundle(t, "sh", "-c", "grep -c ' /m/' /proc/self/mountinfo; cat "+last+" | head -1")
+					b.spec.Root.Readonly = false
+					if kind == "userns" {
+						b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+						b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
+						os.Chmod(b.dir, 0o755)
+						os.Chmod(filepath.Dir(b.dir), 0o755)
+						filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+					}
+					for i := 0; i < n; i++ {
+						m := rspec.Mount{Destination: fmt.Sprintf("/m/%d", i), Type: "bind", Source: script, Options: []string{"bind", "ro"}}
+						if kind == "idmap" {
+							m.Options = append(m.Options, "idmap")
+							m.UIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
+							m.GIDMappings = m.UIDMappings
+						}
+						b.spec.Mounts = append(b.spec.Mounts, m)
+					}
+					b.write(t)
+					r := b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+					if _, err := os.Stat(marker); err == nil {
+						t.Fatalf("a bind source ran on the host as the container's init (run: %s)", r)
+					}
+					if r.code != 0 {
+						t.Fatalf("run with %d %s mounts: %s", n, kind, r)
+					}
+					lines := strings.Fields(r.stdout)
+					if len(lines) < 2 || lines[0] != fmt.Sprint(n) || lines[1] != "#!/usr/bin/env" {
+						t.Fatalf("want %d mounts of the script, got %q", n, r.stdout)
+					}
+				})
+			})
+		}
+	}
+}

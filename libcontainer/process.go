@@ -240,11 +240,20 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		// uid is not mapped inside.
 		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
+	exe, err := execFdAbove(bin, files)
+	if err != nil {
+		parent.Close()
+		return nil, nil, fmt.Errorf("start init: %w", err)
+	}
+	defer exe.Close()
 	proc := &Process{}
 	fork := func() error {
-		pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(int(bin.Fd())), []string{"husk", "init"},
+		pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(int(exe.Fd())), []string{"husk", "init"},
 			&syscall.ProcAttr{Env: env, Files: files, Sys: sys})
 		proc.Pid = pid
+		if err == nil {
+			err = checkExecuted(pid, exe)
+		}
 		return err
 	}
 	if a := p.affinity; a != nil && a.Initial != "" {
@@ -269,6 +278,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	}
 	err = startLocked(parentNs, fork)
 	if err != nil {
+		if proc.Pid > 0 {
+			proc.kill()
+		}
 		parent.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
@@ -332,6 +344,45 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		return fail(fmt.Errorf("send config to init: %w", err))
 	}
 	return proc, pipe, nil
+}
+
+// execFdAbove gives the sealed binary a number the child's fd placement cannot reach. The child
+// puts files[i] at fd i, and before that moves every file that sits below its slot up to
+// len(files), len(files)+1, ... (at most one move per file, plus its own error pipe): a number
+// below 2*len(files)+2 may hold something else by the time the child calls execve. With ~60
+// mount fds the binary's old fixed number (64) held a bind source, which ran as the container's
+// init on the host's filesystem.
+func execFdAbove(bin *os.File, files []uintptr) (*os.File, error) {
+	floor := 2*len(files) + 8
+	for _, f := range files {
+		if int(f) >= floor {
+			floor = int(f) + 1
+		}
+	}
+	fd, err := unix.FcntlInt(bin.Fd(), unix.F_DUPFD_CLOEXEC, floor)
+	if err != nil {
+		return nil, fmt.Errorf("place the sealed husk-init above fd %d: %w", floor, err)
+	}
+	return os.NewFile(uintptr(fd), bin.Name()), nil
+}
+
+// checkExecuted makes sure the child runs the sealed husk-init and nothing else: the fd plan
+// above is the defence, this check keeps a future mistake in it from going unnoticed.
+func checkExecuted(pid int, bin *os.File) error {
+	var want, got unix.Stat_t
+	if err := unix.Fstat(int(bin.Fd()), &want); err != nil {
+		return fmt.Errorf("stat the sealed husk-init: %w", err)
+	}
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &got); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			return nil // it exited already (a zombie has no exe); the protocol reports why
+		}
+		return fmt.Errorf("stat the init's executable: %w", err)
+	}
+	if got.Dev != want.Dev || got.Ino != want.Ino {
+		return errors.New("the child executed something other than the sealed husk-init")
+	}
+	return nil
 }
 
 // nsTypeFlags is the CLONE_NEW* value NS_GET_NSTYPE reports for each namespace type.

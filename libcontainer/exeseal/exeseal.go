@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// minFd keeps the sealed binary's fd clear of the low fds that os/exec hands to the child, so
-// the child still holds it when it calls execve.
+// minFd keeps the sealed binary's fd clear of the low fds most processes use; the launcher
+// still moves it above every fd it hands the child before the exec (execFdAbove).
 const minFd = 64
 
 // OpenPath returns a file whose /proc/self/fd path executes a write-protected view of the
