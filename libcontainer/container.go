@@ -139,8 +139,10 @@ func (c *Container) newCgroup(o CreateOpts, res *rspec.LinuxResources, undo *und
 	// (the init would block in it, and `run -d` with it, until someone thaws it).
 	if existing := cgroups.Load(paths); existing.Frozen() {
 		return nil, fmt.Errorf("container %s: container's cgroup unexpectedly frozen", o.ID)
-	} else if pids, _ := existing.Pids(); len(pids) > 0 && o.Warn != nil {
-		o.Warn(fmt.Sprintf("container %s: container's cgroup is not empty: %d process(es) found", o.ID, len(pids)))
+	} else if pids, _ := existing.Pids(); len(pids) > 0 {
+		// runc 1.5 refuses it too (1.1.5 only warned): a shared cgroup mixes limits, freezes
+		// and kills of unrelated processes.
+		return nil, fmt.Errorf("container %s: container's cgroup is not empty: %d process(es) found", o.ID, len(pids))
 	}
 	// From here on a killed create must stay cleanable by `delete --force`: the state names
 	// the cgroup before it exists, and the init's pid as soon as it exists.
@@ -656,9 +658,17 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 		return fmt.Errorf("container %s: %w", c.state.ID, ErrNotRunning)
 	}
 	var err error
-	if all {
+	switch {
+	case all:
 		err = c.Cgroup().Signal(sig)
-	} else {
+	case sig == unix.SIGKILL && !c.privatePidNamespace():
+		// Without a pid namespace of its own the init's death leaves the rest running: SIGKILL
+		// goes to the whole cgroup, as runc 1.2+ does.
+		err = c.Cgroup().Signal(sig)
+		if ierr := c.signalInit(sig); err == nil && st != Stopped {
+			err = ierr
+		}
+	default:
 		err = c.signalInit(sig)
 	}
 	if err != nil {
@@ -721,28 +731,57 @@ func (c *Container) killAndWait() {
 	cg := c.Cgroup()
 	_ = c.signalInit(unix.SIGKILL)
 	_ = cg.Thaw()
-	for i := 0; i < 1000 && c.state.initAlive(); i++ {
-		time.Sleep(time.Millisecond)
+	// A loaded machine can take seconds to tear down a pid namespace with many processes; the
+	// init becomes a zombie only after the kernel has killed and reaped all of them.
+	deadline := time.Now().Add(killTimeout)
+	for delay := time.Millisecond; c.state.initAlive() && time.Now().Before(deadline); delay = min(2*delay, 50*time.Millisecond) {
+		time.Sleep(delay)
 	}
 }
 
+// killTimeout bounds how long a delete waits for the container's processes to die.
+const killTimeout = 10 * time.Second
+
+// privatePidNamespace reports whether the container has a pid namespace of its own (new, not
+// joined by path): then the init's death takes every process of the container with it, and
+// nothing else in its cgroup is the container's. Unknown (a salvaged state) counts as private,
+// so that a corrupt state never leads to killing a whole cgroup.
+func (c *Container) privatePidNamespace() bool {
+	v, err := c.execView()
+	if err != nil {
+		return true
+	}
+	for _, ns := range v.Linux.Namespaces {
+		if ns.Type == rspec.PIDNamespace {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
 func (c *Container) destroy() error {
+	if c.state.initAlive() {
+		return fmt.Errorf("container %s: delete: the init (pid %d) is still alive %v after SIGKILL", c.state.ID, c.state.InitPid, killTimeout)
+	}
 	cg := c.Cgroup()
-	// Without a private pid namespace the init's death leaves its children running.
-	_ = cg.Signal(unix.SIGKILL)
-	_ = cg.Thaw()
+	if !c.privatePidNamespace() {
+		// Without a private pid namespace the init's death leaves its children running: kill
+		// the cgroup until it is empty (pid by pid on v1 a forking process can slip through
+		// one round).
+		if err := killCgroup(cg); err != nil {
+			return fmt.Errorf("container %s: delete: %w", c.state.ID, err)
+		}
+	}
+	// With a private pid namespace everything of the container died with its init; what the
+	// cgroup may still hold is some other process that was put there, left alone (runc 1.1.5
+	// and 1.5 alike).
 	var errs []string
-	for i := 0; i < 500; i++ {
+	if err := cg.Destroy(); err != nil {
 		pids, _ := cg.Pids()
 		if len(pids) == 0 {
-			break
+			return fmt.Errorf("container %s: delete: %w", c.state.ID, err)
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if err := cg.Destroy(); err != nil {
-		// A cgroup that other processes share (a pre-existing one the config named) may not
-		// go: the container is gone all the same, and runc exits 0 with a logged error too.
-		c.warn(err.Error())
+		c.warn(fmt.Sprintf("%v: %d process(es) that are not the container's are still in it (pids %s)", err, len(pids), pidList(pids)))
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 {
 		runHooksWarn(h.Poststop, "poststop", c.hookState(Stopped), c.warn)
@@ -757,6 +796,42 @@ func (c *Container) destroy() error {
 		return fmt.Errorf("container %s: delete: %s", c.state.ID, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// killCgroup kills every process of cg until none is left, or fails naming what is left.
+func killCgroup(cg *cgroups.Manager) error {
+	deadline := time.Now().Add(killTimeout)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		_ = cg.Signal(unix.SIGKILL)
+		_ = cg.Thaw()
+		pids, err := cg.Pids()
+		if err == nil && len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("list the processes of cgroup %s: %w", cg.Paths(), err)
+			}
+			return fmt.Errorf("cgroup %s still holds %d process(es) after SIGKILL for %v (pids %s)", cg.Paths(), len(pids), killTimeout, pidList(pids))
+		}
+		time.Sleep(delay)
+	}
+}
+
+// pidList names up to ten pids.
+func pidList(pids []int) string {
+	var b strings.Builder
+	for i, p := range pids {
+		if i == 10 {
+			fmt.Fprintf(&b, " and %d more", len(pids)-10)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(p))
+	}
+	return b.String()
 }
 
 // startLocked runs f on a goroutine locked to a fresh OS thread that first unshares its fs

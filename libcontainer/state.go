@@ -103,6 +103,11 @@ func readState(dir string) (*State, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrCorruptState, filepath.Join(dir, stateFile), err)
 	}
+	// What delete kills and removes comes from here: a path create would have refused ("/",
+	// "..") is never acted on.
+	if err := st.Cgroup.Check(); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrCorruptState, filepath.Join(dir, stateFile), err)
+	}
 	return &st, nil
 }
 
@@ -144,9 +149,17 @@ func salvageState(dir, id string) *State {
 			}
 		}
 	}
+	// Never kill or remove what a corrupt file names: a path create would have refused falls
+	// back to the cgroup file, then to nothing.
+	if st.Cgroup.Check() != nil {
+		st.Cgroup = nil
+	}
 	if st.Cgroup == nil {
 		if b, err := specs.ReadLimited(filepath.Join(dir, cgroupFile), 1<<20, cgroupFile); err == nil {
 			_ = json.Unmarshal(b, &st.Cgroup)
+		}
+		if st.Cgroup.Check() != nil {
+			st.Cgroup = nil
 		}
 	}
 	return st

@@ -160,7 +160,7 @@ gate() {
 	while IFS=$'\t' read -r key reason; do
 		[ -n "$key" ] && [ "${key:0:1}" != "#" ] && except["$key"]=$reason
 	done <"$here/exceptions.txt"
-	echo "runc-compat: tests that cannot pass for naming reasons only (exceptions.txt):"
+	echo "runc-compat: tests husk does not pass on purpose (exceptions.txt: naming, or runc 1.5's behaviour):"
 	for key in "${!except[@]}"; do printf '  %s: %s\n' "$key" "${except[$key]}"; done
 	while IFS= read -r key; do
 		[ -z "$key" ] || [ "${key:0:1}" = "#" ] && continue

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -110,6 +111,28 @@ func (p Paths) String() string {
 		return v
 	}
 	return ""
+}
+
+// Check refuses paths no create would have recorded: a key that is not a hierarchy's name, a
+// path that is not absolute and clean, the root cgroup, or one with "..". Paths read back from
+// disk go through it before anything is killed or removed.
+func (p Paths) Check() error {
+	for k, v := range p {
+		for _, r := range k {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == ',' || r == '=') {
+				return fmt.Errorf("cgroup paths: invalid hierarchy %q", k)
+			}
+		}
+		if !filepath.IsAbs(v) || filepath.Clean(v) != v || v == "/" {
+			return fmt.Errorf("cgroup paths: %q is not a container's cgroup", v)
+		}
+		for _, part := range strings.Split(v, "/") {
+			if part == ".." {
+				return fmt.Errorf("cgroup paths: %q leaves the cgroup root", v)
+			}
+		}
+	}
+	return nil
 }
 
 // key returns the key of the v1 hierarchy that holds controller, "" if none does.
@@ -623,7 +646,9 @@ func removeTree(dir string) error {
 		}
 	}
 	var rmErr error
-	for i := 0; i < 50; i++ {
+	// A process that was just killed may still be leaving the cgroup: retry EBUSY for up to
+	// ~2.5 s, as runc does, with a delay growing from 1 ms to 100 ms.
+	for i, delay := 0, time.Millisecond; i < 30; i, delay = i+1, min(2*delay, 100*time.Millisecond) {
 		rmErr = unix.Rmdir(dir)
 		if rmErr == nil || rmErr == unix.ENOENT {
 			return nil
@@ -631,8 +656,7 @@ func removeTree(dir string) error {
 		if rmErr != unix.EBUSY {
 			break
 		}
-		// A process that was just killed may still be leaving the cgroup.
-		unix.Nanosleep(&unix.Timespec{Nsec: 2_000_000}, nil)
+		time.Sleep(delay)
 	}
 	return fmt.Errorf("remove cgroup %s: %w", dir, rmErr)
 }

@@ -29,3 +29,20 @@ func TestSwapV2(t *testing.T) {
 		}
 	}
 }
+
+// Paths read back from a state file are checked as create checks a cgroupsPath: a tampered or
+// corrupt file naming the root cgroup, or a path out of cgroupfs, is never acted on.
+func TestPathsCheck(t *testing.T) {
+	good := []Paths{nil, {"": "/husk/c1"}, {"cpu,cpuacct": "/kubepods/pod1/c1", "name=systemd": "/x", "": "/x"}}
+	for _, p := range good {
+		if err := p.Check(); err != nil {
+			t.Errorf("%v: %v", p, err)
+		}
+	}
+	bad := []Paths{{"": "/"}, {"pids": "/../../../tmp/victim"}, {"": "relative"}, {"": "/a/../b"}, {"": "/a/"}, {"../x": "/a"}, {"": ""}}
+	for _, p := range bad {
+		if err := p.Check(); err == nil {
+			t.Errorf("%v: accepted", p)
+		}
+	}
+}
