@@ -1,7 +1,9 @@
 package specs
 
 import (
+	"errors"
 	"fmt"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,46 +72,61 @@ func IOPrio(p *rspec.LinuxIOPriority) (int, error) {
 func CPUList(field, s string) (*unix.CPUSet, error) {
 	var set unix.CPUSet
 	set.Zero()
-	bits, err := parseList(s, 1024)
+	words, err := parseList(s, 1024)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: %w", field, s, err)
 	}
-	for _, b := range bits {
-		set.Set(b)
+	for i, w := range words {
+		for b := 0; b < 64; b++ {
+			if w&(1<<b) != 0 {
+				set.Set(i*64 + b)
+			}
+		}
 	}
 	return &set, nil
 }
 
-// parseList parses "0-3,7" into its members, each below max.
-func parseList(s string, max int) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(s, ",") {
+// parseList parses "0-3,7" into a bitmap of max bits (a multiple of 64), refusing members at
+// or above max. The bitmap is the only allocation: a config repeating "0-1023" a hundred
+// thousand times costs time proportional to its size, never memory (husk once expanded every
+// range member by member into a list: 2 GB for a 563 KB config).
+func parseList(s string, max int) ([]uint64, error) {
+	words := make([]uint64, (max+63)/64)
+	any := false
+	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
 		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
+		a, err := strconv.ParseUint(lo, 10, 32)
 		if err != nil {
 			return nil, fmt.Errorf("bad list member %q", part)
 		}
 		b := a
 		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil {
 				return nil, fmt.Errorf("bad list member %q", part)
 			}
 		}
-		if a < 0 || b < a || b >= max {
+		if b < a || b >= uint64(max) {
 			return nil, fmt.Errorf("bad list member %q (members are 0-%d)", part, max-1)
 		}
-		for i := a; i <= b; i++ {
-			out = append(out, i)
+		for i := a; i <= b; {
+			if i%64 == 0 && b-i >= 63 {
+				words[i/64] = ^uint64(0) // a whole word at once
+				i += 64
+				continue
+			}
+			words[i/64] |= 1 << (i % 64)
+			i++
 		}
+		any = true
 	}
-	if len(out) == 0 {
+	if !any {
 		return nil, fmt.Errorf("empty list")
 	}
-	return out, nil
+	return words, nil
 }
 
 var personalityDomains = map[rspec.LinuxPersonalityDomain]uintptr{
@@ -146,28 +163,36 @@ const maxNumaNodes = 1024
 func MemPolicy(p *rspec.LinuxMemoryPolicy) (mode int, mask []uint64, err error) {
 	m, ok := mempolModes[p.Mode]
 	if !ok {
-		return 0, nil, fmt.Errorf("linux.memoryPolicy.mode: unknown mode %q", p.Mode)
+		return 0, nil, fmt.Errorf("linux.memoryPolicy: invalid memory policy mode %q", p.Mode)
 	}
 	for _, f := range p.Flags {
 		v, ok := mempolFlags[f]
 		if !ok {
-			return 0, nil, fmt.Errorf("linux.memoryPolicy.flags: unknown flag %q", f)
+			return 0, nil, fmt.Errorf("linux.memoryPolicy: invalid memory policy flag %q", f)
 		}
 		m |= v
 	}
-	if p.Nodes == "" {
-		if p.Mode != rspec.MpolDefault && p.Mode != rspec.MpolLocal {
-			return 0, nil, fmt.Errorf("linux.memoryPolicy.nodes: mode %q needs nodes", p.Mode)
+	count := 0
+	if p.Nodes != "" {
+		if mask, err = parseList(p.Nodes, maxNumaNodes); err != nil {
+			return 0, nil, fmt.Errorf("linux.memoryPolicy: invalid memory policy nodes %q: %w", p.Nodes, err)
 		}
-		return m, nil, nil
+		for _, w := range mask {
+			count += bits.OnesCount64(w)
+		}
 	}
-	nodes, err := parseList(p.Nodes, maxNumaNodes)
-	if err != nil {
-		return 0, nil, fmt.Errorf("linux.memoryPolicy.nodes %q: %w", p.Nodes, err)
-	}
-	mask = make([]uint64, maxNumaNodes/64)
-	for _, n := range nodes {
-		mask[n/64] |= 1 << (uint(n) % 64)
+	// runc 1.5's rules: default and local take no node, preferred zero or more (none means
+	// local allocation), the others at least one.
+	switch p.Mode {
+	case rspec.MpolDefault, rspec.MpolLocal:
+		if count != 0 {
+			return 0, nil, fmt.Errorf("linux.memoryPolicy: memory policy mode requires 0 nodes but got %d", count)
+		}
+	case rspec.MpolPreferred:
+	default:
+		if count == 0 {
+			return 0, nil, errors.New("linux.memoryPolicy: memory policy mode requires at least one node but got 0")
+		}
 	}
 	return m, mask, nil
 }

@@ -3,6 +3,7 @@ package specs
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -101,5 +102,63 @@ func TestRootlessSpec(t *testing.T) {
 	}
 	if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 1000 || s.Linux.Resources != nil {
 		t.Errorf("rootless spec: %+v", s.Linux)
+	}
+}
+
+// A small config must not cost a large heap: execCPUAffinity and memoryPolicy.nodes lists were
+// expanded member by member into a slice (2.2 and 3.6 GB for a 563 KB config). Parsing now
+// fills a fixed bitmap.
+func TestCPUAndNodeListsAreBoundedInMemory(t *testing.T) {
+	huge := strings.Repeat("0-1023,", 80000) // 560 KB
+	measure := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	cpu := measure(func() {
+		set, err := CPUList("process.execCPUAffinity.initial", huge)
+		if err != nil || set.Count() != 1024 {
+			t.Fatalf("CPUList: %v (%d CPUs)", err, set.Count())
+		}
+	})
+	node := measure(func() {
+		if _, _, err := MemPolicy(&rspec.LinuxMemoryPolicy{Mode: rspec.MpolBind, Nodes: huge}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// strings.SplitSeq allocates nothing per part; what is left is the bitmap and the errors.
+	if cpu > 1<<20 || node > 1<<20 {
+		t.Fatalf("a %d-byte list cost %d bytes (CPUs) and %d bytes (nodes) of heap", len(huge), cpu, node)
+	}
+	if _, err := CPUList("x", "0-9876543210"); err == nil {
+		t.Fatal("a range past the largest CPU was accepted")
+	}
+}
+
+// Memory policy nodes as runc 1.5 checks them, in its words (its memorypolicy.bats reads them).
+func TestMemPolicyNodesLikeRunc15(t *testing.T) {
+	for _, c := range []struct {
+		p    rspec.LinuxMemoryPolicy
+		want string // "" accepted
+	}{
+		{rspec.LinuxMemoryPolicy{Mode: rspec.MpolPreferred}, ""},
+		{rspec.LinuxMemoryPolicy{Mode: rspec.MpolDefault}, ""},
+		{rspec.LinuxMemoryPolicy{Mode: rspec.MpolDefault, Nodes: "0-7"}, "mode requires 0 nodes but got 8"},
+		{rspec.LinuxMemoryPolicy{Mode: rspec.MpolBind}, "requires at least one node but got 0"},
+		{rspec.LinuxMemoryPolicy{Mode: "INTERLEAVE", Nodes: "0"}, "invalid memory policy mode"},
+		{rspec.LinuxMemoryPolicy{Nodes: "0-7"}, "invalid memory policy mode"},
+		{rspec.LinuxMemoryPolicy{Mode: rspec.MpolPreferred, Nodes: "0", Flags: []rspec.MemoryPolicyFlagType{"badflag"}}, "invalid memory policy flag"},
+		{rspec.LinuxMemoryPolicy{Mode: rspec.MpolBind, Nodes: "0-9876543210"}, "invalid memory policy node"},
+	} {
+		_, _, err := MemPolicy(&c.p)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%+v: %v", c.p, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%+v: got %v, want %q", c.p, err, c.want)
+		}
 	}
 }
