@@ -679,3 +679,40 @@ func TestInitStdioDevNullIsTheContainers(t *testing.T) {
 		}
 	})
 }
+
+// TestTmpCopyUp: a tmpfs with "tmpcopyup" starts with a copy of what the directory it covers
+// held (files with their modes and owners, subdirectories, symlinks as symlinks, never
+// followed), and writes stay in the tmpfs. It failed with "bad file descriptor" for any
+// content, on both create paths. Content larger than the tmpfs fails the create with one
+// line and leaves nothing behind.
+func TestTmpCopyUp(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "cat /data/a; stat -c '%a %u' /data/a /data/d; cat /data/d/b; readlink /data/l; touch /data/new && echo WROTE")
+		data := filepath.Join(b.rootfs(), "data")
+		os.MkdirAll(filepath.Join(data, "d"), 0o755)
+		os.WriteFile(filepath.Join(data, "a"), []byte("content-a\n"), 0o640)
+		os.Chown(filepath.Join(data, "a"), 123, 0)
+		os.WriteFile(filepath.Join(data, "d", "b"), []byte("content-b\n"), 0o644)
+		hostSecret := filepath.Join(t.TempDir(), "secret")
+		os.WriteFile(hostSecret, []byte("host"), 0o600)
+		os.Symlink(hostSecret, filepath.Join(data, "l"))
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "nosuid", "nodev"}})
+		b.write(t)
+		out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		want := "content-a\n640 123\n755 0\ncontent-b\n" + hostSecret + "\nWROTE\n"
+		if out != want {
+			t.Fatalf("got %q, want %q", out, want)
+		}
+		if _, err := os.Stat(filepath.Join(data, "new")); err == nil {
+			t.Fatal("a write to the tmpcopyup tmpfs reached the rootfs")
+		}
+		// Too much to copy: one clean line, nothing left.
+		os.WriteFile(filepath.Join(data, "big"), make([]byte, 2<<20), 0o644)
+		b.spec.Mounts[len(b.spec.Mounts)-1].Options = []string{"tmpcopyup", "size=1m"}
+		b.write(t)
+		id := uniqueID(t)
+		r := b.husk(t, append(append([]string{"run"}, flags...), id)...)
+		assertOneLineError(t, r, "tmpcopyup")
+		assertClean(t, b, id)
+	})
+}

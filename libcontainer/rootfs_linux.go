@@ -265,9 +265,16 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 		return fmt.Errorf("mount %q on %q: %w", m.Type, m.Destination, err)
 	}
 	if below != nil {
-		mnt, err := openInRoot(root, m.Destination)
+		path, err := openInRoot(root, m.Destination)
 		if err != nil {
 			return err
+		}
+		defer path.Close()
+		// openInRoot gives an O_PATH fd, on which fchmod and the copy's *at calls fail with
+		// EBADF: reopen the new tmpfs's root as a directory.
+		mnt, err := os.OpenFile(procFd(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("tmpcopyup: %w", err)
 		}
 		defer mnt.Close()
 		if err := copyUp(below, mnt); err != nil {
