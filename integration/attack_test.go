@@ -272,3 +272,70 @@ func TestAttackManyMountFdsNeverRunAsInit(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackSysctlsStayInTheContainersNamespaces: a sysctl that no namespace of the container's
+// own holds would be written to the host's kernel (vm.overcommit_memory, or an IPC sysctl without
+// an ipc namespace, or net.* in a joined host network namespace). husk wrote them; runc 1.1.5,
+// 1.5 and crun refuse. Each is refused with one line, and the host's value is unchanged.
+func TestAttackSysctlsStayInTheContainersNamespaces(t *testing.T) {
+	without := func(ns []rspec.LinuxNamespace, drop rspec.LinuxNamespaceType) []rspec.LinuxNamespace {
+		var out []rspec.LinuxNamespace
+		for _, n := range ns {
+			if n.Type != drop {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	hostNet := func(ns []rspec.LinuxNamespace) []rspec.LinuxNamespace {
+		out := without(ns, rspec.NetworkNamespace)
+		return append(out, rspec.LinuxNamespace{Type: rspec.NetworkNamespace, Path: fmt.Sprintf("/proc/%d/ns/net", os.Getpid())})
+	}
+	cases := []struct {
+		key, value, proc, want string
+		ns                     func([]rspec.LinuxNamespace) []rspec.LinuxNamespace
+	}{
+		{"vm.overcommit_memory", "", "vm/overcommit_memory", "not in a separate kernel namespace", nil},
+		{"kernel.shm_rmid_forced", "", "kernel/shm_rmid_forced", "needs an ipc namespace", func(ns []rspec.LinuxNamespace) []rspec.LinuxNamespace { return without(ns, rspec.IPCNamespace) }},
+		{"fs.mqueue.msg_max", "", "fs/mqueue/msg_max", "needs an ipc namespace", func(ns []rspec.LinuxNamespace) []rspec.LinuxNamespace { return without(ns, rspec.IPCNamespace) }},
+		{"net.ipv4.ip_default_ttl", "", "net/ipv4/ip_default_ttl", "needs a network namespace", func(ns []rspec.LinuxNamespace) []rspec.LinuxNamespace { return without(ns, rspec.NetworkNamespace) }},
+		{"net.ipv4.ip_default_ttl", "", "net/ipv4/ip_default_ttl", "needs a network namespace", hostNet},
+		{"kernel.domainname", "", "kernel/domainname", "needs a uts namespace", func(ns []rspec.LinuxNamespace) []rspec.LinuxNamespace { return without(ns, rspec.UTSNamespace) }},
+		{"kernel.hostname", "", "kernel/hostname", "conflicts with the OCI", nil},
+		{"user.max_user_namespaces", "", "user/max_user_namespaces", "needs a user namespace", nil},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("%d-%s", i, c.key), func(t *testing.T) {
+			before, err := os.ReadFile("/proc/sys/" + c.proc)
+			if err != nil {
+				t.Skipf("no %s here: %v", c.proc, err)
+			}
+			// A value that differs from the host's, so a write would show.
+			val := "1"
+			if strings.TrimSpace(string(before)) == "1" {
+				val = "2"
+			}
+			if c.key == "kernel.domainname" || c.key == "kernel.hostname" {
+				val = "husk-attack"
+			}
+			b := newBundle(t, "true")
+			if c.ns != nil {
+				b.spec.Linux.Namespaces = c.ns(b.spec.Linux.Namespaces)
+			}
+			if c.key == "kernel.domainname" {
+				b.spec.Hostname = ""
+			}
+			b.spec.Linux.Sysctl = map[string]string{c.key: val}
+			b.write(t)
+			id := uniqueID(t)
+			r := b.husk(t, "run", id)
+			after, _ := os.ReadFile("/proc/sys/" + c.proc)
+			if string(after) != string(before) {
+				os.WriteFile("/proc/sys/"+c.proc, before, 0o644)
+				t.Fatalf("the host's %s changed from %q to %q (run: %s)", c.key, before, after, r)
+			}
+			assertOneLineError(t, r, c.want)
+			assertClean(t, b, id)
+		})
+	}
+}

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
 )
 
 // verifyProcfs checks that the container's /proc is a real procfs, not a directory or a FUSE
@@ -67,7 +68,7 @@ func openPrivateProc(rel string) (int, error) {
 
 // writeProcSys sets a sysctl ("net.ipv4.ip_forward") through /proc/sys.
 func writeProcSys(key, value string) error {
-	if err := writeProcFile("sys/"+strings.ReplaceAll(key, ".", "/"), value); err != nil {
+	if err := writeProcFile("sys/"+specs.SysctlPath(key), value); err != nil {
 		return fmt.Errorf("sysctl %s: %w", key, err)
 	}
 	return nil

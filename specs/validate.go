@@ -131,9 +131,94 @@ func Validate(s *rspec.Spec, bundle string) error {
 	if err := validateNetDevices(s, seen); err != nil {
 		return err
 	}
-	for k := range s.Linux.Sysctl {
-		if strings.Contains(k, "..") || strings.HasPrefix(k, "/") {
-			return fmt.Errorf("linux.sysctl: invalid key %q", k)
+	return validateSysctls(s)
+}
+
+// ipcSysctls are the kernel.* sysctls of the IPC namespace (with fs.mqueue.*).
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// SysctlPath is where a sysctl key lives under /proc/sys: "net.ipv4.conf.eth0/1.forwarding"
+// (or "net/ipv4/conf/eth0.1/forwarding") is net/ipv4/conf/eth0.1/forwarding.
+func SysctlPath(key string) string { return swapDotsSlashes(SysctlDots(key)) }
+
+func swapDotsSlashes(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, s)
+}
+
+// SysctlDots is a sysctl key in its dotted form: "net/ipv4/conf/eth0.1/forwarding" becomes
+// "net.ipv4.conf.eth0/1.forwarding", as runc reads it.
+func SysctlDots(key string) string {
+	i := strings.IndexAny(key, "./")
+	if i < 0 || key[i] == '.' {
+		return key
+	}
+	return swapDotsSlashes(key)
+}
+
+// validateSysctls allows only sysctls of a namespace the container does not share with the
+// host, with runc 1.5's rules: anything else would be written to the host's kernel.
+func validateSysctls(s *rspec.Spec) error {
+	ns := map[rspec.LinuxNamespaceType]*rspec.LinuxNamespace{}
+	for i := range s.Linux.Namespaces {
+		ns[s.Linux.Namespaces[i].Type] = &s.Linux.Namespaces[i]
+	}
+	// own: a namespace that is the container's, new or joined by a path that is not this
+	// process's own (a pod's).
+	own := func(t rspec.LinuxNamespaceType, proc string) (bool, error) {
+		n := ns[t]
+		if n == nil {
+			return false, nil
+		}
+		if n.Path == "" {
+			return true, nil
+		}
+		var a, b unix.Stat_t
+		if err := unix.Stat("/proc/self/ns/"+proc, &a); err != nil {
+			return false, err
+		}
+		if err := unix.Stat(n.Path, &b); err != nil {
+			return false, fmt.Errorf("linux.namespaces: %s path %q: %w", t, n.Path, err)
+		}
+		return a.Dev != b.Dev || a.Ino != b.Ino, nil
+	}
+	for key := range s.Linux.Sysctl {
+		k := SysctlDots(key)
+		if k == "" || strings.Contains(k, "..") || strings.HasPrefix(k, ".") || strings.Contains(key, "..") || strings.HasPrefix(key, "/") {
+			return fmt.Errorf("linux.sysctl: invalid key %q", key)
+		}
+		var t rspec.LinuxNamespaceType
+		var proc, what string
+		switch {
+		case ipcSysctls[k] || strings.HasPrefix(k, "fs.mqueue."):
+			t, proc, what = rspec.IPCNamespace, "ipc", "an ipc namespace"
+		case strings.HasPrefix(k, "net."):
+			t, proc, what = rspec.NetworkNamespace, "net", "a network namespace"
+		case k == "kernel.domainname":
+			t, proc, what = rspec.UTSNamespace, "uts", "a uts namespace"
+		case k == "kernel.hostname":
+			return fmt.Errorf("linux.sysctl: %q is not allowed as it conflicts with the OCI \"hostname\" field", key)
+		case strings.HasPrefix(k, "user."):
+			t, proc, what = rspec.UserNamespace, "user", "a user namespace"
+		default:
+			return fmt.Errorf("linux.sysctl: %q is not in a separate kernel namespace: it would change the host's kernel", key)
+		}
+		ok, err := own(t, proc)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("linux.sysctl: %q needs %s of the container's own (new, or joined from another than the host's)", key, what)
 		}
 	}
 	return nil
