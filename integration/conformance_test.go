@@ -716,3 +716,53 @@ func TestTmpCopyUp(t *testing.T) {
 		assertClean(t, b, id)
 	})
 }
+
+// TestIDMapTopMountOnlyAndImpliedMappings: as runc 1.5, "idmap" (or mappings alone) maps the
+// top mount of an rbind and leaves its submounts unmapped (their files show as the overflow
+// id), "ridmap" maps them too; idmap without mappings takes the container's user namespace's.
+// husk mapped the submounts for rbind,idmap and refused idmap without mappings.
+func TestIDMapTopMountOnlyAndImpliedMappings(t *testing.T) {
+	vol := t.TempDir()
+	os.Chmod(vol, 0o755)
+	sub := filepath.Join(vol, "sub")
+	os.Mkdir(sub, 0o755)
+	if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, "size=1m,mode=755"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(sub, syscall.MNT_DETACH)
+	// Both owned by host root: through a mapping of the container's (0 -> 100000), an
+	// idmapped mount shows them as host 100000, which the container sees as its root; a mount
+	// that is not idmapped shows host root, which the container cannot map (overflow id).
+	os.WriteFile(filepath.Join(vol, "top"), nil, 0o644)
+	os.WriteFile(filepath.Join(sub, "inner"), nil, 0o644)
+	overflow, _ := os.ReadFile("/proc/sys/kernel/overflowuid")
+	of := strings.TrimSpace(string(overflow))
+	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	for _, c := range []struct {
+		opt      string
+		mappings bool
+		want     string // owner of top, then of sub/inner, as the container sees them
+	}{
+		{"idmap", true, "0 " + of},
+		{"ridmap", true, "0 0"},
+		{"idmap", false, "0 " + of},
+		{"ridmap", false, "0 0"},
+	} {
+		t.Run(fmt.Sprintf("%s-mappings=%v", c.opt, c.mappings), func(t *testing.T) {
+			b := newBundle(t, "sh", "-c", "echo $(stat -c %u /vol/top) $(stat -c %u /vol/sub/inner)")
+			b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+			b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
+			os.Chmod(b.dir, 0o755)
+			os.Chmod(filepath.Dir(b.dir), 0o755)
+			filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+			m := rspec.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", c.opt}}
+			if c.mappings {
+				m.UIDMappings, m.GIDMappings = mapping, mapping
+			}
+			b.spec.Mounts = append(b.spec.Mounts, m)
+			if out := strings.TrimSpace(b.mustRun(t, uniqueID(t))); out != c.want {
+				t.Fatalf("owners of /vol/top and /vol/sub/inner: %q, want %q", out, c.want)
+			}
+		})
+	}
+}

@@ -69,17 +69,28 @@ func detachedMounts(s *rspec.Spec, bundle string) (map[string]*os.File, error) {
 		if !idmapped {
 			continue
 		}
-		if err := idmapTree(f, m, opts.RecursiveIDMap || opts.Recursive); err != nil {
+		// As runc 1.5: "idmap" (or mappings alone) maps the top mount only, "ridmap" the
+		// submounts of an rbind too.
+		if err := idmapTree(f, s, m, opts.RecursiveIDMap); err != nil {
 			return fail(fmt.Errorf("mounts[%d] (%q): idmap: %w", i, m.Destination, err))
 		}
 	}
 	return out, nil
 }
 
-// idmapTree sets MOUNT_ATTR_IDMAP on a detached tree.
-func idmapTree(tree *os.File, m rspec.Mount, recursive bool) error {
-	uids, gids := m.UIDMappings, m.GIDMappings
-	ns, err := userNamespaceFor(uids, gids)
+// idmapTree sets MOUNT_ATTR_IDMAP on a detached tree, with the mount's own mappings or, where
+// it has none, the container's user namespace: its mappings, or the namespace it joins.
+func idmapTree(tree *os.File, s *rspec.Spec, m rspec.Mount, recursive bool) error {
+	var ns *os.File
+	var err error
+	switch {
+	case len(m.UIDMappings) > 0:
+		ns, err = userNamespaceFor(m.UIDMappings, m.GIDMappings)
+	case joinedUserNamespace(s) != "":
+		ns, err = openNamespace(rspec.UserNamespace, joinedUserNamespace(s))
+	default:
+		ns, err = userNamespaceFor(s.Linux.UIDMappings, s.Linux.GIDMappings)
+	}
 	if err != nil {
 		return err
 	}
@@ -93,6 +104,16 @@ func idmapTree(tree *os.File, m rspec.Mount, recursive bool) error {
 		return fmt.Errorf("mount_setattr: %w", err)
 	}
 	return nil
+}
+
+// joinedUserNamespace is the path of the user namespace the container joins, "" if none.
+func joinedUserNamespace(s *rspec.Spec) string {
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == rspec.UserNamespace {
+			return n.Path
+		}
+	}
+	return ""
 }
 
 // userNamespaceFor returns a user namespace with these mappings (see internal/idmap).

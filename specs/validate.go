@@ -83,6 +83,9 @@ func Validate(s *rspec.Spec, bundle string) error {
 		if err := validateMount(m, opts); err != nil {
 			return fmt.Errorf("mounts[%d] (%q): %w", i, m.Destination, err)
 		}
+		if opts.IDMap && len(m.UIDMappings) == 0 && !hasUserNS {
+			return fmt.Errorf("mounts[%d] (%q): idmap without uidMappings and gidMappings takes the container's user namespace, and there is none", i, m.Destination)
+		}
 	}
 	for i, d := range s.Linux.Devices {
 		switch d.Type {
@@ -287,8 +290,8 @@ func validateMount(m rspec.Mount, opts MountOptions) error {
 		if !bind {
 			return errors.New("idmapped mounts (idmap, ridmap, uidMappings, gidMappings) must be bind mounts")
 		}
-		if len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0 {
-			return errors.New("an idmapped mount needs both uidMappings and gidMappings")
+		if (len(m.UIDMappings) == 0) != (len(m.GIDMappings) == 0) {
+			return errors.New("an idmapped mount needs both uidMappings and gidMappings, or neither (then the container's user namespace gives them)")
 		}
 		for _, mp := range append(append([]rspec.LinuxIDMapping(nil), m.UIDMappings...), m.GIDMappings...) {
 			if mp.Size == 0 || uint64(mp.ContainerID)+uint64(mp.Size) > 1<<32 || uint64(mp.HostID)+uint64(mp.Size) > 1<<32 {
