@@ -23,6 +23,7 @@ import (
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/cgroups/systemd"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
+	"github.com/husk-runtime/husk/specs"
 )
 
 var (
@@ -428,7 +429,9 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	}
 	var bpf []byte
 	var seccompKey []byte
-	if o.Spec.Linux.Seccomp != nil {
+	if sc := o.Spec.Linux.Seccomp; sc != nil {
+		flags, _ := specs.SeccompFlags(sc.Flags, hasNotify(sc)) // validated at load
+		debugf(o.Debug, "seccomp filter flags: %d", flags)
 		// The Go init's program is cached even with --no-fast-path, for the next create.
 		seccompKey = seccompCacheKey(o.Spec.Linux.Seccomp)
 		if !o.SlowPath {

@@ -144,7 +144,11 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 	p := *s.Process
 	p.Env = append(append([]string(nil), p.Env...), o.ExtraEnv...)
 	// HOME from the container's /etc/passwd is added once the rootfs is built (buildFromParent).
-	if procReq = fastExecRequest(&p, bpf, o.PreserveFds, ""); procReq == nil {
+	var flags uintptr
+	if s.Linux.Seccomp != nil {
+		flags, _ = specs.SeccompFlags(s.Linux.Seccomp.Flags, false) // validated at load
+	}
+	if procReq = fastExecRequest(&p, bpf, flags, o.PreserveFds, ""); procReq == nil {
 		return nil, nil
 	}
 	var req []string

@@ -20,7 +20,7 @@ import (
 // why). seccomp is the container's compiled filter, if it has one; home is HOME for a process
 // whose environment has none ("": the caller adds it later). The record order mirrors
 // prepareProcess and setupUser.
-func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int, home string) []byte {
+func fastExecRequest(p *rspec.Process, seccomp []byte, seccompFlags uintptr, preserveFds int, home string) []byte {
 	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || len(p.Args) == 0 || needsGoInit(p) {
 		return nil
 	}
@@ -69,6 +69,9 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, preserveFds int, home str
 	}
 	if len(seccomp) > 0 {
 		rec("seccomp", hex.EncodeToString(seccomp))
+		if seccompFlags != 0 {
+			rec("seccompflags", strconv.FormatUint(uint64(seccompFlags), 16))
+		}
 	}
 	rec("cwd", p.Cwd)
 	if p.OOMScoreAdj != nil {

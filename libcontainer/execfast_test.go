@@ -29,7 +29,7 @@ func TestFastExecRequest(t *testing.T) {
 		NoNewPrivileges: true, OOMScoreAdj: &oom,
 		Rlimits: []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 10, Hard: 20}},
 	}
-	b := fastExecRequest(p, []byte{1, 2, 3, 4, 5, 6, 7, 8}, 1, "/")
+	b := fastExecRequest(p, []byte{1, 2, 3, 4, 5, 6, 7, 8}, 0, 1, "/")
 	if b == nil {
 		t.Fatal("a plain process was refused")
 	}
@@ -59,7 +59,7 @@ func TestFastExecRequest(t *testing.T) {
 	} {
 		q := *p
 		mutate(&q)
-		if fastExecRequest(&q, nil, 0, "/") != nil {
+		if fastExecRequest(&q, nil, 0, 0, "/") != nil {
 			t.Errorf("%s: took the fast path; the Go init must handle (or refuse) it", name)
 		}
 	}

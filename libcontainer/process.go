@@ -504,7 +504,11 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			if !hasHome(o.Process.Env) {
 				home = containerHome(c.state.InitPid, o.Process.User.UID)
 			}
-			p.fastExec = fastExecRequest(o.Process, bpf, o.PreserveFds, home)
+			flags := rawSeccompFlags(v.Linux.Seccomp)
+			if hasSeccomp {
+				debugf(o.Debug, "seccomp filter flags: %d", flags)
+			}
+			p.fastExec = fastExecRequest(o.Process, bpf, flags, o.PreserveFds, home)
 		}
 	}
 	// The exec'd process needs only these parts of the spec: the init gets just them.

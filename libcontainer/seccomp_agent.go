@@ -9,6 +9,8 @@ import (
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
 )
 
 // sendSeccompListener takes the listener fd a process's init reported (its number in that
@@ -54,6 +56,19 @@ func sendSeccompListener(pid, fdInChild int, seccomp *rspec.LinuxSeccomp, state 
 // node's RuntimeDefault profile is hundreds of names: decode it only if the action is named.
 func rawHasNotify(raw json.RawMessage) bool {
 	return bytes.Contains(raw, []byte(rspec.ActNotify)) && hasNotify(seccompOfSpec(raw))
+}
+
+// rawSeccompFlags is the seccomp(2) flags of the seccomp JSON kept in the state: only the flags
+// are decoded (validated at create).
+func rawSeccompFlags(raw json.RawMessage) uintptr {
+	var v struct {
+		Flags []rspec.LinuxSeccompFlag `json:"flags"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return 0
+	}
+	flags, _ := specs.SeccompFlags(v.Flags, true)
+	return flags
 }
 
 // seccompOfSpec decodes the seccomp section kept in a container's state, for exec.

@@ -8,11 +8,13 @@ import (
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/specs"
 )
 
 // loadSeccompBPF loads a compiled filter on this thread, as libseccomp would with husk's
-// attributes: no_new_privs left to the caller; flags 0, or SECCOMP_FILTER_FLAG_NEW_LISTENER for a
-// filter with SCMP_ACT_NOTIFY, which then returns the listener's fd (else -1).
+// attributes: no_new_privs left to the caller; the spec's flags, with SECCOMP_FILTER_FLAG_NEW_LISTENER
+// for a filter with SCMP_ACT_NOTIFY, which then returns the listener's fd (else -1).
 func loadSeccompBPF(bpf []byte, flags uintptr) (int, error) {
 	if len(bpf) == 0 || len(bpf)%8 != 0 || len(bpf)/8 > 0xffff {
 		return -1, fmt.Errorf("seccomp: malformed filter (%d bytes)", len(bpf))
@@ -41,9 +43,12 @@ func loadSeccomp(cfg *initConfig, pipe *syncPipe) error {
 		}
 	}
 	notify := hasNotify(cfg.Spec.Linux.Seccomp)
-	var flags uintptr
+	flags, err := specs.SeccompFlags(cfg.Spec.Linux.Seccomp.Flags, notify)
+	if err != nil {
+		return err
+	}
 	if notify {
-		flags = unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+		flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
 	}
 	fd, err := loadSeccompBPF(bpf, flags)
 	if err != nil || !notify {

@@ -130,11 +130,49 @@ func Validate(s *rspec.Spec, bundle string) error {
 		if sc.ListenerPath != "" && !filepath.IsAbs(sc.ListenerPath) {
 			return fmt.Errorf("linux.seccomp.listenerPath %q must be an absolute path", sc.ListenerPath)
 		}
+		if _, err := SeccompFlags(sc.Flags, notify); err != nil {
+			return err
+		}
 	}
 	if err := validateNetDevices(s, seen); err != nil {
 		return err
 	}
 	return validateSysctls(s)
+}
+
+// seccompFlagBits are the seccomp(2) filter flags linux.seccomp.flags may name. TSYNC is
+// accepted and means nothing here, as in runc: the init is the only thread that execs, the
+// others die with the exec.
+var seccompFlagBits = map[rspec.LinuxSeccompFlag]uintptr{
+	"SECCOMP_FILTER_FLAG_TSYNC":            0,
+	rspec.LinuxSeccompFlagLog:              unix.SECCOMP_FILTER_FLAG_LOG,
+	rspec.LinuxSeccompFlagSpecAllow:        unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+	rspec.LinuxSeccompFlagWaitKillableRecv: unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+}
+
+// SeccompFlagNames lists the flags `husk features` reports as supported.
+func SeccompFlagNames() []string { return sortedKeys(seccompFlagBits) }
+
+// SeccompFlags turns linux.seccomp.flags into seccomp(2)'s flags. No flags at all (absent, not
+// an empty list) means SPEC_ALLOW, as runc 1.2+ does: containers keep the speculative-store-
+// bypass mitigations of the host's choosing instead of seccomp forcing them on. notify: the
+// profile has SCMP_ACT_NOTIFY (WAIT_KILLABLE_RECV needs its listener).
+func SeccompFlags(flags []rspec.LinuxSeccompFlag, notify bool) (uintptr, error) {
+	if flags == nil {
+		return unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW, nil
+	}
+	var out uintptr
+	for _, f := range flags {
+		bit, ok := seccompFlagBits[f]
+		if !ok {
+			return 0, fmt.Errorf("linux.seccomp.flags: unknown flag %q", f)
+		}
+		if f == rspec.LinuxSeccompFlagWaitKillableRecv && !notify {
+			return 0, fmt.Errorf("linux.seccomp.flags: %q needs a SCMP_ACT_NOTIFY rule (a listener)", f)
+		}
+		out |= bit
+	}
+	return out, nil
 }
 
 // ipcSysctls are the kernel.* sysctls of the IPC namespace (with fs.mqueue.*).

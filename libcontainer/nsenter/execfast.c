@@ -48,6 +48,7 @@ struct execfast {
 	int nnp;
 	struct sock_filter *seccomp; /* the container's compiled filter, or NULL */
 	unsigned short seccomp_len;
+	unsigned long seccomp_flags; /* seccomp(2) filter flags (linux.seccomp.flags) */
 	const char *cwd;
 	const char *oom; /* NULL: leave alone */
 	struct {
@@ -188,7 +189,9 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			}
 			x->seccomp = (struct sock_filter *)b;
 			x->seccomp_len = (unsigned short)(n / 16);
-		} else if (!strcmp(rec, "cwd"))
+		} else if (!strcmp(rec, "seccompflags"))
+			x->seccomp_flags = strtoul(v, NULL, 16);
+		else if (!strcmp(rec, "cwd"))
 			x->cwd = v;
 		else if (!strcmp(rec, "oom"))
 			x->oom = v;
@@ -285,11 +288,12 @@ static int open_private_proc(const char *rel)
 	return fd;
 }
 
-/* As libseccomp loads it with husk's attributes: no flags, no_new_privs left to the caller. */
+/* As libseccomp loads it with husk's attributes: the spec's flags, no_new_privs left to the
+ * caller. */
 static void load_seccomp(struct execfast *x)
 {
 	struct sock_fprog prog = {x->seccomp_len, x->seccomp};
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog) < 0)
 		xfail("load seccomp filter: %s", strerror(errno));
 }
 
