@@ -23,11 +23,21 @@ func huskInits(t testing.TB) map[string]bool {
 	return pids
 }
 
-// newInits returns the husk init processes alive now that were not in before.
-func newInits(t testing.TB, before map[string]bool) []string {
+// newInits returns the husk init processes alive now that were not in before; with marks, only
+// those whose cgroup names one of them (the test's own ids: other tests' containers may be
+// starting on the same machine).
+func newInits(t testing.TB, before map[string]bool, marks ...string) []string {
 	var out []string
 	for p := range huskInits(t) {
-		if !before[p] {
+		if before[p] {
+			continue
+		}
+		cg, _ := os.ReadFile(filepath.Join("/proc", p, "cgroup"))
+		mine := len(marks) == 0
+		for _, m := range marks {
+			mine = mine || strings.Contains(string(cg), m)
+		}
+		if mine {
 			out = append(out, p)
 		}
 	}

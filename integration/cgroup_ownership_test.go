@@ -282,7 +282,6 @@ func TestAttackTamperedCgroupPathsAreNotActedOn(t *testing.T) {
 				os.WriteFile(f, []byte(s), 0o600)
 			}
 			r := b.husk(t, "delete", "--force", id)
-			t.Logf("delete --force: %s", r)
 			if !alive(other.Process.Pid) {
 				t.Fatalf("delete --force of a tampered state killed a host process: %s", r)
 			}

@@ -522,39 +522,6 @@ func TestMountNamespaceInheritedOrJoined(t *testing.T) {
 	})
 }
 
-// TestDeleteForceInPreexistingCgroup: a container placed in a cgroup that other processes
-// share is deleted with exit 0, as with runc; the cgroup that cannot go is a warning.
-func TestDeleteForceInPreexistingCgroup(t *testing.T) {
-	cg := fmt.Sprintf("husk-pre-%d", os.Getpid())
-	dir := filepath.Join("/sys/fs/cgroup/pids", cg)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("no v1 pids hierarchy to make a cgroup in: %v", err)
-	}
-	defer os.Remove(dir)
-	other := exec.Command("sleep", "1000")
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { other.Process.Kill(); other.Wait() }()
-	os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(other.Process.Pid)), 0o644)
-	b := newBundle(t, "sleep", "1000")
-	b.spec.Linux.CgroupsPath = "/" + cg
-	b.write(t)
-	id := uniqueID(t)
-	b.must(t, "run", "-d", id)
-	pid := int(b.state(t, id)["pid"].(float64))
-	r := b.husk(t, "delete", "--force", id)
-	if r.code != 0 || !strings.Contains(r.stderr, "warning") {
-		t.Fatalf("delete --force in a shared cgroup: %s", r)
-	}
-	if st, _, err := procState(pid); err == nil && st != "Z" {
-		t.Fatalf("the container's init still runs")
-	}
-	if _, err := os.Stat(filepath.Join(b.root, id)); err == nil {
-		t.Fatalf("the state directory is left")
-	}
-}
-
 // TestHelpAndVersionLikeRunc: runc's help.bats and version.bats with husk's name for runc's
 // (those three tests are the naming-only exceptions of make test-runc-compat): every command
 // has -h, an unknown one says runc's words, the version has runc's three lines.

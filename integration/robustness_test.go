@@ -19,8 +19,9 @@ func TestKilledCreateIsCleanable(t *testing.T) {
 	b := newBundle(t, "sleep", "1000")
 	b.write(t)
 	before := huskInits(t)
+	prefix := uniqueID(t)
 	for i := 0; i < 30; i++ {
-		id := fmt.Sprintf("killed-%d", i)
+		id := fmt.Sprintf("%s-%d", prefix, i)
 		cmd := exec.Command(huskBin, "--root", b.root, "create", id)
 		cmd.Dir = b.dir
 		if err := cmd.Start(); err != nil {
@@ -35,7 +36,7 @@ func TestKilledCreateIsCleanable(t *testing.T) {
 		assertClean(t, b, id)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if left := newInits(t, before); len(left) > 0 {
+	if left := newInits(t, before, prefix); len(left) > 0 {
 		t.Fatalf("init processes left after killed creates: %v", left)
 	}
 }

@@ -777,14 +777,13 @@ func (c *Container) destroy() error {
 	}
 	// With a private pid namespace everything of the container died with its init; what the
 	// cgroup may still hold is some other process that was put there, left alone (runc 1.1.5
-	// and 1.5 alike).
+	// and 1.5 alike), or an init whose create was killed before it recorded it.
+	killNamespaceInits(cg)
 	var errs []string
-	if err := cg.Destroy(); err != nil {
-		pids, _ := cg.Pids()
-		if len(pids) == 0 {
-			return fmt.Errorf("container %s: delete: %w", c.state.ID, err)
-		}
-		c.warn(fmt.Sprintf("%v: %d process(es) that are not the container's are still in it (pids %s)", err, len(pids), pidList(pids)))
+	if pids, _ := cg.Pids(); len(pids) > 0 {
+		c.warn(fmt.Sprintf("cgroup %s is left in place: %d process(es) that are not the container's are in it (pids %s)", cg.Paths(), len(pids), pidList(pids)))
+	} else if err := cg.Destroy(); err != nil {
+		return fmt.Errorf("container %s: delete: %w", c.state.ID, err)
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 {
 		runHooksWarn(h.Poststop, "poststop", c.hookState(Stopped), c.warn)
@@ -932,7 +931,49 @@ func ForceDelete(root, id string, warn func(string)) error {
 	defer c.Close()
 	c.warn("state is corrupt; deleting what the salvaged state and the cgroup name")
 	c.killAndWait()
+	// Without the config the namespaces are unknown: destroy treats the pid namespace as
+	// private and kills the inits of pid namespaces in the container's cgroup (a process put
+	// there later is not the init of a namespace of its own).
 	return c.destroy()
+}
+
+// killNamespaceInits kills the processes of cg that are pid 1 of a pid namespace nested in
+// husk's, and waits for them to go: the init of a create that was killed before it recorded
+// it, or of a container whose state was lost. Other processes of the cgroup are left alone.
+func killNamespaceInits(cg *cgroups.Manager) {
+	pids, _ := cg.Pids()
+	var inits []int
+	for _, pid := range pids {
+		if isNamespaceInit(pid) {
+			inits = append(inits, pid)
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	_ = cg.Thaw()
+	deadline := time.Now().Add(killTimeout)
+	for _, pid := range inits {
+		for delay := time.Millisecond; time.Now().Before(deadline); delay = min(2*delay, 50*time.Millisecond) {
+			if _, zombie, err := procStartTime(pid); err != nil || zombie {
+				break
+			}
+			time.Sleep(delay)
+		}
+	}
+}
+
+// isNamespaceInit reports whether pid is pid 1 of a pid namespace nested in ours.
+func isNamespaceInit(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "NSpid:"); ok {
+			f := strings.Fields(v)
+			return len(f) > 1 && f[len(f)-1] == "1"
+		}
+	}
+	return false
 }
 
 // RemoveStale removes the directory of a create that died before writing any state (it holds

@@ -253,6 +253,11 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		proc.Pid = pid
 		if err == nil {
 			err = checkExecuted(pid, exe)
+		} else {
+			l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(exe.Fd())))
+			var st unix.Stat_t
+			unix.Fstat(int(exe.Fd()), &st)
+			err = fmt.Errorf("DEBUG fd %d -> %q mode %o files %v: %w", exe.Fd(), l, st.Mode, files, err)
 		}
 		return err
 	}
