@@ -1,7 +1,10 @@
 # husk: build, demo, test, bench.
 SHELL := /bin/bash
 PREFIX ?= /usr/local
-GO ?= go
+# Go from PATH, else where the official tarball installs it.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# The scripts make runs (test-deps, the suites' setups) find that go too.
+export PATH := $(dir $(GO)):$(PATH)
 VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0-dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -9,18 +12,18 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -tags urfave_cli_no_docs
 DEMO_DIR ?= build/demo
 
-.PHONY: all build install demo test test-deps test-cgroup2 test-systemd test-runc-compat check-security check lint bench fuzz clean
+.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat check-security check lint bench fuzz clean
 
 all: build
 
-build:
+build: build-deps
 	# husk, the command line, is pure Go and static: no libc to load on any of the four
 	# processes a container's life starts, and no cgroup, protobuf or eBPF libraries to initialise.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/husk ./cmd/runtime
 	# husk-init, the container's first process, needs cgo (setns before the Go runtime starts,
 	# libseccomp); it links libseccomp and glibc statically (no dynamic loading at each start),
 	# with osusergo/netgo keeping NSS out of static glibc.
-	$(GO) build $(GOFLAGS_BUILD),osusergo,netgo,huskinit -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD),osusergo,netgo,huskinit -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
 	# husk's checkpoint and restore: this command line with the criu tag (CRIU's RPC protocol
 	# and protobuf), exec'd by husk for those two commands only.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD),criu -ldflags '$(LDFLAGS)' -o bin/husk-criu ./cmd/runtime
@@ -29,6 +32,10 @@ build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/husk-systemd ./cmd/husk-systemd
 	# The shim is static (no cgo, no libc): it stays resident for the whole life of a container.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/containerd-shim-husk-v2 ./cmd/shim
+
+# A C compiler, pkg-config and libseccomp for husk-init: installed when missing (Debian, root).
+build-deps:
+	@./.ci/build-deps
 
 install: build
 	install -D -m 0755 bin/husk $(DESTDIR)$(PREFIX)/bin/husk
@@ -49,7 +56,7 @@ demo: build
 test-deps:
 	./.ci/install-deps
 
-test: build test-deps lint
+test: test-deps build lint
 	@mkdir -p build
 	$(GO) test -count=1 -timeout 20m ./specs/... ./libcontainer/... ./shimapi/... ./internal/...
 	HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|SKIP|\.go:[0-9]+:'; exit $${PIPESTATUS[0]}

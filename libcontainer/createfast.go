@@ -138,6 +138,11 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 	if s.Linux.Personality != nil || s.Linux.MemoryPolicy != nil || hasNotify(s.Linux.Seccomp) || hasIDMappedMount(s) {
 		return nil, nil // applied by the Go init (procattrs_linux.go, seccomp listeners)
 	}
+	if chrooted() {
+		// The joined thread's root becomes the mount namespace's at setns, not husk's chroot:
+		// the rootfs path would name another directory. The Go init inherits the chroot.
+		return nil, nil
+	}
 	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 { //nolint:staticcheck // prestart is deprecated but still honoured
 		return nil, nil
 	}
@@ -193,6 +198,30 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 		req = append(req, "keyring=_ses."+o.ID)
 	}
 	return appendRecords(nil, req...), procReq
+}
+
+// chrooted reports whether husk runs under a root that is not its mount namespace's (a chroot,
+// as in a bare build root): a thread that joins the namespace sees the namespace's root.
+func chrooted() bool {
+	var own, ns unix.Stat_t
+	if unix.Stat("/", &own) != nil {
+		return false
+	}
+	err := onThrowawayThread(func() error {
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			return err
+		}
+		fd, err := unix.Open("/proc/self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+			return err
+		}
+		return unix.Stat("/", &ns)
+	})
+	return err == nil && (own.Dev != ns.Dev || own.Ino != ns.Ino)
 }
 
 // kernelAtLeast reports whether the running kernel has the calls the fast path needs:
