@@ -253,11 +253,6 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		proc.Pid = pid
 		if err == nil {
 			err = checkExecuted(pid, exe)
-		} else {
-			l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(exe.Fd())))
-			var st unix.Stat_t
-			unix.Fstat(int(exe.Fd()), &st)
-			err = fmt.Errorf("DEBUG fd %d -> %q mode %o files %v: %w", exe.Fd(), l, st.Mode, files, err)
 		}
 		return err
 	}
@@ -352,18 +347,18 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 }
 
 // execFdAbove gives the sealed binary a number the child's fd placement cannot reach. The child
-// puts files[i] at fd i, and before that moves every file that sits below its slot up to
-// len(files), len(files)+1, ... (at most one move per file, plus its own error pipe): a number
-// below 2*len(files)+2 may hold something else by the time the child calls execve. With ~60
-// mount fds the binary's old fixed number (64) held a bind source, which ran as the container's
-// init on the host's filesystem.
+// (syscall.forkAndExecInChild) puts files[i] at fd i, and before that moves the files that sit
+// below their slot, and its own error pipe, to max(len(files), largest fd in files)+1, +2, ...:
+// any number up to that base plus len(files)+1 may hold something else by the time the child
+// calls execve. With ~60 mount fds the binary's old fixed number (64) held a bind source, which
+// ran as the container's init on the host's filesystem; in the shim, whose stdio fds are high
+// numbers, a number just above them held a directory (execve: permission denied).
 func execFdAbove(bin *os.File, files []uintptr) (*os.File, error) {
-	floor := 2*len(files) + 8
+	base := len(files)
 	for _, f := range files {
-		if int(f) >= floor {
-			floor = int(f) + 1
-		}
+		base = max(base, int(f))
 	}
+	floor := base + len(files) + 8
 	fd, err := unix.FcntlInt(bin.Fd(), unix.F_DUPFD_CLOEXEC, floor)
 	if err != nil {
 		return nil, fmt.Errorf("place the sealed husk-init above fd %d: %w", floor, err)
