@@ -339,3 +339,67 @@ func TestAttackSysctlsStayInTheContainersNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackReadOnlyHostMountStaysReadOnlyInUserns: a source mounted read-only on the host,
+// bound with "bind,nosuid,nodev" into a user-namespaced container, must stay read-only: the
+// kernel locks a mount's flags when it is copied into a less privileged namespace, and husk's
+// detached clone (made by the host's root) was not locked, so the remount dropped "ro" and the
+// container wrote to it. As runc 1.5: lockable flags of the source are kept, a config that
+// clears one ("bind,rw") fails with one line; without a user namespace the config's flags are
+// exactly what the mount gets ("bind,dev" clears ro and noexec).
+func TestAttackReadOnlyHostMountStaysReadOnlyInUserns(t *testing.T) {
+	src := t.TempDir()
+	if err := syscall.Mount("tmpfs", src, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(src, syscall.MNT_DETACH)
+	if err := syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOEXEC, ""); err != nil {
+		t.Fatal(err)
+	}
+	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	run := func(t *testing.T, userns bool, opts []string, flags []string) result {
+		b := newBundle(t, "sh", "-c", "awk '$2 == \"/mnt\" {print $4}' /proc/self/mounts; touch /mnt/written 2>&1; true")
+		if userns {
+			b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+			b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
+			os.Chmod(b.dir, 0o755)
+			os.Chmod(filepath.Dir(b.dir), 0o755)
+			filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+		}
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/mnt", Type: "bind", Source: src, Options: opts})
+		b.write(t)
+		return b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+	}
+	hasOpt := func(out, opt string) bool {
+		first, _, _ := strings.Cut(out, "\n")
+		for _, o := range strings.Split(first, ",") {
+			if o == opt {
+				return true
+			}
+		}
+		return false
+	}
+	bothPaths(t, func(t *testing.T, flags []string) {
+		r := run(t, true, []string{"bind", "nosuid", "nodev"}, flags)
+		if _, err := os.Stat(filepath.Join(src, "written")); err == nil {
+			t.Fatalf("the container wrote to a read-only host mount: %s", r)
+		}
+		if r.code != 0 || !hasOpt(r.stdout, "ro") || !hasOpt(r.stdout, "noexec") || !hasOpt(r.stdout, "nosuid") {
+			t.Fatalf("userns, bind,nosuid,nodev of a ro,noexec source: want ro,noexec,nosuid kept/applied: %s", r)
+		}
+		r = run(t, true, []string{"bind", "rw", "nosuid"}, flags)
+		assertOneLineError(t, r, "operation not permitted")
+		if _, err := os.Stat(filepath.Join(src, "written")); err == nil {
+			t.Fatal("the container wrote to a read-only host mount")
+		}
+		// Without a user namespace the host's root asks for it: the config's flags are the mount's.
+		r = run(t, false, []string{"bind", "dev"}, flags)
+		if r.code != 0 || !hasOpt(r.stdout, "rw") || hasOpt(r.stdout, "noexec") {
+			t.Fatalf("no userns, bind,dev of a ro,noexec source: want rw and exec: %s", r)
+		}
+		// That container could write (the same filesystem): take its file away for the next round.
+		syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT, "")
+		os.Remove(filepath.Join(src, "written"))
+		syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOEXEC, "")
+	})
+}

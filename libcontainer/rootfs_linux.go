@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -348,7 +349,20 @@ func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts sp
 	} else if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(srcFd), procFd(dst), "", flags, ""); err != nil {
 		return fmt.Errorf("bind %q: %w", m.Source, err)
 	}
-	if remountFlags := opts.Flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC); remountFlags != 0 {
+	// As runc 1.5: a bind with no flag option keeps the source's flags; with any (set or
+	// cleared), the mount gets exactly the flags asked for (atime modes aside: the kernel keeps
+	// them on a remount that names none). In a user namespace the source's lockable flags stay,
+	// as the kernel keeps them on a mount it copies into a less privileged namespace: husk's
+	// detached clones are made by the host's root and are not locked, and "bind,nosuid,nodev"
+	// of a read-only host mount came out writable.
+	if remountFlags := opts.Flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC); remountFlags != 0 || opts.ClearFlags != 0 {
+		if hasNamespace(cfg.Spec.Linux.Namespaces, rspec.UserNamespace) {
+			locked, err := lockedFlags(srcFd, opts.ClearFlags)
+			if err != nil {
+				return fmt.Errorf("bind %q on %q: %w", m.Source, m.Destination, err)
+			}
+			remountFlags |= locked
+		}
 		// The mount now covers dst's path; reopen to act on the new mount, not the one below.
 		mnt, err := openInRoot(root, m.Destination)
 		if err != nil {
@@ -360,6 +374,43 @@ func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts sp
 		}
 	}
 	return finishMount(root, m.Destination, opts)
+}
+
+// statfsMountFlags maps statfs(2)'s per-mount flags to the mount(2) flags that set them.
+var statfsMountFlags = map[int64]uintptr{
+	unix.ST_RDONLY: unix.MS_RDONLY, unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
+	unix.ST_NOEXEC: unix.MS_NOEXEC, unix.ST_NOATIME: unix.MS_NOATIME, unix.ST_NODIRATIME: unix.MS_NODIRATIME,
+}
+
+var lockedFlagNames = map[uintptr]string{
+	unix.MS_RDONLY: "ro", unix.MS_NOSUID: "nosuid", unix.MS_NODEV: "nodev", unix.MS_NOEXEC: "noexec",
+	unix.MS_NOATIME: "noatime", unix.MS_NODIRATIME: "nodiratime",
+}
+
+// lockedFlags returns the flags of the bind source src that a user namespace may not drop, or
+// an error (EPERM, as the kernel's) when the config clears one of them explicitly.
+func lockedFlags(src int, cleared uintptr) (uintptr, error) {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(src, &sfs); err != nil {
+		return 0, err
+	}
+	var locked uintptr
+	for st, ms := range statfsMountFlags {
+		if sfs.Flags&st != 0 {
+			locked |= ms
+		}
+	}
+	if bad := locked & cleared; bad != 0 {
+		var names []string
+		for f, n := range lockedFlagNames {
+			if bad&f != 0 {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		return 0, fmt.Errorf("the source is %s, which a container with a user namespace cannot clear: %w", strings.Join(names, ","), unix.EPERM)
+	}
+	return locked &^ (unix.MS_NOATIME | unix.MS_NODIRATIME), nil // atime: the kernel keeps it
 }
 
 // remount applies per-mount flags to a bind mount, keeping the flags the kernel locked (a bind
