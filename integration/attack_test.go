@@ -403,3 +403,42 @@ func TestAttackReadOnlyHostMountStaysReadOnlyInUserns(t *testing.T) {
 		syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOEXEC, "")
 	})
 }
+
+// TestAttackInheritedFdsNeverReachTheInit: an fd husk inherited without close-on-exec (from
+// whatever ran it) must not be open in the container's init, not even while the created
+// container waits for start (runc 1.5's create.bats "detect fd leak"; CVE-2024-21626 is the
+// kind of attack such an fd opens): husk marks its fds close-on-exec before it starts the init.
+func TestAttackInheritedFdsNeverReachTheInit(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sleep", "1000")
+		b.write(t)
+		marker := filepath.Join(t.TempDir(), "inherited-marker")
+		f, err := os.Create(marker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		id := uniqueID(t)
+		cmd := exec.Command(huskBin, append(append([]string{"--root", b.root, "create"}, flags...), id)...)
+		cmd.Dir = b.dir
+		cmd.ExtraFiles = []*os.File{f, f, f, f, f, f, f, f} // fds 3-10, as a shell's or a runner's
+		// The init keeps husk's stdio: a file, not a pipe this test would wait on.
+		out := tempFile(t)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("create: %v: %s", err, readFile(out))
+		}
+		defer b.husk(t, "delete", "-f", id)
+		pid := int(b.state(t, id)["pid"].(float64))
+		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+			if target == marker {
+				t.Fatalf("the created container's init holds fd %s -> %s, inherited from husk's caller", e.Name(), target)
+			}
+		}
+	})
+}

@@ -780,7 +780,7 @@ func (c *Container) destroy() error {
 	// and 1.5 alike), or an init whose create was killed before it recorded it.
 	killNamespaceInits(cg)
 	var errs []string
-	if pids, _ := cg.Pids(); len(pids) > 0 {
+	if pids := livePids(cg); len(pids) > 0 {
 		c.warn(fmt.Sprintf("cgroup %s is left in place: %d process(es) that are not the container's are in it (pids %s)", cg.Paths(), len(pids), pidList(pids)))
 	} else if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("container %s: delete: %w", c.state.ID, err)
@@ -818,6 +818,19 @@ func killCgroup(cg *cgroups.Manager) error {
 		}
 		time.Sleep(delay)
 	}
+}
+
+// livePids lists the processes of cg that are neither gone nor zombies: a killed init waiting
+// for its reaper is still listed on cgroup v1, and leaves with the rmdir's retries.
+func livePids(cg *cgroups.Manager) []int {
+	pids, _ := cg.Pids()
+	var live []int
+	for _, pid := range pids {
+		if _, zombie, err := procStartTime(pid); err == nil && !zombie {
+			live = append(live, pid)
+		}
+	}
+	return live
 }
 
 // pidList names up to ten pids.

@@ -98,6 +98,12 @@ func fdOr(f *os.File, null *os.File) uintptr {
 // start launches `husk init` from the sealed binary, places it in cg before it does anything,
 // and sends it cfg. The returned pipe carries the rest of the conversation.
 func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *syncPipe, error) {
+	// What husk inherited without close-on-exec (its caller's fds) must not reach the init,
+	// even for the moment before the init's own exec (CVE-2024-21626; runc does the same): the
+	// fds handed over on purpose are dup'd into place by the child, which clears the flag.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("mark inherited fds close-on-exec: %w", err)
+	}
 	bin, err := sealedBinary()
 	if err != nil {
 		return nil, nil, err
