@@ -297,3 +297,40 @@ func TestAttackTamperedCgroupPathsAreNotActedOn(t *testing.T) {
 		})
 	}
 }
+
+// TestKillAfterInitExitedKillsWhatIsLeft: in a container that shares the host's pid namespace,
+// the init's children outlive it; `kill ID KILL` once the init is gone kills them, as runc 1.2+
+// does, where husk said "container is not running" and left them.
+func TestKillAfterInitExitedKillsWhatIsLeft(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "sleep 1000 & sleep 0.2")
+	var ns []rspec.LinuxNamespace
+	for _, n := range b.spec.Linux.Namespaces {
+		if n.Type != rspec.PIDNamespace {
+			ns = append(ns, n)
+		}
+	}
+	b.spec.Linux.Namespaces = ns
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	dirs := cgroupDirsOf(t, int(b.state(t, id)["pid"].(float64)))
+	b.waitStatus(t, id, "stopped")
+	procs := func() []string {
+		data, _ := os.ReadFile(filepath.Join(dirs[0], "cgroup.procs"))
+		return strings.Fields(string(data))
+	}
+	if len(procs()) == 0 {
+		t.Fatal("the init's child is not running")
+	}
+	b.must(t, "kill", id, "KILL")
+	for i := 0; i < 200 && len(procs()) > 0; i++ {
+		time.Sleep(25 * time.Millisecond)
+	}
+	if left := procs(); len(left) > 0 {
+		t.Fatalf("kill KILL after the init exited left %v", left)
+	}
+	if r := b.husk(t, "kill", id, "KILL"); r.code == 0 {
+		t.Fatalf("kill of a stopped container with nothing left: %s", r)
+	}
+}

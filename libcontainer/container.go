@@ -657,20 +657,23 @@ func (c *Container) InitProcess() *Process { return c.init }
 // Signal sends sig to the init, or with all to every process of the container.
 func (c *Container) Signal(sig unix.Signal, all bool) error {
 	st := c.status()
-	if st == Stopped && !all {
+	// Without a pid namespace of its own the init's death leaves the rest running: SIGKILL
+	// goes to the whole cgroup, as runc 1.2+ does, also once the init is gone.
+	killAll := sig == unix.SIGKILL && !all && !c.privatePidNamespace()
+	if st == Stopped && !all && !killAll {
 		return fmt.Errorf("container %s: %w", c.state.ID, ErrNotRunning)
 	}
 	var err error
 	switch {
 	case all:
 		err = c.Cgroup().Signal(sig)
-	case sig == unix.SIGKILL && !c.privatePidNamespace():
-		// Without a pid namespace of its own the init's death leaves the rest running: SIGKILL
-		// goes to the whole cgroup, as runc 1.2+ does.
-		err = c.Cgroup().Signal(sig)
-		if ierr := c.signalInit(sig); err == nil && st != Stopped {
-			err = ierr
+	case killAll:
+		if pids, _ := c.Cgroup().Pids(); st == Stopped && len(pids) == 0 {
+			return fmt.Errorf("container %s: %w", c.state.ID, ErrNotRunning)
 		}
+		// The init first: it may exit on its own meanwhile, which is no error here.
+		_ = c.signalInit(sig)
+		err = c.Cgroup().Signal(sig)
 	default:
 		err = c.signalInit(sig)
 	}
