@@ -803,3 +803,18 @@ func TestSeccompFlags(t *testing.T) {
 		}
 	})
 }
+
+// TestMountLabelWithoutSELinuxRefused: linux.mountLabel was never read, while features said
+// SELinux is supported. On a host without SELinux it is refused with one line, as
+// process.selinuxLabel is; with SELinux the filesystems husk mounts get it as their context.
+func TestMountLabelWithoutSELinuxRefused(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/selinux/enforce"); err == nil {
+		t.Skip("this host runs SELinux")
+	}
+	b := newBundle(t, "true")
+	b.spec.Linux.MountLabel = "system_u:object_r:container_file_t:s0:c1,c2"
+	b.write(t)
+	id := uniqueID(t)
+	assertOneLineError(t, b.run(t, id), `linux.mountLabel "system_u:object_r:container_file_t:s0:c1,c2": SELinux is not enabled on this host`)
+	assertClean(t, b, id)
+}

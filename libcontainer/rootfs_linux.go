@@ -257,7 +257,7 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 		}
 		defer below.Close()
 	}
-	if err := unix.Mount(m.Source, procFd(dst), m.Type, opts.Flags, opts.Data); err != nil {
+	if err := unix.Mount(m.Source, procFd(dst), m.Type, opts.Flags, specs.MountData(opts.Data, m.Type, cfg.Spec.Linux.MountLabel)); err != nil {
 		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
 			// Without a network namespace of our own the kernel refuses a new sysfs; bind the
 			// host's read-only instead, as runc does for rootless containers.

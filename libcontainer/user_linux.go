@@ -142,8 +142,7 @@ func applyLabels(p *rspec.Process) error {
 		}
 	}
 	if p.SelinuxLabel != "" {
-		var sfs unix.Statfs_t
-		if err := unix.Statfs("/sys/fs/selinux", &sfs); err != nil || sfs.Type != unix.SELINUX_MAGIC {
+		if !specs.SELinuxEnabled() {
 			return fmt.Errorf("process.selinuxLabel %q: SELinux is not enabled on this host", p.SelinuxLabel)
 		}
 		if err := writeProcFile("thread-self/attr/exec", p.SelinuxLabel); err != nil {

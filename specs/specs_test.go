@@ -162,3 +162,17 @@ func TestMemPolicyNodesLikeRunc15(t *testing.T) {
 		}
 	}
 }
+
+func TestMountDataGetsTheMountLabel(t *testing.T) {
+	for _, c := range []struct{ data, fstype, label, want string }{
+		{"size=1m", "tmpfs", "l:s0", `size=1m,context="l:s0"`},
+		{"", "devpts", "l:s0", `context="l:s0"`},
+		{"size=1m", "tmpfs", "", "size=1m"},
+		{"", "proc", "l:s0", ""},
+		{"", "bind", "l:s0", ""},
+	} {
+		if got := MountData(c.data, c.fstype, c.label); got != c.want {
+			t.Errorf("MountData(%q, %q, %q) = %q, want %q", c.data, c.fstype, c.label, got, c.want)
+		}
+	}
+}

@@ -134,6 +134,9 @@ func Validate(s *rspec.Spec, bundle string) error {
 			return err
 		}
 	}
+	if s.Linux.MountLabel != "" && !SELinuxEnabled() {
+		return fmt.Errorf("linux.mountLabel %q: SELinux is not enabled on this host", s.Linux.MountLabel)
+	}
 	if err := validateNetDevices(s, seen); err != nil {
 		return err
 	}
@@ -263,6 +266,29 @@ func validateSysctls(s *rspec.Spec) error {
 		}
 	}
 	return nil
+}
+
+// SELinuxEnabled reports whether the host runs SELinux (selinuxfs is mounted).
+func SELinuxEnabled() bool {
+	var sfs unix.Statfs_t
+	return unix.Statfs("/sys/fs/selinux", &sfs) == nil && sfs.Type == unix.SELINUX_MAGIC
+}
+
+// MountData is a mount's filesystem data with the SELinux context of linux.mountLabel added,
+// as runc gives it to the filesystems it mounts (binds, proc, sysfs and cgroups excepted).
+func MountData(data, fstype, mountLabel string) string {
+	switch fstype {
+	case "", "bind", "proc", "sysfs", "cgroup", "cgroup2", "mqueue":
+		return data
+	}
+	if mountLabel == "" {
+		return data
+	}
+	ctx := "context=\"" + mountLabel + "\""
+	if data == "" {
+		return ctx
+	}
+	return data + "," + ctx
 }
 
 // MaxID is the largest uid or gid husk accepts, as runc. setresuid(2) takes (uid_t)-1,
