@@ -330,3 +330,26 @@ func TestUnavailableControllersAreErrors(t *testing.T) {
 		assertClean(t, b, id)
 	}
 }
+
+// TestPidsLimitZeroIsALimit: linux.resources.pids.limit 0 is a limit of 1 (runc 1.4+, both
+// cgroup drivers; systemd takes no TasksMax=0), -1 lifts it; husk lifted it for 0.
+func TestPidsLimitZeroIsALimit(t *testing.T) {
+	for _, c := range []struct {
+		limit int64
+		want  string
+	}{{0, "1"}, {-1, "max"}} {
+		b := newBundle(t)
+		limit := c.limit
+		b.spec.Linux.Resources = &rspec.LinuxResources{Pids: &rspec.LinuxPids{Limit: &limit}}
+		id := runSleeping(t, b, nil)
+		pid := int(b.state(t, id)["pid"].(float64))
+		if got := cgroupFile(t, pid, "pids", "pids.max"); got != c.want {
+			t.Errorf("pids.limit %d: pids.max = %s, want %s", c.limit, got, c.want)
+		}
+		b.must(t, "update", "--pids-limit", "0", id)
+		if got := cgroupFile(t, pid, "pids", "pids.max"); got != "1" {
+			t.Errorf("update --pids-limit 0: pids.max = %s, want 1", got)
+		}
+		b.must(t, "delete", "-f", id)
+	}
+}

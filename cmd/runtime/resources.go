@@ -99,8 +99,8 @@ var updateCommand = cli.Command{
 		}
 		if c.IsSet("pids-limit") {
 			v := c.Int64("pids-limit")
-			if v < -1 || v == 0 {
-				return fmt.Errorf("update --pids-limit %d: want a positive limit, or -1 for none", v)
+			if v < -1 {
+				return fmt.Errorf("update --pids-limit %d: want a limit (0 means 1, as runc), or -1 for none", v)
 			}
 			res.Pids = &rspec.LinuxPids{Limit: &v}
 		}

@@ -364,10 +364,14 @@ func (m *Manager) unifiedHugetlb(limits []rspec.LinuxHugepageLimit) error {
 	return nil
 }
 
-// pidsMax is pids.max for the spec's limit, the same file on v1 and v2: 0 and -1 lift it.
+// pidsMax is pids.max for the spec's limit, the same file on v1 and v2: -1 lifts it, and 0 is
+// a limit, of 1 (runc 1.4+: systemd takes no TasksMax=0, and both drivers agree; husk lifted it).
 func pidsMax(limit int64) string {
-	if limit > 0 {
+	switch {
+	case limit > 0:
 		return strconv.FormatInt(limit, 10)
+	case limit == 0:
+		return "1"
 	}
 	return "max"
 }

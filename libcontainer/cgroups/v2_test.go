@@ -46,3 +46,11 @@ func TestPathsCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestPidsMax(t *testing.T) {
+	for limit, want := range map[int64]string{0: "1", -1: "max", 5: "5"} {
+		if got := pidsMax(limit); got != want {
+			t.Errorf("pidsMax(%d) = %q, want %q", limit, got, want)
+		}
+	}
+}

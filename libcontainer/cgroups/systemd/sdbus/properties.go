@@ -71,8 +71,13 @@ func resourceProperties(c *sd.Conn, u *systemd.Unit, res *rspec.LinuxResources) 
 			}
 		}
 	}
-	if p := res.Pids; p != nil && p.Limit != nil && (*p.Limit > 0 || *p.Limit == -1) {
-		add("TasksMax", limit(*p.Limit))
+	if p := res.Pids; p != nil && p.Limit != nil {
+		// 0 means 1, as pids.max (cgroups.pidsMax): systemd takes no TasksMax=0.
+		v := *p.Limit
+		if v == 0 {
+			v = 1
+		}
+		add("TasksMax", limit(v))
 	}
 	if cpu := res.CPU; cpu != nil {
 		if cpu.Shares != nil && *cpu.Shares != 0 {
