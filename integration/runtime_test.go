@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestRunReportsProcessView(t *testing.T) {
@@ -552,4 +554,61 @@ func denyMkdir() *rspec.LinuxSeccomp {
 	errno := uint(1)
 	return &rspec.LinuxSeccomp{DefaultAction: rspec.ActAllow,
 		Syscalls: []rspec.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: rspec.ActErrno, ErrnoRet: &errno}}}
+}
+
+// TestPidfdSocket: --pidfd-socket hands a pidfd of the container's init ("standard") and of an
+// exec'd process ("setns") to the socket, as runc 1.2+; husk accepted the flag and did nothing.
+func TestPidfdSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "pidfd.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type got struct {
+		kind string
+		pid  int
+	}
+	recv := make(chan got, 2)
+	go func() {
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+			n, oobn, _, _, _ := c.ReadMsgUnix(buf, oob)
+			c.Close()
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			pid := -1
+			if len(msgs) == 1 {
+				if fds, _ := unix.ParseUnixRights(&msgs[0]); len(fds) == 1 {
+					info, _ := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fds[0]))
+					for _, l := range strings.Split(string(info), "\n") {
+						if v, ok := strings.CutPrefix(l, "Pid:"); ok {
+							pid, _ = strconv.Atoi(strings.TrimSpace(v))
+						}
+					}
+					unix.Close(fds[0])
+				}
+			}
+			recv <- got{string(buf[:n]), pid}
+		}
+	}()
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", "--pidfd-socket", sock, id)
+	defer b.husk(t, "delete", "-f", id)
+	init := int(b.state(t, id)["pid"].(float64))
+	if g := <-recv; g.kind != "standard" || g.pid != init {
+		t.Fatalf("run: got %+v, want a pidfd of the init %d named standard", g, init)
+	}
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	b.must(t, "exec", "-d", "--pid-file", pidFile, "--pidfd-socket", sock, id, "sleep", "1000")
+	data, _ := os.ReadFile(pidFile)
+	execPid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	if g := <-recv; g.kind != "setns" || g.pid != execPid {
+		t.Fatalf("exec: got %+v, want a pidfd of the exec'd process %d named setns", g, execPid)
+	}
 }

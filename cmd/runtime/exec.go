@@ -24,7 +24,7 @@ var execCommand = cli.Command{
 		cli.StringFlag{Name: "process, p", Usage: "path to a process.json"},
 		cli.BoolFlag{Name: "tty, t", Usage: "allocate a pseudo-TTY"},
 		cli.StringFlag{Name: "console-socket", Usage: "unix socket that receives the pty master"},
-		cli.StringFlag{Name: "pidfd-socket", Usage: "accepted for compatibility, not used yet"},
+		cli.StringFlag{Name: "pidfd-socket", Usage: "path to an AF_UNIX socket which will receive the pidfd of the process"},
 		cli.BoolFlag{Name: "detach, d", Usage: "return once the process has started"},
 		cli.StringFlag{Name: "pid-file", Usage: "file to write the process pid to"},
 		cli.StringSliceFlag{Name: "env, e", Usage: "add an environment variable"},
@@ -102,6 +102,12 @@ func execAction(c *cli.Context) error {
 	}
 	if term != nil {
 		if err := term.receive(); err != nil {
+			cmd.Signal(syscall.SIGKILL)
+			return err
+		}
+	}
+	if sock := c.String("pidfd-socket"); sock != "" {
+		if err := sendPidfd(sock, cmd.Pid, "setns"); err != nil {
 			cmd.Signal(syscall.SIGKILL)
 			return err
 		}

@@ -21,7 +21,7 @@ import (
 var createFlags = []cli.Flag{
 	cli.StringFlag{Name: "bundle, b", Value: "", Usage: "path to the bundle (default: current directory)"},
 	cli.StringFlag{Name: "console-socket", Usage: "unix socket that receives the pty master"},
-	cli.StringFlag{Name: "pidfd-socket", Usage: "unix socket that receives a pidfd of the init (accepted, not used yet)"},
+	cli.StringFlag{Name: "pidfd-socket", Usage: "path to an AF_UNIX socket which will receive the pidfd of the init"},
 	cli.StringFlag{Name: "pid-file", Usage: "file to write the init pid to"},
 	cli.BoolFlag{Name: "no-pivot", Usage: "use MS_MOVE and chroot instead of pivot_root"},
 	cli.BoolFlag{Name: "no-fast-path", Hidden: true, Usage: "set the container up in husk-init's Go code"},
@@ -95,7 +95,13 @@ var createCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		ct.Close()
+		defer ct.Close()
+		if sock := c.String("pidfd-socket"); sock != "" {
+			if err := sendPidfd(sock, ct.Pid(), "standard"); err != nil {
+				ct.Delete(true)
+				return err
+			}
+		}
 		return nil
 	},
 }
@@ -168,6 +174,13 @@ var runCommand = cli.Command{
 		ct.Warn = warnLine
 		if term != nil {
 			if err := term.receive(); err != nil {
+				ct.Delete(true)
+				ct.Close()
+				return err
+			}
+		}
+		if sock := c.String("pidfd-socket"); sock != "" {
+			if err := sendPidfd(sock, ct.Pid(), "standard"); err != nil {
 				ct.Delete(true)
 				ct.Close()
 				return err
