@@ -12,6 +12,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -123,6 +124,34 @@ func cacheSeccomp(root string, key, bpf []byte) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		return
+	}
+	trimSeccompCache(filepath.Dir(name))
+}
+
+// maxSeccompCache bounds the cache: a node runs a handful of profiles, but every distinct
+// profile (a generated one per container, say) would otherwise stay forever.
+const maxSeccompCache = 64
+
+// trimSeccompCache removes the least recently written entries past maxSeccompCache.
+func trimSeccompCache(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) <= maxSeccompCache {
+		return
+	}
+	type entry struct {
+		name string
+		mod  int64
+	}
+	var all []entry
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			all = append(all, entry{e.Name(), info.ModTime().UnixNano()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod < all[j].mod })
+	for _, e := range all[:max(0, len(all)-maxSeccompCache)] {
+		os.Remove(filepath.Join(dir, e.name))
 	}
 }
 

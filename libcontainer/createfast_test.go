@@ -2,7 +2,9 @@ package libcontainer
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -38,5 +40,23 @@ func TestSeccompCacheChecksItsKey(t *testing.T) {
 	}
 	if st, err := os.Stat(root + "/" + seccompCacheDir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("cache dir: %v %v", st.Mode(), err)
+	}
+}
+
+// The seccomp program cache keeps at most maxSeccompCache entries, the newest.
+func TestSeccompCacheIsBounded(t *testing.T) {
+	root := t.TempDir()
+	for i := 0; i < maxSeccompCache+20; i++ {
+		cacheSeccomp(root, []byte(fmt.Sprintf("key-%d", i)), make([]byte, 8))
+	}
+	entries, err := os.ReadDir(filepath.Join(root, seccompCacheDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != maxSeccompCache {
+		t.Fatalf("%d cached programs, want %d", len(entries), maxSeccompCache)
+	}
+	if cachedSeccomp(root, []byte(fmt.Sprintf("key-%d", maxSeccompCache+19))) == nil {
+		t.Fatal("the newest program was dropped")
 	}
 }
