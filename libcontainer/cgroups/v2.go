@@ -185,10 +185,16 @@ func maxOr(v int64) string {
 // leave it alone).
 func swapV2(limit, swap int64) (string, error) {
 	switch {
+	case limit == -1 && swap == 0:
+		// As runc 1.2.1+: unlimited memory with swap unset means both unlimited, as on v1.
+		return "max", nil
 	case swap == 0:
 		return "", nil
 	case swap == -1:
 		return "max", nil
+	case limit == -1:
+		// Unlimited memory: memory plus swap is swap alone (runc 1.2.1+).
+		return strconv.FormatInt(swap, 10), nil
 	case limit <= 0:
 		return "", errors.New("linux.resources.memory.swap: a swap limit needs a memory limit on cgroup v2")
 	case swap < limit:

@@ -22,6 +22,8 @@ func TestSwapV2(t *testing.T) {
 		{100, 300, "200", false},
 		{100, 50, "", true},
 		{0, 300, "", true},
+		{-1, 0, "max", false},   // runc 1.2.1: unlimited memory, swap unset
+		{-1, 300, "300", false}, // unlimited memory: the swap value as it is
 	} {
 		got, err := swapV2(tc.limit, tc.swap)
 		if got != tc.want || (err != nil) != tc.bad {

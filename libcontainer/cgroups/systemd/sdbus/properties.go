@@ -58,11 +58,17 @@ func resourceProperties(c *sd.Conn, u *systemd.Unit, res *rspec.LinuxResources) 
 		if m.Reservation != nil && *m.Reservation != 0 && !u.V1 {
 			add("MemoryLow", limit(*m.Reservation))
 		}
+		unlimited := m.Limit != nil && *m.Limit == -1
+		if !u.V1 && unlimited && (m.Swap == nil || *m.Swap == 0) {
+			add("MemorySwapMax", infinity) // as the cgroupfs driver: both unlimited (runc 1.2.1)
+		}
 		if m.Swap != nil && *m.Swap != 0 && !u.V1 {
 			// The spec's swap is memory+swap; cgroup v2's is swap alone.
 			switch {
 			case *m.Swap < 0:
 				add("MemorySwapMax", infinity)
+			case unlimited:
+				add("MemorySwapMax", uint64(*m.Swap))
 			case m.Limit != nil && *m.Limit > 0:
 				if *m.Swap < *m.Limit {
 					return nil, fmt.Errorf("linux.resources.memory.swap %d is below the memory limit %d", *m.Swap, *m.Limit)
