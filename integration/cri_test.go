@@ -48,6 +48,9 @@ func crictlBin(t *testing.T) string {
 
 // startCRI starts containerd (1.6 from Debian when bin is "", else containerd 2.x from bin) with
 // the CRI plugin, a husk and a runc handler, the bridge CNI config, and imports the test images.
+// criCgroupParent is the cgroup_parent of the CRI tests' pods.
+const criCgroupParent = "husk-cri-test"
+
 func startCRI(t *testing.T, bin string) *criContainerd {
 	t.Helper()
 	crictl := crictlBin(t)
@@ -55,6 +58,9 @@ func startCRI(t *testing.T, bin string) *criContainerd {
 		t.Skip("containernetworking-plugins is not installed (make test-deps installs it)")
 	}
 	needBusybox(t)
+	// The pods' cgroup_parent: removed in every hierarchy once containerd and its pods are gone
+	// (registered first, so it runs last).
+	t.Cleanup(func() { removeCgroupEverywhere(criCgroupParent) })
 	dir, err := os.MkdirTemp("/tmp", "cri")
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +189,7 @@ func (c *criContainerd) runPod(t *testing.T, handler string, o podOpts) (string,
 	pod := writeJSON(t, t.TempDir(), "pod.json", map[string]any{
 		"metadata":      map[string]any{"name": o.name, "namespace": "default", "uid": o.name + "-uid", "attempt": 0},
 		"log_directory": filepath.Join(c.logs, o.name),
-		"linux":         map[string]any{"cgroup_parent": "/husk-cri-test", "security_context": map[string]any{"namespace_options": ns, "privileged": o.privileged}},
+		"linux":         map[string]any{"cgroup_parent": "/" + criCgroupParent, "security_context": map[string]any{"namespace_options": ns, "privileged": o.privileged}},
 	})
 	id := c.must(t, "runp", "--runtime", handler, pod)
 	return id, pod
@@ -458,7 +464,7 @@ func criUserNamespacedPod(t *testing.T, c *criContainerd) {
 	pod := writeJSON(t, t.TempDir(), "pod.json", map[string]any{
 		"metadata":      map[string]any{"name": "userns", "namespace": "default", "uid": "userns-uid"},
 		"log_directory": filepath.Join(c.logs, "userns"),
-		"linux": map[string]any{"cgroup_parent": "/husk-cri-test", "security_context": map[string]any{"namespace_options": map[string]any{
+		"linux": map[string]any{"cgroup_parent": "/" + criCgroupParent, "security_context": map[string]any{"namespace_options": map[string]any{
 			"network": 2, "userns_options": map[string]any{"mode": 0, "uids": idmap, "gids": idmap}}}},
 	})
 	// containerd 2.4 writes a user-namespaced pod's IoUid/IoGid into runc's options type, and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,7 +57,72 @@ func TestMain(m *testing.M) {
 			break
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if left := suiteLeftovers(); len(left) > 0 {
+		fmt.Printf("FAIL: the suite left these on the host:\n  %s\n", strings.Join(left, "\n  "))
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// cgroupHierarchies lists the mount directories of the host's cgroup hierarchies.
+func cgroupHierarchies() []string {
+	var out []string
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{"/sys/fs/cgroup"}
+	}
+	entries, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, e := range entries {
+		d := filepath.Join("/sys/fs/cgroup", e.Name())
+		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// removeCgroupEverywhere removes the cgroup name (a top-level one) and what is below it, in
+// every hierarchy, deepest first.
+func removeCgroupEverywhere(name string) {
+	for _, h := range cgroupHierarchies() {
+		root := filepath.Join(h, name)
+		var dirs []string
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			syscall.Rmdir(dirs[i])
+		}
+	}
+}
+
+// uniqueIDName matches the ids uniqueID makes.
+var uniqueIDName = regexp.MustCompile(`^t[0-9]+-Test`)
+
+// suiteLeftovers lists cgroups this suite names (husk-cri-test, husk-test-*, and the
+// t<nanos>-Test... of uniqueID) still on the host after every test has run. Only the suite's
+// own names count: other work on the machine is not this suite's to judge.
+func suiteLeftovers() []string {
+	var out []string
+	for _, h := range cgroupHierarchies() {
+		filepath.WalkDir(h, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() || p == h {
+				return nil
+			}
+			n := d.Name()
+			if n == criCgroupParent || strings.HasPrefix(n, "husk-test-") || uniqueIDName.MatchString(n) {
+				out = append(out, "cgroup "+p)
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	return out
 }
 
 func needBusybox(t testing.TB) {
