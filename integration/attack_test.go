@@ -442,3 +442,119 @@ func TestAttackInheritedFdsNeverReachTheInit(t *testing.T) {
 		}
 	})
 }
+
+// vethPair makes a veth pair on the host (this kernel has no dummy driver): name is lent to a
+// container, its peer stays and keeps the pair alive. Both go when the test ends.
+func vethPair(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("iproute2 is not installed")
+	}
+	if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"p").CombinedOutput(); err != nil {
+		t.Skipf("cannot make a veth pair: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", name+"p").Run() })
+}
+
+func hostLink(name string) bool { return exec.Command("ip", "link", "show", name).Run() == nil }
+
+// TestAttackNetDevicesAreNeverLost: a lent host interface comes back, the same device, whatever
+// the container or a failed create does. husk moved and renamed in one step and returned
+// devices by name: a container-side name taken in the namespace ("lo") failed the create after
+// the move and destroyed the host's interface with the namespace; a container with
+// CAP_NET_ADMIN that renamed its device and gave another the lent name got that one moved to
+// the host; a device lent from a joined namespace (a pod's) stayed there after the init was
+// killed.
+func TestAttackNetDevicesAreNeverLost(t *testing.T) {
+	base := fmt.Sprintf("hn%d", os.Getpid()%10000)
+	t.Run("taken-name", func(t *testing.T) {
+		host := base + "a"
+		vethPair(t, host)
+		b := newBundle(t, "sleep", "1000")
+		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "lo"}}
+		b.write(t)
+		id := uniqueID(t)
+		assertOneLineError(t, b.run(t, id), `has a device named "lo" already`)
+		if !hostLink(host) {
+			t.Fatalf("the host's %s was destroyed by a failed create", host)
+		}
+		assertClean(t, b, id)
+	})
+	t.Run("renamed-inside", func(t *testing.T) {
+		host := base + "b"
+		vethPair(t, host)
+		b := newBundle(t, "sleep", "1000")
+		b.spec.Process.Capabilities.Bounding = append(b.spec.Process.Capabilities.Bounding, "CAP_NET_ADMIN")
+		b.spec.Process.Capabilities.Effective = append(b.spec.Process.Capabilities.Effective, "CAP_NET_ADMIN")
+		b.spec.Process.Capabilities.Permitted = append(b.spec.Process.Capabilities.Permitted, "CAP_NET_ADMIN")
+		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "ctr0"}}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, "run", "-d", id)
+		// The container renames its device and gives its loopback the lent name.
+		b.must(t, "exec", id, "sh", "-c", "ip link set ctr0 name moved0 && ip link set lo down && ip link set lo name ctr0")
+		r := b.husk(t, "delete", "-f", id)
+		if !hostLink(host) {
+			t.Fatalf("the lent %s did not come back (delete: %s)", host, r)
+		}
+		if r.code != 0 {
+			t.Fatalf("delete: %s", r)
+		}
+	})
+	t.Run("host-name-reused", func(t *testing.T) {
+		host := base + "d"
+		vethPair(t, host)
+		b := newBundle(t, "sleep", "1000")
+		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "ctr0"}}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, "run", "-d", id)
+		// Meanwhile the host names another device as the lent one was.
+		if out, err := exec.Command("ip", "link", "add", host, "type", "veth", "peer", "name", host+"q").CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		defer exec.Command("ip", "link", "del", host+"q").Run()
+		r := b.husk(t, "delete", "-f", id)
+		// The device is back under a name of husk's, and the warning says which: never a
+		// silent new name, never lost.
+		if !strings.Contains(r.stderr, "is back on the host as") {
+			t.Fatalf("delete with the lent name taken on the host: %s", r)
+		}
+		parked := strings.Fields(strings.SplitN(r.stderr, "is back on the host as ", 2)[1])[0]
+		parked = strings.Trim(parked, `":`)
+		if !hostLink(parked) {
+			t.Fatalf("the lent device is not on the host as %q: %s", parked, r)
+		}
+		exec.Command("ip", "link", "del", parked).Run()
+	})
+	t.Run("joined-netns-init-killed", func(t *testing.T) {
+		host := base + "c"
+		vethPair(t, host)
+		pod := newBundle(t, "sleep", "1000")
+		pod.write(t)
+		podID := uniqueID(t) + "-pod"
+		pod.must(t, "run", "-d", podID)
+		defer pod.husk(t, "delete", "-f", podID)
+		podPid := int(pod.state(t, podID)["pid"].(float64))
+		b := newBundle(t, "sleep", "1000")
+		b.root = pod.root
+		var ns []rspec.LinuxNamespace
+		for _, n := range b.spec.Linux.Namespaces {
+			if n.Type == rspec.NetworkNamespace {
+				n.Path = fmt.Sprintf("/proc/%d/ns/net", podPid)
+			}
+			ns = append(ns, n)
+		}
+		b.spec.Linux.Namespaces = ns
+		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "ctr0"}}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, "run", "-d", id)
+		syscall.Kill(int(b.state(t, id)["pid"].(float64)), syscall.SIGKILL)
+		b.waitStatus(t, id, "stopped")
+		r := b.husk(t, "delete", id)
+		if !hostLink(host) {
+			t.Fatalf("the lent %s stayed in the pod's namespace after its container's init was killed (delete: %s)", host, r)
+		}
+	})
+}

@@ -481,15 +481,31 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	}
 	c.state.InitStartTime = startTime
 	devs := plannedNetDevices(o.Spec.Linux.NetDevices)
-	c.state.NetDevices = devs
 	if err := writeState(dir, c.state); err != nil {
 		return nil, err
 	}
 	if len(devs) > 0 {
-		// Before anything runs in the container; back to the host if the create fails.
-		undo.push(func() { _ = returnNetDevices(cmd.Pid, devs) })
-		if err := moveNetDevices(cmd.Pid, devs); err != nil {
+		// Before anything runs in the container; back to the host if the create fails. The
+		// state names them (with their indexes there) before the init can be killed, in a file
+		// of their own too, for a forced delete of a state that was lost.
+		joined := ""
+		for _, ns := range o.Spec.Linux.Namespaces {
+			if ns.Type == rspec.NetworkNamespace {
+				joined = ns.Path
+			}
+		}
+		if err := moveNetDevices(cmd.Pid, joined, devs); err != nil {
 			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+		undo.push(func() { _ = returnNetDevices(cmd.Pid, devs) })
+		c.state.NetDevices = devs
+		if b, err := json.Marshal(devs); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, netDevicesFile), b, 0o600); err != nil {
+				return nil, fmt.Errorf("container %s: %w", o.ID, err)
+			}
+		}
+		if err := writeState(dir, c.state); err != nil {
+			return nil, err
 		}
 	}
 	if p.fastCreate != nil {
@@ -729,11 +745,7 @@ func (c *Container) Delete(force bool) error {
 // killAndWait kills the init and waits for it to die; devices moved into its network namespace
 // go back to the host first, while the namespace still exists.
 func (c *Container) killAndWait() {
-	if len(c.state.NetDevices) > 0 && c.state.initAlive() {
-		if err := returnNetDevices(c.state.InitPid, c.state.NetDevices); err != nil {
-			c.warn(fmt.Sprintf("linux.netDevices: %v", err))
-		}
-	}
+	c.returnLentDevices()
 	cg := c.Cgroup()
 	_ = c.signalInit(unix.SIGKILL)
 	_ = cg.Thaw()
@@ -743,6 +755,20 @@ func (c *Container) killAndWait() {
 	for delay := time.Millisecond; c.state.initAlive() && time.Now().Before(deadline); delay = min(2*delay, 50*time.Millisecond) {
 		time.Sleep(delay)
 	}
+}
+
+// returnLentDevices moves the lent network devices back to the host, once. A joined namespace
+// (a pod's) outlives the init: its devices go back even after the init died, from the
+// namespace the state names.
+func (c *Container) returnLentDevices() {
+	devs := c.state.NetDevices
+	if len(devs) == 0 || (!c.state.initAlive() && devs[0].NetNS == "") {
+		return
+	}
+	if err := returnNetDevices(c.state.InitPid, devs); err != nil {
+		c.warn(fmt.Sprintf("linux.netDevices: %v", err))
+	}
+	c.state.NetDevices = nil
 }
 
 // killTimeout bounds how long a delete waits for the container's processes to die.
@@ -766,6 +792,7 @@ func (c *Container) privatePidNamespace() bool {
 }
 
 func (c *Container) destroy() error {
+	c.returnLentDevices() // a stopped container's, from a joined namespace
 	if c.state.initAlive() {
 		return fmt.Errorf("container %s: delete: the init (pid %d) is still alive %v after SIGKILL", c.state.ID, c.state.InitPid, killTimeout)
 	}

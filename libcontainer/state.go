@@ -41,6 +41,8 @@ const (
 	// cgroupFile keeps the container's cgroup paths apart from the state, for a forced delete
 	// of a container whose state.json was lost.
 	cgroupFile = "cgroup.json"
+	// netDevicesFile keeps the lent network devices apart from the state, for the same reason.
+	netDevicesFile = "netdevices.json"
 )
 
 // State is what husk persists per container. Status is not stored: it is derived from the init
@@ -147,6 +149,11 @@ func salvageState(dir, id string) *State {
 					_ = json.Unmarshal(v, &st.NetDevices)
 				}
 			}
+		}
+	}
+	if st.NetDevices == nil {
+		if b, err := specs.ReadLimited(filepath.Join(dir, netDevicesFile), 1<<20, netDevicesFile); err == nil {
+			_ = json.Unmarshal(b, &st.NetDevices)
 		}
 	}
 	// Never kill or remove what a corrupt file names: a path create would have refused falls
