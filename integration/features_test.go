@@ -106,3 +106,26 @@ func TestExecIntoUserNamespace(t *testing.T) {
 		t.Fatalf("exit code through the pid-namespace fork: %s", r)
 	}
 }
+
+// TestExecIntoTimeNamespace: an exec joins the container's time namespace (runc 1.5's
+// timens.bats); husk joined it from a multithreaded process, which the kernel refuses ("join
+// .../ns/time: too many users").
+func TestExecIntoTimeNamespace(t *testing.T) {
+	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
+		t.Skip("kernel without time namespaces")
+	}
+	b := newBundle(t, "sleep", "1000")
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.TimeNamespace})
+	b.spec.Linux.TimeOffsets = map[string]rspec.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	for _, args := range [][]string{{"exec", id, "cat", "/proc/uptime"}, {"exec", "--no-fast-path", id, "cat", "/proc/uptime"}} {
+		out := b.must(t, args...)
+		var up float64
+		if _, err := fmtSscan(out, &up); err != nil || up < 86400*365 {
+			t.Fatalf("%v: uptime in the container's time namespace: %q", args, out)
+		}
+	}
+}

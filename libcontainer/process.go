@@ -179,10 +179,13 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 			f.Close()
 		}
 	}()
-	// Pid and time namespaces apply to children. Without a user namespace to join, this
+	// Pid and time namespaces apply to children. Without a user or time namespace to join, this
 	// process joins them on a throw-away thread and the child is born inside; with one, only a
-	// single-threaded process may join it first, so nsenter joins everything and forks.
+	// single-threaded process may join it, so nsenter joins everything and forks.
 	_, joinUser := joins[rspec.UserNamespace]
+	// A time namespace is joined only by a single-threaded process (setns: EUSERS otherwise):
+	// nsenter joins it, with the pid namespace, and forks.
+	_, joinTime := joins[rspec.TimeNamespace]
 	// Joining a user namespace (a pod's), the new namespaces must be made inside it, after the
 	// join: nsenter unshares them (made at clone, they would belong to husk's user namespace).
 	var unshareLater uintptr
@@ -201,7 +204,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		}
 		childrenOnly := t == rspec.PIDNamespace || t == rspec.TimeNamespace
 		switch {
-		case childrenOnly && !joinUser:
+		case childrenOnly && !joinUser && !joinTime:
 			parentNs = append(parentNs, f)
 		case childrenOnly:
 			opened = append(opened, f)
