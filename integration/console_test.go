@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -159,4 +160,27 @@ func TestRunForwardsSignals(t *testing.T) {
 		}
 	}
 	b.husk(t, "delete", "-f", long)
+}
+
+// TestTerminalOutputIsNotTranslated: a foreground run with terminal: true passes the process's
+// output on as written: husk's side of the pty clears ONLCR, as runc does (runc 1.5's suite
+// reads exact lines; husk printed "\r\n" for every "\n", seen through a terminal as "\r\r\n").
+func TestTerminalOutputIsNotTranslated(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) is not installed")
+	}
+	b := newBundle(t, "printf", "one\\ntwo\\n")
+	b.spec.Process.Terminal = true
+	b.write(t)
+	cmd := exec.Command("script", "-q", "-e", "-c", fmt.Sprintf("%s --root %s run %s", huskBin, b.root, uniqueID(t)), "/dev/null")
+	cmd.Dir = b.dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run under script: %v: %q", err, out)
+	}
+	// script's own terminal turns each "\n" into "\r\n" once; a second translation by the
+	// container's pty would make it "\r\r\n".
+	if strings.Contains(string(out), "\r\r\n") || !strings.Contains(string(out), "one\r\ntwo\r\n") {
+		t.Fatalf("output through the container's terminal: %q", out)
+	}
 }

@@ -49,6 +49,11 @@ func (t *terminal) receive() error {
 	if err != nil {
 		return fmt.Errorf("pty master: %w", err)
 	}
+	// As runc: no \n -> \r\n translation on the container's output, which goes to our own
+	// terminal (or a pipe) as the process wrote it.
+	if err := console.ClearONLCR(m.Fd()); err != nil {
+		return fmt.Errorf("pty master: clear ONLCR: %w", err)
+	}
 	t.master = m
 	if c, err := console.ConsoleFromFile(os.Stdin); err == nil {
 		t.current = c
