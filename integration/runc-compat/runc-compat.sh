@@ -22,7 +22,7 @@ set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
 base=$(readlink -f "${RUNC_COMPAT_DIR:-build/runc-bats}")
 version=1.1.5+ds1-1+deb12u1
-src=$base/runc-1.1.5+ds1
+src=${RUNC_SUITE_SRC:-$base/runc-1.1.5+ds1} # runc15.sh points it at runc 1.5.3's suite
 
 setup() {
 	set -e
