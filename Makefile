@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -tags urfave_cli_no_docs
 DEMO_DIR ?= build/demo
 
-.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat check-security check lint bench fuzz clean
+.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat test-runc15-compat check-security check lint bench fuzz clean
 
 all: build
 
@@ -89,6 +89,16 @@ test-runc-compat: build test-deps
 	rm -rf build/runc-compat
 	RUNC_COMPAT_DIR=$(RUNC_COMPAT_DIR) integration/runc-compat/runc-compat.sh run bin/husk build/runc-compat
 	RUNC_COMPAT_DIR=$(RUNC_COMPAT_DIR) integration/runc-compat/runc-compat.sh gate build/runc-compat
+
+# runc 1.5.3's own suite against husk and against runc 1.5.3 built here, interleaved; fails when
+# a test runc passes on this machine does not pass for husk (less naming-only exceptions). Not in
+# CI until husk passes it: see the safety issue's notes for the gap.
+RUNC15_DIR ?= $(CURDIR)/build/runc15
+test-runc15-compat: build test-deps
+	RUNC_COMPAT_DIR=$(RUNC_COMPAT_DIR) RUNC15_DIR=$(RUNC15_DIR) integration/runc-compat/runc15.sh setup
+	rm -rf build/runc15-out
+	RUNC_COMPAT_DIR=$(RUNC_COMPAT_DIR) RUNC15_DIR=$(RUNC15_DIR) integration/runc-compat/runc15.sh run bin/husk build/runc15-out
+	RUNC_COMPAT_DIR=$(RUNC_COMPAT_DIR) RUNC15_DIR=$(RUNC15_DIR) integration/runc-compat/runc15.sh gate build/runc15-out
 
 # The attacks of the security issue (also part of make test).
 check-security: build test-deps
