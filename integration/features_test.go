@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -128,4 +130,41 @@ func TestExecIntoTimeNamespace(t *testing.T) {
 			t.Fatalf("%v: uptime in the container's time namespace: %q", args, out)
 		}
 	}
+}
+
+// TestCPUAffinityIsReset: a container started by a husk pinned to one CPU (taskset -c 0) may
+// run on every CPU its cpuset allows, as with runc 1.2.7+; husk's pinning was inherited. The
+// same for exec.
+func TestCPUAffinityIsReset(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: nothing to reset")
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset is not installed")
+	}
+	all := fmt.Sprintf("0-%d", runtime.NumCPU()-1)
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "grep Cpus_allowed_list /proc/self/status")
+		b.write(t)
+		husk := func(args ...string) string {
+			cmd := exec.Command("taskset", append([]string{"-c", "0", huskBin, "--root", b.root}, args...)...)
+			cmd.Dir = b.dir
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("taskset -c 0 husk %v: %v: %s", args, err, out)
+			}
+			return strings.TrimSpace(string(out))
+		}
+		if out := husk(append(append([]string{"run"}, flags...), uniqueID(t))...); !strings.HasSuffix(out, all) {
+			t.Fatalf("run: %q, want the CPUs %s", out, all)
+		}
+		b.spec.Process.Args = []string{"sleep", "1000"}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
+		defer b.husk(t, "delete", "-f", id)
+		if out := husk(append(append([]string{"exec"}, flags...), id, "grep", "Cpus_allowed_list", "/proc/self/status")...); !strings.HasSuffix(out, all) {
+			t.Fatalf("exec: %q, want the CPUs %s", out, all)
+		}
+	})
 }

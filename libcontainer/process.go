@@ -3,6 +3,7 @@
 package libcontainer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -316,6 +318,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 			return fail(err)
 		}
 	}
+	if a := p.affinity; a == nil || a.Final == "" {
+		resetCPUAffinity(proc.Pid)
+	}
 	if a := p.affinity; a != nil && a.Final != "" {
 		// "final": the CPUs once in the cgroup, set before the process runs anything of its own.
 		set, err := specs.CPUList("process.execCPUAffinity.final", a.Final)
@@ -353,6 +358,17 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		return fail(fmt.Errorf("send config to init: %w", err))
 	}
 	return proc, pipe, nil
+}
+
+// allCPUs is a CPU mask with every bit set, as large as the kernel's largest (64Ki CPUs).
+var allCPUs = bytes.Repeat([]byte{0xff}, 64*1024/8)
+
+// resetCPUAffinity lets the process run on every CPU its cgroup's cpuset allows (the kernel
+// masks the rest), instead of inheriting husk's own affinity: a husk started under
+// `taskset -c 0` would otherwise pin every container to CPU 0. runc 1.2.7+ does the same; a
+// failure leaves the inherited affinity, as there.
+func resetCPUAffinity(pid int) {
+	unix.RawSyscall(unix.SYS_SCHED_SETAFFINITY, uintptr(pid), uintptr(len(allCPUs)), uintptr(unsafe.Pointer(&allCPUs[0])))
 }
 
 // execFdAbove gives the sealed binary a number the child's fd placement cannot reach. The child
