@@ -98,7 +98,7 @@ run_suite() {
 	out=$2
 	shift 2
 	[ -x "$rt" ] || { echo "runc-compat: runtime $rt is not executable" >&2; exit 2; }
-	[ -x "$src/contrib/cmd/recvtty/recvtty" ] || { echo "runc-compat: run '$0 setup' first" >&2; exit 2; }
+	[ -x "$src/contrib/cmd/recvtty/recvtty" ] || [ -x "$src/tests/cmd/_bin/recvtty" ] || { echo "runc-compat: run '$0 setup' first" >&2; exit 2; }
 	mkdir -p "$out"
 	out=$(readlink -f "$out")
 	local files=("$@")
