@@ -19,7 +19,7 @@ compat=$(readlink -f "${RUNC_COMPAT_DIR:-build/runc-bats}")
 
 setup() {
 	set -e
-	if [ -x "$src/runc" ] && [ -x "$src/tests/cmd/_bin/recvtty" ] && [ -e "$src/tests/integration/testdata/debian-amd64.tar.xz" ]; then
+	if [ -x "$src/runc" ] && [ -x "$src/tests/cmd/_bin/recvtty" ] && [ -x "$src/tests/integration/get-images.sh" ] && [ -e "$src/tests/integration/testdata/debian-amd64.tar.xz" ]; then
 		return 0
 	fi
 	"$here/runc-compat.sh" setup >/dev/null # bats, jq, libseccomp and the images
@@ -27,6 +27,8 @@ setup() {
 	export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPATH=$base/gopath GOCACHE=$base/gocache
 	mod=$(go mod download -json "github.com/opencontainers/runc@$version" | awk -F'"' '/"Dir"/ {print $4}')
 	rm -rf "$src" && cp -r "$mod" "$src" && chmod -R u+w "$src"
+	# Module zips keep no exec bits: the suite runs its scripts.
+	find "$src" -name '*.sh' -exec chmod +x {} +
 	cd "$src"
 	go build -trimpath -tags seccomp -o runc .
 	mkdir -p tests/cmd/_bin
