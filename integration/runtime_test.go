@@ -612,3 +612,43 @@ func TestPidfdSocket(t *testing.T) {
 		t.Fatalf("exec: got %+v, want a pidfd of the exec'd process %d named setns", g, execPid)
 	}
 }
+
+// TestUnknownCapabilityWarnsAndRuns: an unknown capability name is a warning, and the process
+// runs without it, as with runc 1.1.5 and 1.5 (husk refused the config); it grants nothing.
+func TestUnknownCapabilityWarnsAndRuns(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "grep -E 'CapInh|CapAmb' /proc/self/status")
+		b.spec.Process.Capabilities.Bounding = []string{"CAP_UNKNOWN", "UNKNOWN_CAP"}
+		b.spec.Process.Capabilities.Ambient = []string{"CAP_UNKNOWN"}
+		b.write(t)
+		r := b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		if r.code != 0 || !strings.Contains(r.stderr, "ignoring unknown or unavailable capabilities: [CAP_UNKNOWN UNKNOWN_CAP]") {
+			t.Fatalf("run with unknown capabilities: %s", r)
+		}
+		if !strings.Contains(r.stdout, "CapInh:\t0000000000000000") || !strings.Contains(r.stdout, "CapAmb:\t0000000000000000") {
+			t.Fatalf("an unknown capability granted something: %q", r.stdout)
+		}
+	})
+}
+
+// TestExecCapAddsAmbientWithInheritable: `exec --cap` adds the capability to the ambient set
+// when the config has an inheritable set, as runc 1.5 (never to the inheritable set:
+// CVE-2022-29162).
+func TestExecCapAddsAmbientWithInheritable(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	b.spec.Process.Capabilities = &rspec.LinuxCapabilities{
+		Bounding: []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYSLOG"}, Effective: []string{"CAP_CHOWN", "CAP_KILL"},
+		Permitted: []string{"CAP_CHOWN", "CAP_KILL"}, Inheritable: []string{"CAP_CHOWN", "CAP_SYSLOG"}, Ambient: []string{"CAP_CHOWN"},
+	}
+	b.spec.Process.NoNewPrivileges = false
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	out := b.must(t, "exec", "--cap", "CAP_SYSLOG", id, "cat", "/proc/self/status")
+	for _, want := range []string{"CapInh:\t0000000400000001", "CapPrm:\t0000000400000021", "CapEff:\t0000000400000021", "CapAmb:\t0000000400000001"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec --cap CAP_SYSLOG: no %q in\n%s", want, out)
+		}
+	}
+}

@@ -59,7 +59,7 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, seccompFlags uintptr, pre
 	for _, name := range caps.Ambient {
 		c, ok := specs.Capability(name)
 		if !ok {
-			return nil
+			continue // unknown: warned about, granted nothing, as in the Go init
 		}
 		rec("ambient", strconv.Itoa(c))
 	}

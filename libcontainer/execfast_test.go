@@ -1,6 +1,7 @@
 package libcontainer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"reflect"
 	"strings"
@@ -52,7 +53,6 @@ func TestFastExecRequest(t *testing.T) {
 		"terminal":       func(q *rspec.Process) { q.Terminal = true },
 		"apparmor":       func(q *rspec.Process) { q.ApparmorProfile = "x" },
 		"selinux":        func(q *rspec.Process) { q.SelinuxLabel = "x" },
-		"unknown cap":    func(q *rspec.Process) { q.Capabilities = &rspec.LinuxCapabilities{Bounding: []string{"CAP_NOPE"}} },
 		"unknown rlimit": func(q *rspec.Process) { q.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_NOPE"}} },
 		"NUL in an arg":  func(q *rspec.Process) { q.Args = []string{"a\x00b"} },
 		"no args":        func(q *rspec.Process) { q.Args = nil },
@@ -62,5 +62,14 @@ func TestFastExecRequest(t *testing.T) {
 		if fastExecRequest(&q, nil, 0, 0, "/") != nil {
 			t.Errorf("%s: took the fast path; the Go init must handle (or refuse) it", name)
 		}
+	}
+	// An unknown capability is granted nothing on either path (husk warned about it, as runc).
+	q := *p
+	caps := *p.Capabilities
+	caps.Bounding = append(append([]string(nil), caps.Bounding...), "CAP_NOPE")
+	caps.Ambient = append(append([]string(nil), caps.Ambient...), "CAP_NOPE")
+	q.Capabilities = &caps
+	if got, want := fastExecRequest(&q, nil, 0, 0, "/"), fastExecRequest(p, nil, 0, 0, "/"); !bytes.Equal(got, want) {
+		t.Errorf("an unknown capability changed the request:\n%q\n%q", got, want)
 	}
 }

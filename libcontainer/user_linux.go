@@ -82,8 +82,9 @@ func setupUser(p *rspec.Process) error {
 	// As runc and crun: an ambient capability that cannot be raised (not both permitted and
 	// inheritable) is skipped; husk warned about it before the create (specs.UnraisableAmbient).
 	for _, name := range caps.Ambient {
-		c, _ := specs.Capability(name)
-		_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
+		if c, ok := specs.Capability(name); ok {
+			_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
+		}
 	}
 	return nil
 }
@@ -105,11 +106,8 @@ func capMask(names []string, last int) (uint64, error) {
 	var m uint64
 	for _, n := range names {
 		c, ok := specs.Capability(n)
-		if !ok {
-			return 0, fmt.Errorf("unknown capability %q", n)
-		}
-		if c > last {
-			continue // unknown to this kernel: nothing to grant
+		if !ok || c > last {
+			continue // unknown to husk (warned about) or this kernel: nothing to grant
 		}
 		m |= 1 << uint(c)
 	}

@@ -58,7 +58,6 @@ func TestValidateNamesTheField(t *testing.T) {
 		"process.rlimits[0]": func(s *rspec.Spec) {
 			s.Process.Rlimits = []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 2, Hard: 1}}
 		},
-		"unknown capability":      func(s *rspec.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_FLY"} },
 		"linux.uidMappings":       func(s *rspec.Spec) { s.Linux.UIDMappings = []rspec.LinuxIDMapping{{Size: 1}} },
 		"hostname":                func(s *rspec.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] },
 		"linux.rootfsPropagation": func(s *rspec.Spec) { s.Linux.RootfsPropagation = "sideways" },
@@ -89,6 +88,10 @@ func TestCapability(t *testing.T) {
 	}
 	if _, ok := Capability("CAP_NOPE"); ok {
 		t.Error("unknown capability accepted")
+	}
+	caps := &rspec.LinuxCapabilities{Bounding: []string{"CAP_UNKNOWN", "CAP_KILL", "UNKNOWN_CAP"}, Ambient: []string{"CAP_UNKNOWN"}}
+	if got := UnknownCapabilities(caps); strings.Join(got, " ") != "CAP_UNKNOWN UNKNOWN_CAP" {
+		t.Errorf("UnknownCapabilities = %v", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
@@ -268,6 +269,28 @@ func validateSysctls(s *rspec.Spec) error {
 	return nil
 }
 
+// UnknownCapabilities lists the capability names of caps that husk does not know, sorted and
+// once each: runc 1.1.5 and 1.5 warn about them and run without them ("ignoring unknown or
+// unavailable capabilities"), and so does husk: an image or a newer orchestrator naming a
+// capability an older kernel lacks still runs.
+func UnknownCapabilities(caps *rspec.LinuxCapabilities) []string {
+	if caps == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, set := range [][]string{caps.Bounding, caps.Effective, caps.Permitted, caps.Inheritable, caps.Ambient} {
+		for _, c := range set {
+			if _, ok := Capability(c); !ok && !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // SELinuxEnabled reports whether the host runs SELinux (selinuxfs is mounted).
 func SELinuxEnabled() bool {
 	var sfs unix.Statfs_t
@@ -418,15 +441,6 @@ func ValidateProcess(p *rspec.Process) error {
 		}
 		if r.Soft > r.Hard {
 			return fmt.Errorf("process.rlimits[%d] (%s): soft limit %d exceeds hard limit %d", i, r.Type, r.Soft, r.Hard)
-		}
-	}
-	if p.Capabilities != nil {
-		for _, set := range [][]string{p.Capabilities.Bounding, p.Capabilities.Effective, p.Capabilities.Permitted, p.Capabilities.Inheritable, p.Capabilities.Ambient} {
-			for _, c := range set {
-				if _, ok := Capability(c); !ok {
-					return fmt.Errorf("process.capabilities: unknown capability %q", c)
-				}
-			}
 		}
 	}
 	if err := ValidateID("process.user.uid", p.User.UID); err != nil {

@@ -188,6 +188,12 @@ func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error
 			Inheritable: old.Inheritable,
 			Ambient:     old.Ambient,
 		}
+		// As runc 1.5: the added capabilities become ambient too when the config has an
+		// inheritable set (an ambient capability needs to be inheritable; --cap never makes
+		// one inheritable, CVE-2022-29162).
+		if old.Inheritable != nil {
+			nc.Ambient = append(append([]string(nil), old.Ambient...), caps...)
+		}
 		p.Capabilities = nc
 	}
 	if c.Bool("no-new-privs") {

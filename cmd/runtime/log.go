@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
@@ -77,6 +78,9 @@ func debugHook() func(string) {
 // warnUnraisableAmbient warns, as runc does, about ambient capabilities the process will not
 // get because they are not both permitted and inheritable.
 func warnUnraisableAmbient(p *rspec.Process) {
+	if unknown := specs.UnknownCapabilities(p.Capabilities); len(unknown) > 0 {
+		logWarn("ignoring unknown or unavailable capabilities: [%s]", strings.Join(unknown, " "))
+	}
 	for _, name := range specs.UnraisableAmbient(p.Capabilities) {
 		logWarn("can't raise ambient capability %s: it is not in both the permitted and inheritable sets", name)
 	}
