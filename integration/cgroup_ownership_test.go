@@ -99,6 +99,12 @@ func leaveAndRemove(pid int, dirs []string) {
 	}
 }
 
+// cgroupProcs lists the pids in cgroup directory d.
+func cgroupProcs(d string) []string {
+	data, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+	return strings.Fields(string(data))
+}
+
 func alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -172,23 +178,14 @@ func TestNonEmptyCgroupIsRefused(t *testing.T) {
 // leaves its children running.
 func TestKillWithoutPidNamespaceKillsAll(t *testing.T) {
 	b := newBundle(t, "sh", "-c", "sleep 1000 & sleep 1000 & wait")
-	var ns []rspec.LinuxNamespace
-	for _, n := range b.spec.Linux.Namespaces {
-		if n.Type != rspec.PIDNamespace {
-			ns = append(ns, n)
-		}
-	}
-	b.spec.Linux.Namespaces = ns
+	b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.PIDNamespace)
 	b.write(t)
 	id := uniqueID(t)
 	b.must(t, "run", "-d", id)
 	defer b.husk(t, "delete", "-f", id)
 	pid := int(b.state(t, id)["pid"].(float64))
 	dirs := cgroupDirsOf(t, pid)
-	procs := func() []string {
-		data, _ := os.ReadFile(filepath.Join(dirs[0], "cgroup.procs"))
-		return strings.Fields(string(data))
-	}
+	procs := func() []string { return cgroupProcs(dirs[0]) }
 	for i := 0; i < 200 && len(procs()) < 3; i++ {
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -221,13 +218,7 @@ func TestDeleteForceUnderLoadLeavesNothing(t *testing.T) {
 		t.Run(fmt.Sprintf("pidns=%v", pidns), func(t *testing.T) {
 			b := newBundle(t, "sh", "-c", "trap '' TERM; for i in $(seq 1 100); do sleep 1000 & done; (while :; do sleep 1 & sleep 0.01; done) & (trap '' TERM; while :; do :; done) & sleep 1000")
 			if !pidns {
-				var ns []rspec.LinuxNamespace
-				for _, n := range b.spec.Linux.Namespaces {
-					if n.Type != rspec.PIDNamespace {
-						ns = append(ns, n)
-					}
-				}
-				b.spec.Linux.Namespaces = ns
+				b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.PIDNamespace)
 			}
 			b.spec.Linux.CgroupsPath = "/husk-test-delrace-" + uniqueID(t)
 			b.write(t)
@@ -303,23 +294,14 @@ func TestAttackTamperedCgroupPathsAreNotActedOn(t *testing.T) {
 // does, where husk said "container is not running" and left them.
 func TestKillAfterInitExitedKillsWhatIsLeft(t *testing.T) {
 	b := newBundle(t, "sh", "-c", "sleep 1000 & sleep 0.2")
-	var ns []rspec.LinuxNamespace
-	for _, n := range b.spec.Linux.Namespaces {
-		if n.Type != rspec.PIDNamespace {
-			ns = append(ns, n)
-		}
-	}
-	b.spec.Linux.Namespaces = ns
+	b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.PIDNamespace)
 	b.write(t)
 	id := uniqueID(t)
 	b.must(t, "run", "-d", id)
 	defer b.husk(t, "delete", "-f", id)
 	dirs := cgroupDirsOf(t, int(b.state(t, id)["pid"].(float64)))
 	b.waitStatus(t, id, "stopped")
-	procs := func() []string {
-		data, _ := os.ReadFile(filepath.Join(dirs[0], "cgroup.procs"))
-		return strings.Fields(string(data))
-	}
+	procs := func() []string { return cgroupProcs(dirs[0]) }
 	if len(procs()) == 0 {
 		t.Fatal("the init's child is not running")
 	}
