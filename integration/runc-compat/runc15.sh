@@ -47,8 +47,8 @@ run() {
 	mkdir -p "$out/husk" "$out/runc"
 	for f in $(cd "$src/tests/integration" && ls ./*.bats | sed 's|^\./||'); do
 		name=$(basename "$f" .bats)
-		RUNC_SUITE_SRC=$src RUNC_COMPAT_DIR=$compat "$here/runc-compat.sh" run "$src/runc" "$out/runc.tmp" "$name.bats" | sed 's/^/runc  /'
-		RUNC_SUITE_SRC=$src RUNC_COMPAT_DIR=$compat "$here/runc-compat.sh" run "$husk" "$out/husk.tmp" "$name.bats" | sed 's/^/husk  /'
+		RUNC_COMPAT_STDIN=endless RUNC_SUITE_SRC=$src RUNC_COMPAT_DIR=$compat "$here/runc-compat.sh" run "$src/runc" "$out/runc.tmp" "$name.bats" | sed 's/^/runc  /'
+		RUNC_COMPAT_STDIN=endless RUNC_SUITE_SRC=$src RUNC_COMPAT_DIR=$compat "$here/runc-compat.sh" run "$husk" "$out/husk.tmp" "$name.bats" | sed 's/^/husk  /'
 		mv "$out/runc.tmp/$name.tap" "$out/runc/" 2>/dev/null
 		mv "$out/husk.tmp/$name.tap" "$out/husk/" 2>/dev/null
 		cat "$out/runc.tmp/summary.tsv" >>"$out/runc/summary.tsv"
