@@ -818,3 +818,22 @@ func TestMountLabelWithoutSELinuxRefused(t *testing.T) {
 	assertOneLineError(t, b.run(t, id), `linux.mountLabel "system_u:object_r:container_file_t:s0:c1,c2": SELinux is not enabled on this host`)
 	assertClean(t, b, id)
 }
+
+// TestTmpfsTakesMountpointMode: a tmpfs over an existing directory takes the directory's mode,
+// as runc does (husk gave every tmpfs the kernel's 1777); a mode= option still decides.
+func TestTmpfsTakesMountpointMode(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "stat -c %a /m0711 /mset")
+		for _, d := range []string{"m0711", "mset"} {
+			os.Mkdir(filepath.Join(b.rootfs(), d), 0o711)
+			os.Chmod(filepath.Join(b.rootfs(), d), 0o711)
+		}
+		b.spec.Mounts = append(b.spec.Mounts,
+			rspec.Mount{Destination: "/m0711", Type: "tmpfs", Source: "tmpfs"},
+			rspec.Mount{Destination: "/mset", Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=750"}})
+		b.write(t)
+		if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); out != "711\n750\n" {
+			t.Fatalf("tmpfs modes: %q, want 711 (the directory's) and 750 (mode=)", out)
+		}
+	})
+}

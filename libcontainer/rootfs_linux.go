@@ -233,6 +233,17 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 		opts.Flags &^= unix.MS_RDONLY
 		cfg.readonlyTmpfs = append(cfg.readonlyTmpfs, readonlyMount{m.Destination, opts.Flags})
 	}
+	if m.Type == "tmpfs" {
+		// As runc: a tmpfs over an existing directory takes its mode (a "mode=" of the
+		// config's, after it, still wins); a new mountpoint gets the kernel's 1777.
+		if f, err := openInRoot(root, m.Destination); err == nil {
+			var st unix.Stat_t
+			if unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				opts.Data = strings.TrimSuffix(fmt.Sprintf("mode=%04o,%s", st.Mode&0o7777, opts.Data), ",")
+			}
+			f.Close()
+		}
+	}
 	dst, err := openDest(root, cfg.Rootfs, m.Destination, false)
 	if err != nil {
 		return err
