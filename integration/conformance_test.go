@@ -837,3 +837,16 @@ func TestTmpfsTakesMountpointMode(t *testing.T) {
 		}
 	})
 }
+
+// TestDuplicateMaskedPathMountedOnce: a path listed twice in maskedPaths is masked once (one
+// mount, as runc), not two stacked ones.
+func TestDuplicateMaskedPathMountedOnce(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "grep -c ' /proc/uptime ' /proc/self/mountinfo")
+		b.spec.Linux.MaskedPaths = []string{"/proc/uptime", "/proc/uptime", "/proc//uptime"}
+		b.write(t)
+		if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); out != "1\n" {
+			t.Fatalf("mounts on /proc/uptime: %q, want 1", out)
+		}
+	})
+}

@@ -718,7 +718,13 @@ func protectRootfs(cfg *initConfig) error {
 			return err
 		}
 		defer null.Close()
+		masked := map[string]bool{}
 		for _, p := range spec.Linux.MaskedPaths {
+			// Once per path, as runc: a duplicate would stack a second mount on the first.
+			if masked[path.Clean(p)] {
+				continue
+			}
+			masked[path.Clean(p)] = true
 			if err := maskPath(root, p, null); err != nil {
 				return fmt.Errorf("masked path %q: %w", p, err)
 			}
