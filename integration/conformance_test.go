@@ -611,6 +611,8 @@ func TestCheckpointRestoreWithoutCRIU(t *testing.T) {
 	defer b.husk(t, "delete", "-f", id)
 	img := t.TempDir()
 	assertOneLineError(t, b.husk(t, "--criu", "/nonexistent/criu", "checkpoint", "--image-path", img, id), "apt-get install criu")
+	// runc 1.3's flags are taken (passed to CRIU; the guest's CRIU runs them).
+	assertOneLineError(t, b.husk(t, "--criu", "/nonexistent/criu", "checkpoint", "--tcp-skip-in-flight", "--link-remap", "--image-path", img, id), "apt-get install criu")
 	if st := b.state(t, id)["status"]; st != "running" {
 		t.Errorf("after a failed checkpoint the container is %v", st)
 	}

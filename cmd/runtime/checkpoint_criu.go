@@ -25,6 +25,7 @@ func criuOpts(c *cli.Context) criu.Opts {
 		ImagePath: image, WorkPath: c.String("work-path"), ParentPath: c.String("parent-path"),
 		LeaveRunning: c.Bool("leave-running"), PreDump: c.Bool("pre-dump"),
 		TCPEstablished: c.Bool("tcp-established"), ExtUnixSk: c.Bool("ext-unix-sk"),
+		TCPSkipInFlight: c.Bool("tcp-skip-in-flight"), LinkRemap: c.Bool("link-remap"),
 		ShellJob: c.Bool("shell-job"), FileLocks: c.Bool("file-locks"), AutoDedup: c.Bool("auto-dedup"),
 		LazyPages: c.Bool("lazy-pages"), StatusFd: statusFd(c), PageServer: c.String("page-server"),
 		ManageCgroupsMode: c.String("manage-cgroups-mode"), EmptyNs: c.StringSlice("empty-ns"),

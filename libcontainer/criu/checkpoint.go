@@ -77,6 +77,8 @@ func Checkpoint(c *libcontainer.Container, o Opts) error {
 		ShellJob:          proto.Bool(o.ShellJob),
 		LeaveRunning:      proto.Bool(o.LeaveRunning),
 		TcpEstablished:    proto.Bool(o.TCPEstablished),
+		TcpSkipInFlight:   proto.Bool(o.TCPSkipInFlight),
+		LinkRemap:         proto.Bool(o.LinkRemap),
 		ExtUnixSk:         proto.Bool(o.ExtUnixSk),
 		FileLocks:         proto.Bool(o.FileLocks),
 		EmptyNs:           proto.Uint32(empty),

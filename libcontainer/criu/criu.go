@@ -42,6 +42,7 @@ type Opts struct {
 	ImagePath, WorkPath, ParentPath string
 	LeaveRunning, PreDump           bool
 	TCPEstablished, ExtUnixSk       bool
+	TCPSkipInFlight, LinkRemap      bool // checkpoint only, as runc 1.3+
 	ShellJob, FileLocks, AutoDedup  bool
 	LazyPages                       bool
 	StatusFd                        int
