@@ -852,3 +852,24 @@ func TestDuplicateMaskedPathMountedOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestEmptyHomeFromPasswd: an empty HOME= in the config is replaced from the image's
+// /etc/passwd, as runc 1.5 does (husk kept it empty), on both create paths and for exec.
+func TestEmptyHomeFromPasswd(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", "env | grep -c '^HOME=' ; echo HOME=$HOME")
+		os.WriteFile(filepath.Join(b.rootfs(), "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+		b.spec.Process.Env = append(b.spec.Process.Env, "HOME=")
+		b.write(t)
+		if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); out != "1\nHOME=/root\n" {
+			t.Fatalf("run with HOME=: %q", out)
+		}
+		id := runSleeping(t, b, flags)
+		defer b.husk(t, "delete", "-f", id)
+		for _, ef := range [][]string{nil, {"--no-fast-path"}} {
+			if out := b.must(t, append(append([]string{"exec", "--env", "HOME="}, ef...), id, "sh", "-c", "echo HOME=$HOME")...); out != "HOME=/root\n" {
+				t.Fatalf("exec %v with HOME=: %q", ef, out)
+			}
+		}
+	})
+}

@@ -27,8 +27,21 @@ func processEnv(env []string, preserveFds int, home string) []string {
 			set(k, v)
 		}
 	}
-	if _, ok := at["HOME"]; !ok && home != "" {
-		set("HOME", home)
+	// HOME unset or empty takes the user's home from the image, as runc 1.5; with none known
+	// yet (the create fast path adds it once the rootfs is built) an empty one goes.
+	if i, ok := at["HOME"]; !ok || out[i] == "HOME=" {
+		switch {
+		case home != "":
+			set("HOME", home)
+		case ok:
+			out = append(out[:i], out[i+1:]...)
+			for k, j := range at {
+				if j > i {
+					at[k] = j - 1
+				}
+			}
+			delete(at, "HOME")
+		}
 	}
 	if i, ok := at["LISTEN_FDS"]; ok && preserveFds > 0 && out[i] != "LISTEN_FDS=" {
 		set("LISTEN_PID", "1")
@@ -36,14 +49,16 @@ func processEnv(env []string, preserveFds int, home string) []string {
 	return out
 }
 
-// hasHome reports whether env sets HOME.
+// hasHome reports whether env sets HOME to something (the last setting wins, as in
+// processEnv): an empty HOME= is replaced from the image's /etc/passwd, as runc 1.5 does.
 func hasHome(env []string) bool {
+	home, set := "", false
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "HOME=") {
-			return true
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			home, set = v, true
 		}
 	}
-	return false
+	return set && home != ""
 }
 
 // maxPasswdSize bounds the container's /etc/passwd as husk reads it: the file is the image's.
