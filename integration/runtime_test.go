@@ -652,3 +652,12 @@ func TestExecCapAddsAmbientWithInheritable(t *testing.T) {
 		}
 	}
 }
+
+// TestListWithMissingRoot: `list` with a --root that does not exist fails, as runc 1.5; the
+// default root may be missing (no container yet).
+func TestListWithMissingRoot(t *testing.T) {
+	r := runHusk(t, t.TempDir(), filepath.Join(t.TempDir(), "missing"), nil, "list")
+	if r.code == 0 {
+		t.Fatalf("list with a missing --root: %s", r)
+	}
+}

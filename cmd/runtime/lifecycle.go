@@ -360,6 +360,12 @@ var listCommand = cli.Command{
 	},
 	Action: func(c *cli.Context) error {
 		root := c.GlobalString("root")
+		if c.GlobalIsSet("root") {
+			// As runc: a --root the user names must exist; the default may not yet.
+			if _, err := os.Stat(root); err != nil {
+				return fmt.Errorf("list: --root: %w", err)
+			}
+		}
 		ids, err := libcontainer.List(root)
 		if err != nil {
 			return err
