@@ -353,3 +353,20 @@ func TestPidsLimitZeroIsALimit(t *testing.T) {
 		b.must(t, "delete", "-f", id)
 	}
 }
+
+// TestUpdateCPUBurstAndIdle: update --cpu-burst and --cpu-idle, as runc 1.5 (the flags were
+// missing; the config's fields were applied already).
+func TestUpdateCPUBurstAndIdle(t *testing.T) {
+	b := newBundle(t)
+	id := runSleeping(t, b, nil)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	b.must(t, "update", "--cpu-period", "100000", "--cpu-quota", "50000", "--cpu-burst", "20000", "--cpu-idle", "1", id)
+	if got := cgroupFile(t, pid, "cpu", "cpu.cfs_burst_us"); got != "20000" {
+		t.Errorf("cpu.cfs_burst_us = %s, want 20000", got)
+	}
+	if got := cgroupFile(t, pid, "cpu", "cpu.idle"); got != "1" {
+		t.Errorf("cpu.idle = %s, want 1", got)
+	}
+	assertOneLineError(t, b.husk(t, "update", "--cpu-idle", "3", id), "--cpu-idle")
+}

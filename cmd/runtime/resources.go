@@ -32,6 +32,8 @@ var updateCommand = cli.Command{
 		cli.StringFlag{Name: "cpuset-mems", Usage: "memory nodes to use"},
 		cli.Int64Flag{Name: "cpu-rt-period", Usage: "realtime period (microseconds)"},
 		cli.Int64Flag{Name: "cpu-rt-runtime", Usage: "realtime runtime (microseconds)"},
+		cli.Uint64Flag{Name: "cpu-burst", Usage: "CPU CFS hardcap burst limit (in usecs): cpu time allowed to accumulate for bursts in a period"},
+		cli.Int64Flag{Name: "cpu-idle", Usage: "SCHED_IDLE for the cgroup: 0 default behaviour, 1 SCHED_IDLE"},
 		cli.StringFlag{Name: "memory-reservation", Usage: "memory soft limit in bytes"},
 		cli.StringFlag{Name: "memory-swap", Usage: "memory plus swap limit in bytes (-1: unlimited)"},
 		cli.StringFlag{Name: "kernel-memory", Hidden: true, Usage: "obsolete, ignored with a warning (as in runc)"},
@@ -104,7 +106,7 @@ var updateCommand = cli.Command{
 			}
 			res.Pids = &rspec.LinuxPids{Limit: &v}
 		}
-		if c.IsSet("cpu-share") || c.IsSet("cpu-quota") || c.IsSet("cpu-period") || c.IsSet("cpuset-cpus") || c.IsSet("cpuset-mems") || c.IsSet("cpu-rt-period") || c.IsSet("cpu-rt-runtime") {
+		if c.IsSet("cpu-share") || c.IsSet("cpu-quota") || c.IsSet("cpu-period") || c.IsSet("cpuset-cpus") || c.IsSet("cpuset-mems") || c.IsSet("cpu-rt-period") || c.IsSet("cpu-rt-runtime") || c.IsSet("cpu-burst") || c.IsSet("cpu-idle") {
 			if res.CPU == nil {
 				res.CPU = &rspec.LinuxCPU{}
 			}
@@ -129,6 +131,17 @@ var updateCommand = cli.Command{
 			if c.IsSet("cpu-rt-runtime") {
 				v := c.Int64("cpu-rt-runtime")
 				res.CPU.RealtimeRuntime = &v
+			}
+			if c.IsSet("cpu-burst") {
+				v := c.Uint64("cpu-burst")
+				res.CPU.Burst = &v
+			}
+			if c.IsSet("cpu-idle") {
+				v := c.Int64("cpu-idle")
+				if v != 0 && v != 1 {
+					return fmt.Errorf("update --cpu-idle %d: want 0 or 1", v)
+				}
+				res.CPU.Idle = &v
 			}
 		}
 		return withContainer(c, func(ct *libcontainer.Container) error {
