@@ -370,3 +370,26 @@ func TestUpdateCPUBurstAndIdle(t *testing.T) {
 	}
 	assertOneLineError(t, b.husk(t, "update", "--cpu-idle", "3", id), "--cpu-idle")
 }
+
+// TestUpdateRealtimeInEitherOrder: lowering the rt period below the current runtime works
+// when the runtime is lowered with it: husk writes them in the order the kernel accepts, as
+// runc (period first failed with "invalid argument").
+func TestUpdateRealtimeInEitherOrder(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"); err != nil {
+		t.Skip("no v1 cpu controller with rt bandwidth")
+	}
+	b := newBundle(t)
+	period, runtime := uint64(1000000), int64(500000)
+	b.spec.Linux.Resources = &rspec.LinuxResources{CPU: &rspec.LinuxCPU{RealtimePeriod: &period, RealtimeRuntime: &runtime}}
+	id := runSleeping(t, b, nil)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	b.must(t, "update", "--cpu-rt-period", "400000", "--cpu-rt-runtime", "300000", id)
+	if p, r := cgroupFile(t, pid, "cpu", "cpu.rt_period_us"), cgroupFile(t, pid, "cpu", "cpu.rt_runtime_us"); p != "400000" || r != "300000" {
+		t.Fatalf("rt period/runtime = %s/%s, want 400000/300000", p, r)
+	}
+	b.must(t, "update", "--cpu-rt-period", "900000", "--cpu-rt-runtime", "600000", id)
+	if p, r := cgroupFile(t, pid, "cpu", "cpu.rt_period_us"), cgroupFile(t, pid, "cpu", "cpu.rt_runtime_us"); p != "900000" || r != "600000" {
+		t.Fatalf("rt period/runtime = %s/%s, want 900000/600000", p, r)
+	}
+}

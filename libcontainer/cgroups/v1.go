@@ -164,15 +164,8 @@ func (m *Manager) setV1CPU(c *rspec.LinuxCPU) error {
 			return err
 		}
 	}
-	if c.RealtimePeriod != nil && *c.RealtimePeriod != 0 {
-		if err := write(d, "cpu.rt_period_us", strconv.FormatUint(*c.RealtimePeriod, 10), "cpu.realtimePeriod"); err != nil {
-			return err
-		}
-	}
-	if c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0 {
-		if err := write(d, "cpu.rt_runtime_us", strconv.FormatInt(*c.RealtimeRuntime, 10), "cpu.realtimeRuntime"); err != nil {
-			return err
-		}
+	if err := setRealtime(d, c); err != nil {
+		return err
 	}
 	if c.Idle != nil {
 		if err := write(d, "cpu.idle", strconv.FormatInt(*c.Idle, 10), "cpu.idle"); err != nil {
@@ -360,6 +353,35 @@ func (m *Manager) unifiedHugetlb(limits []rspec.LinuxHugepageLimit) error {
 		if err := write(dir, "hugetlb."+l.Pagesize+".max", strconv.FormatUint(l.Limit, 10), fmt.Sprintf("hugepageLimits[%d] (%s)", i, l.Pagesize)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// setRealtime writes the rt period and runtime in the order the kernel accepts, as runc: the
+// runtime may never exceed the period, so a new period below the current runtime fails until
+// the runtime is lowered first. Period first, and on failure runtime first.
+func setRealtime(d string, c *rspec.LinuxCPU) error {
+	period := c.RealtimePeriod != nil && *c.RealtimePeriod != 0
+	runtime := c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0
+	writePeriod := func() error {
+		return write(d, "cpu.rt_period_us", strconv.FormatUint(*c.RealtimePeriod, 10), "cpu.realtimePeriod")
+	}
+	writeRuntime := func() error {
+		return write(d, "cpu.rt_runtime_us", strconv.FormatInt(*c.RealtimeRuntime, 10), "cpu.realtimeRuntime")
+	}
+	switch {
+	case period && runtime:
+		if err := writePeriod(); err != nil {
+			if rerr := writeRuntime(); rerr != nil {
+				return err
+			}
+			return writePeriod()
+		}
+		return writeRuntime()
+	case period:
+		return writePeriod()
+	case runtime:
+		return writeRuntime()
 	}
 	return nil
 }
