@@ -228,7 +228,7 @@ func TestFailingPoststartAndPoststopHooksWarn(t *testing.T) {
 		t.Fatalf("delete with a failing poststop hook: %s", r)
 	}
 	data, _ := os.ReadFile(log)
-	if strings.Count(string(data), `"level":"warning"`) != 2 || !strings.Contains(string(data), "hook #0 (poststart") || !strings.Contains(string(data), "hook #0 (poststop") {
+	if strings.Count(string(data), `"level":"warning"`) != 2 || !strings.Contains(string(data), "poststart hook #0:") || !strings.Contains(string(data), "poststop hook #0:") {
 		t.Fatalf("log: %s", data)
 	}
 	if ran, _ := os.ReadFile(marker); string(ran) != "x\nx\n" {

@@ -278,7 +278,7 @@ func TestHooks(t *testing.T) {
 	b.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{{Path: "/bin/false"}}}
 	b.write(t)
 	id = uniqueID(t)
-	if r := b.husk(t, "create", id); r.code == 0 || !strings.Contains(r.stderr, "error running hook #0 (createRuntime") {
+	if r := b.husk(t, "create", id); r.code == 0 || !strings.Contains(r.stderr, "error running createRuntime hook #0:") {
 		t.Fatalf("failing hook: %s", r)
 	}
 	assertClean(t, b, id)

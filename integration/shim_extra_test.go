@@ -606,7 +606,7 @@ func testShimHooks(t *testing.T, husk string) {
 	bad.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo no-way >&2; exit 3"}}}}
 	bad.write(t)
 	_, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "hk-bad", Bundle: bad.dir, Options: opts})
-	if err == nil || !strings.Contains(err.Error(), "error running hook #0 (createRuntime") || !strings.Contains(err.Error(), "no-way") {
+	if err == nil || !strings.Contains(err.Error(), "error running createRuntime hook #0:") || !strings.Contains(err.Error(), "no-way") {
 		t.Fatalf("create with a failing hook: %v", err)
 	}
 	for _, id := range []string{"hk", "hk-bad"} {

@@ -28,7 +28,7 @@ func runHooksIn(dir string, hooks []rspec.Hook, phase string, st *rspec.State) e
 	}
 	for i, h := range hooks {
 		if err := runHook(h, state, dir); err != nil {
-			return fmt.Errorf("error running hook #%d (%s, %q): %w", i, phase, h.Path, err)
+			return fmt.Errorf("error running %s hook #%d: %q: %w", phase, i, h.Path, err) // runc's words
 		}
 	}
 	return nil
@@ -47,7 +47,7 @@ func runHooksWarn(hooks []rspec.Hook, phase string, st *rspec.State, warn func(s
 	}
 	for i, h := range hooks {
 		if err := runHook(h, state, ""); err != nil && warn != nil {
-			warn(fmt.Sprintf("error running hook #%d (%s, %q): %v", i, phase, h.Path, err))
+			warn(fmt.Sprintf("error running %s hook #%d: %q: %v", phase, i, h.Path, err))
 		}
 	}
 }
