@@ -30,7 +30,7 @@ var (
 	ErrCorruptState = errors.New("corrupt state")
 	ErrExists       = errors.New("container already exists")
 	ErrNotExist     = errors.New("container does not exist")
-	ErrNotRunning   = errors.New("container is not running")
+	ErrNotRunning   = errors.New("container not running") // runc's words: containerd's runc shim matches them on kill
 )
 
 // Container is one container under a state root. Methods that change it hold its lock.
