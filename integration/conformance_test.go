@@ -873,3 +873,28 @@ func TestEmptyHomeFromPasswd(t *testing.T) {
 		}
 	})
 }
+
+// TestReadonlyRootfsKeepsItsFlags: root.readonly makes the rootfs read-only on top of its own
+// flags: a rootfs bound nosuid,nodev on the host stays so, as runc 1.5 (husk's remount cleared
+// them).
+func TestReadonlyRootfsKeepsItsFlags(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "awk", `$5 == "/" {print "," $6 ","}`, "/proc/self/mountinfo")
+		b.spec.Root.Readonly = true
+		b.write(t)
+		rootfs := b.rootfs()
+		if err := syscall.Mount(rootfs, rootfs, "", syscall.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Unmount(rootfs, syscall.MNT_DETACH)
+		if err := syscall.Mount("", rootfs, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_NOSUID|syscall.MS_NODEV, ""); err != nil {
+			t.Fatal(err)
+		}
+		out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		for _, want := range []string{",ro,", ",nosuid,", ",nodev,"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the read-only rootfs's options %q lack %s", strings.TrimSpace(out), want)
+			}
+		}
+	})
+}

@@ -398,18 +398,27 @@ var lockedFlagNames = map[uintptr]string{
 	unix.MS_NOATIME: "noatime", unix.MS_NODIRATIME: "nodiratime",
 }
 
+// mountFlags returns the per-mount flags of the mount fd is on, as mount(2) flags.
+func mountFlags(fd int) (uintptr, error) {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return 0, err
+	}
+	var flags uintptr
+	for st, ms := range statfsMountFlags {
+		if sfs.Flags&st != 0 {
+			flags |= ms
+		}
+	}
+	return flags, nil
+}
+
 // lockedFlags returns the flags of the bind source src that a user namespace may not drop, or
 // an error (EPERM, as the kernel's) when the config clears one of them explicitly.
 func lockedFlags(src int, cleared uintptr) (uintptr, error) {
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(src, &sfs); err != nil {
+	locked, err := mountFlags(src)
+	if err != nil {
 		return 0, err
-	}
-	var locked uintptr
-	for st, ms := range statfsMountFlags {
-		if sfs.Flags&st != 0 {
-			locked |= ms
-		}
 	}
 	if bad := locked & cleared; bad != 0 {
 		var names []string
@@ -731,7 +740,13 @@ func protectRootfs(cfg *initConfig) error {
 		}
 	}
 	if spec.Root.Readonly {
-		if err := remount(root, unix.MS_RDONLY); err != nil {
+		// Read-only on top of what the rootfs mount is (a rootfs bound nosuid,nodev stays so),
+		// as runc 1.5: a remount with MS_RDONLY alone would clear the rest.
+		keep, err := mountFlags(int(root.Fd()))
+		if err != nil {
+			return fmt.Errorf("read-only root: %w", err)
+		}
+		if err := remount(root, unix.MS_RDONLY|keep&^(unix.MS_NOATIME|unix.MS_NODIRATIME)); err != nil {
 			return fmt.Errorf("read-only root: %w", err)
 		}
 	}
