@@ -898,3 +898,43 @@ func TestReadonlyRootfsKeepsItsFlags(t *testing.T) {
 		}
 	})
 }
+
+// TestBindThroughDanglingSymlink: a mount destination through a dangling symlink of the image
+// gets its target made inside the rootfs, as runc 1.5 (husk failed with "no such file or
+// directory"); one that climbs out of the rootfs is still refused.
+func TestBindThroughDanglingSymlink(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		for _, c := range []struct{ link, target, dest, resolved string }{
+			{"/etc/hosts", "/tmp/hosts", "/etc/hosts", "tmp/hosts"},
+			{"/jump", "/tmp/foo/bar", "/jump/baz/hosts", "tmp/foo/bar/baz/hosts"},
+		} {
+			b := newBundle(t, "cat", c.dest)
+			os.Remove(filepath.Join(b.rootfs(), c.link))
+			if err := os.Symlink(c.target, filepath.Join(b.rootfs(), c.link)); err != nil {
+				t.Fatal(err)
+			}
+			src := filepath.Join(t.TempDir(), "hosts")
+			os.WriteFile(src, []byte("127.0.0.1 bound\n"), 0o644)
+			b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: c.dest, Type: "bind", Source: src, Options: []string{"bind"}})
+			b.write(t)
+			if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); out != "127.0.0.1 bound\n" {
+				t.Fatalf("%s -> %s: %q", c.link, c.target, out)
+			}
+			if _, err := os.Stat(filepath.Join(b.rootfs(), c.resolved)); err != nil {
+				t.Fatalf("%s -> %s: the target %s was not made in the rootfs: %v", c.link, c.target, c.resolved, err)
+			}
+		}
+		// A relative one that climbs out stays refused (CVE-2021-30465), and nothing is made.
+		b := newBundle(t, "true")
+		os.Symlink("../../../../outside-hosts", filepath.Join(b.rootfs(), "etc/escape"))
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/etc/escape", Type: "bind", Source: "/etc/hostname", Options: []string{"bind"}})
+		b.write(t)
+		id := uniqueID(t)
+		r := b.husk(t, append(append([]string{"run"}, flags...), id)...)
+		assertOneLineError(t, r, "escapes the rootfs")
+		if _, err := os.Stat("/outside-hosts"); err == nil {
+			t.Fatal("a symlink's target was made outside the rootfs")
+		}
+		assertClean(t, b, id)
+	})
+}

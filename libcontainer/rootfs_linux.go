@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -167,6 +168,14 @@ func openDest(root *os.File, rootfs, dest string, file bool) (*os.File, error) {
 	}
 	if f, err := openInRoot(root, dest); err == nil {
 		return f, nil
+	}
+	// A destination through a dangling symlink (an image's /etc/hosts -> /tmp/hosts): its
+	// target is made, inside the rootfs, as runc 1.5 does. SecureJoin resolves the symlinks
+	// scoped to the rootfs, keeping the missing components; the creation below is scoped too.
+	if resolved, err := securejoin.SecureJoin(rootfs, dest); err == nil {
+		if rel, err := filepath.Rel(rootfs, resolved); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			dest = "/" + rel
+		}
 	}
 	if !file {
 		return pathrs.MkdirAllHandle(root, dest, 0o755)
