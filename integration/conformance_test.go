@@ -938,3 +938,23 @@ func TestBindThroughDanglingSymlink(t *testing.T) {
 		assertClean(t, b, id)
 	})
 }
+
+// TestDestinationWithRootfsPrefix: a mount destination written with the rootfs's host path in
+// front names the same place inside (runc's LexicallyStripRoot; runc 1.5's mount-order test
+// writes them so), and a bind source inside the rootfs sees the mounts made before it.
+func TestDestinationWithRootfsPrefix(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "cat", "/final/file")
+		src := t.TempDir()
+		os.Chmod(src, 0o755)
+		os.WriteFile(filepath.Join(src, "file"), []byte("from the first mount\n"), 0o644)
+		os.MkdirAll(filepath.Join(b.rootfs(), "mnt"), 0o755)
+		b.spec.Mounts = append(b.spec.Mounts,
+			rspec.Mount{Destination: "/mnt", Type: "bind", Source: src, Options: []string{"rbind"}},
+			rspec.Mount{Destination: filepath.Join(b.rootfs(), "final"), Type: "bind", Source: filepath.Join(b.rootfs(), "mnt"), Options: []string{"rbind"}})
+		b.write(t)
+		if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); out != "from the first mount\n" {
+			t.Fatalf("got %q", out)
+		}
+	})
+}

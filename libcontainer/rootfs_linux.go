@@ -81,6 +81,11 @@ func prepareRootfs(cfg *initConfig) error {
 	defer root.Close()
 	devBound := false
 	for i, m := range spec.Mounts {
+		// As runc (LexicallyStripRoot): a destination written with the rootfs's host path in
+		// front names the same place inside.
+		if rel, ok := strings.CutPrefix(path.Clean(m.Destination), path.Clean(cfg.Rootfs)+"/"); ok && filepath.IsAbs(cfg.Rootfs) {
+			m.Destination = "/" + rel
+		}
 		if err := mountInRoot(root, cfg, i, m); err != nil {
 			return fmt.Errorf("mount %q: %w", m.Destination, err)
 		}
