@@ -661,3 +661,24 @@ func TestListWithMissingRoot(t *testing.T) {
 		t.Fatalf("list with a missing --root: %s", r)
 	}
 }
+
+// TestExecveErrorInRuncsWords: a process whose exec fails reports it in runc's one line,
+// "exec /run.sh: no such file or directory" (runc 1.5's suite reads exactly that), on both
+// create paths and for exec.
+func TestExecveErrorInRuncsWords(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "/run.sh")
+		os.WriteFile(filepath.Join(b.rootfs(), "run.sh"), []byte("#!/mmnnttbb foo bar\nsh\n"), 0o755)
+		b.write(t)
+		r := b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+		if r.code == 0 || strings.TrimSpace(r.stderr) != "exec /run.sh: no such file or directory" {
+			t.Fatalf("run: %s", r)
+		}
+		id := runSleeping(t, b, flags)
+		defer b.husk(t, "delete", "-f", id)
+		r = b.husk(t, append(append([]string{"exec"}, flags...), id, "/run.sh")...)
+		if r.code == 0 || !strings.Contains(r.stderr, "exec /run.sh: no such file or directory") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Fatalf("exec: %s", r)
+		}
+	})
+}

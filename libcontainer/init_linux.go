@@ -250,7 +250,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	// From here on nobody waits on the pipe: a failure is the container's own, reported on
 	// its stderr and in its exit status.
 	afterReady := func(err error) error {
-		fmt.Fprintln(os.Stderr, "husk init:", err)
+		fmt.Fprintln(os.Stderr, err) // the one line runc's init prints there too
 		os.Exit(127)
 		return err
 	}
@@ -303,7 +303,8 @@ func execProcess(name string, cfg *initConfig, pipe *syncPipe) error {
 		}
 	}
 	if err := unix.Exec(name, p.Args, os.Environ()); err != nil {
-		return fmt.Errorf("exec %q: %w", p.Args[0], err)
+		// runc's words, which its suite reads: "exec /run.sh: no such file or directory".
+		return &os.PathError{Op: "exec", Path: p.Args[0], Err: err}
 	}
 	return nil
 }

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -81,7 +82,7 @@ static void xfail(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (fast_ready) {
-		dprintf(2, "husk init: %s\n", msg);
+		dprintf(2, "%s\n", msg); /* the one line runc's init prints there too */
 		_exit(127);
 	}
 	o += sprintf(o, "{\"type\":\"error\",\"message\":\"");
@@ -428,7 +429,13 @@ static void apply(struct execfast *x)
 	if (x->seccomp && x->nnp)
 		load_seccomp(x);
 	execve(prog, x->argv, x->envp);
-	xfail("exec \"%s\": %s", x->argv[0], strerror(errno));
+	{
+		/* In Go's (and so runc's) words: strerror's, first letter lowercase. */
+		char err[128];
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		err[0] = (char)tolower((unsigned char)err[0]);
+		xfail("exec %s: %s", x->argv[0], err);
+	}
 }
 
 /* One request: a 4-byte little-endian length, then NUL-separated "key=value" records. */
