@@ -751,8 +751,20 @@ func (c *Container) killAndWait() {
 	_ = cg.Thaw()
 	// A loaded machine can take seconds to tear down a pid namespace with many processes; the
 	// init becomes a zombie only after the kernel has killed and reaped all of them.
-	deadline := time.Now().Add(killTimeout)
-	for delay := time.Millisecond; c.state.initAlive() && time.Now().Before(deadline); delay = min(2*delay, 50*time.Millisecond) {
+	waitUntil(killTimeout, func() bool { return !c.state.initAlive() })
+}
+
+// waitUntil polls done, from 1 ms apart growing to 50 ms, until it holds or timeout passes,
+// and reports whether it held.
+func waitUntil(timeout time.Duration, done func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if done() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
 		time.Sleep(delay)
 	}
 }
@@ -832,22 +844,20 @@ func (c *Container) destroy() error {
 
 // killCgroup kills every process of cg until none is left, or fails naming what is left.
 func killCgroup(cg *cgroups.Manager) error {
-	deadline := time.Now().Add(killTimeout)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+	var pids []int
+	var err error
+	if waitUntil(killTimeout, func() bool {
 		_ = cg.Signal(unix.SIGKILL)
 		_ = cg.Thaw()
-		pids, err := cg.Pids()
-		if err == nil && len(pids) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("list the processes of cgroup %s: %w", cg.Paths(), err)
-			}
-			return fmt.Errorf("cgroup %s still holds %d process(es) after SIGKILL for %v (pids %s)", cg.Paths(), len(pids), killTimeout, pidList(pids))
-		}
-		time.Sleep(delay)
+		pids, err = cg.Pids()
+		return err == nil && len(pids) == 0
+	}) {
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("list the processes of cgroup %s: %w", cg.Paths(), err)
+	}
+	return fmt.Errorf("cgroup %s still holds %d process(es) after SIGKILL for %v (pids %s)", cg.Paths(), len(pids), killTimeout, pidList(pids))
 }
 
 // livePids lists the processes of cg that are neither gone nor zombies: a killed init waiting
@@ -993,15 +1003,14 @@ func killNamespaceInits(cg *cgroups.Manager) {
 		}
 	}
 	_ = cg.Thaw()
-	deadline := time.Now().Add(killTimeout)
-	for _, pid := range inits {
-		for delay := time.Millisecond; time.Now().Before(deadline); delay = min(2*delay, 50*time.Millisecond) {
-			if _, zombie, err := procStartTime(pid); err != nil || zombie {
-				break
+	waitUntil(killTimeout, func() bool {
+		for _, pid := range inits {
+			if _, zombie, err := procStartTime(pid); err == nil && !zombie {
+				return false
 			}
-			time.Sleep(delay)
 		}
-	}
+		return true
+	})
 }
 
 // isNamespaceInit reports whether pid is pid 1 of a pid namespace nested in ours.
