@@ -310,6 +310,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		}
 		proc.Pid = m.Pid
 	}
+	if p.debug != nil {
+		logAffinity(p.debug, proc.Pid)
+	}
 	if cg != nil {
 		if err := cg.Apply(proc.Pid); err != nil {
 			return fail(err)
@@ -366,6 +369,23 @@ var allCPUs = bytes.Repeat([]byte{0xff}, 64*1024/8)
 // failure leaves the inherited affinity, as there.
 func resetCPUAffinity(pid int) {
 	unix.RawSyscall(unix.SYS_SCHED_SETAFFINITY, uintptr(pid), uintptr(len(allCPUs)), uintptr(unsafe.Pointer(&allCPUs[0])))
+}
+
+// logAffinity logs the CPUs the new process starts on, before its cgroup may change them, in
+// runc's words and as a mask of the first 64 CPUs (runc's cpu_affinity tests read this line).
+func logAffinity(debug func(string), pid int) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &set); err != nil {
+		debugf(debug, "nsexec[%d]: sched_getaffinity: %v", pid, err)
+		return
+	}
+	var mask uint64
+	for cpu := 0; cpu < 64; cpu++ {
+		if set.IsSet(cpu) {
+			mask |= 1 << cpu
+		}
+	}
+	debugf(debug, "nsexec[%d]: affinity: %#x", pid, mask)
 }
 
 // execFdAbove gives the sealed binary a number the child's fd placement cannot reach. The child
