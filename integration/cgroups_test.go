@@ -393,3 +393,48 @@ func TestUpdateRealtimeInEitherOrder(t *testing.T) {
 		t.Fatalf("rt period/runtime = %s/%s, want 900000/600000", p, r)
 	}
 }
+
+// TestV1ContainerJoinsNameSystemd: on cgroup v1 the container's processes join the name=systemd
+// hierarchy at the container's path too, as runc's v1 manager does (husk left them in the
+// caller's, "/"), so every line of /proc/PID/cgroup names the container, also for exec; delete
+// removes that directory with the others.
+func TestV1ContainerJoinsNameSystemd(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/systemd/cgroup.procs"); err != nil {
+		t.Skip("no name=systemd v1 hierarchy on this host")
+	}
+	b := newBundle(t)
+	id := uniqueID(t)
+	cg := "/husk-test-" + id
+	b.spec.Linux.CgroupsPath = cg
+	b.spec.Process.Args = []string{"sleep", "1000"}
+	// No cgroup namespace: the container's lines show the host's paths.
+	var nss []rspec.LinuxNamespace
+	for _, ns := range b.spec.Linux.Namespaces {
+		if ns.Type != rspec.CgroupNamespace {
+			nss = append(nss, ns)
+		}
+	}
+	b.spec.Linux.Namespaces = nss
+	b.write(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	for _, args := range [][]string{{"cat", "/proc/1/cgroup"}, {"cat", "/proc/self/cgroup"}} {
+		out := b.must(t, append([]string{"exec", id}, args...)...)
+		if !strings.Contains(out, ":name=systemd:") {
+			t.Fatalf("%s: no name=systemd line:\n%s", args[1], out)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			// This host's cgroup2 holds no controllers that husk manages.
+			if strings.HasPrefix(l, "0::") {
+				continue
+			}
+			if !strings.HasSuffix(l, ":"+cg) {
+				t.Errorf("%s: %q is not in the container's cgroup %s", args[1], l, cg)
+			}
+		}
+	}
+	b.must(t, "delete", "-f", id)
+	if _, err := os.Stat("/sys/fs/cgroup/systemd" + cg); !os.IsNotExist(err) {
+		t.Errorf("delete left /sys/fs/cgroup/systemd%s (%v)", cg, err)
+	}
+}

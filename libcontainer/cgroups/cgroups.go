@@ -194,8 +194,10 @@ func Resolve(cgroupsPath, id string) (Paths, error) {
 }
 
 // ownCgroups parses /proc/self/cgroup into hierarchy -> path ("" for cgroup2), keeping only
-// hierarchies mounted where husk looks for them. Named hierarchies (name=systemd) are skipped:
-// husk does not manage them.
+// hierarchies mounted where husk looks for them. Of the named hierarchies only name=systemd is
+// kept: runc's v1 manager joins it too (its processes then show the container's path in every
+// line of /proc/PID/cgroup, which systemd and tools that find a container by pid read); the
+// others belong to whoever named them.
 func ownCgroups(mode Mode) (Paths, error) {
 	f, err := os.Open("/proc/self/cgroup")
 	if err != nil {
@@ -215,7 +217,7 @@ func ownCgroups(mode Mode) (Paths, error) {
 			}
 			continue
 		}
-		if mode == Unified || strings.HasPrefix(parts[1], "name=") {
+		if mode == Unified || strings.HasPrefix(parts[1], "name=") && parts[1] != "name=systemd" {
 			continue
 		}
 		if v1Mount(parts[1]) != "" {
@@ -229,6 +231,10 @@ func ownCgroups(mode Mode) (Paths, error) {
 // name ("cpu,cpuacct" on systemd hosts) or that of one of its controllers (a symlink or a
 // separate mount), "" when it is not mounted under /sys/fs/cgroup.
 func v1Mount(key string) string {
+	if name, ok := strings.CutPrefix(key, "name="); ok {
+		// A named hierarchy is mounted under its name (/sys/fs/cgroup/systemd).
+		key = name
+	}
 	cands := append([]string{key}, strings.Split(key, ",")...)
 	for _, c := range cands {
 		d := filepath.Join(mountRoot, c)
@@ -483,7 +489,7 @@ func (m *Manager) Sub(specs []string) (*Manager, error) {
 		}
 		rel := filepath.Clean("/" + sub)
 		if c := filepath.Clean(sub); c == ".." || strings.HasPrefix(c, "../") {
-			return nil, fmt.Errorf("--cgroup: %s is not a sub cgroup path", sub)
+			return nil, fmt.Errorf("bad sub cgroup path: %s is not a sub cgroup path: it leaves the container's cgroup", sub)
 		}
 		if ctrls == "" {
 			for k := range paths {
