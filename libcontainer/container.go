@@ -651,9 +651,15 @@ func (c *Container) Start() error {
 		return fmt.Errorf("container %s: %w", c.state.ID, err)
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststart) > 0 {
-		// The spec: a failing poststart hook is logged as a warning and the lifecycle goes on
-		// (runc fails start and kills the container; crun follows the spec).
-		runHooksWarn(h.Poststart, "poststart", c.hookState(Running), c.warn)
+		// As runc (1.0 to 1.5), not as the spec's "log a warning and go on" (crun's way): the
+		// first failing poststart hook fails start and the container is killed, so a caller
+		// never gets a running container whose start-up step failed; the later hooks do not run.
+		if err := runHooks(h.Poststart, "poststart", c.hookState(Running)); err != nil {
+			if kerr := c.Signal(unix.SIGKILL, false); kerr != nil && !errors.Is(kerr, ErrNotRunning) {
+				c.warn(fmt.Sprintf("poststart hook failed and the container could not be killed: %v", kerr))
+			}
+			return fmt.Errorf("container %s: %w", c.state.ID, err)
+		}
 	}
 	return nil
 }
