@@ -881,6 +881,26 @@ func TestDuplicateMaskedPathMountedOnce(t *testing.T) {
 	})
 }
 
+// TestMaskedDirectoriesShareOneTmpfs: every masked directory is the same read-only, empty
+// tmpfs (one filesystem, binds of it), as runc 1.5 (mask.bats "directories share tmpfs"); husk
+// mounted one tmpfs per directory, which a node masking a directory per CPU pays per container.
+func TestMaskedDirectoriesShareOneTmpfs(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", `stat -c %d /m1 /m2 /m3 | uniq | wc -l; ls -A /m1 /m2 /m3 | grep -v : | grep -c . ; touch /m2/x 2>&1; grep -c ' /m[123] .* - tmpfs tmpfs ro' /proc/self/mountinfo`)
+		for _, d := range []string{"m1", "m2", "m3"} {
+			os.MkdirAll(filepath.Join(b.rootfs(), d, "hidden"), 0o755)
+		}
+		b.spec.Root.Readonly = false
+		b.spec.Linux.MaskedPaths = []string{"/m1", "/m2", "/m3"}
+		b.write(t)
+		out := b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...).stdout
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 4 || lines[0] != "1" || lines[1] != "0" || !strings.Contains(lines[2], "Read-only file system") || lines[3] != "3" {
+			t.Fatalf("masked directories: want one device, empty, read-only, three ro tmpfs mounts; got:\n%s", out)
+		}
+	})
+}
+
 // TestEmptyHomeFromPasswd: an empty HOME= in the config is replaced from the image's
 // /etc/passwd, as runc 1.5 does (husk kept it empty), on both create paths and for exec.
 func TestEmptyHomeFromPasswd(t *testing.T) {

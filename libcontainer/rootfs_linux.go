@@ -741,6 +741,8 @@ func protectRootfs(cfg *initConfig) error {
 			return err
 		}
 		defer null.Close()
+		m := &masker{root: root, null: null}
+		defer m.close()
 		masked := map[string]bool{}
 		for _, p := range spec.Linux.MaskedPaths {
 			// Once per path, as runc: a duplicate would stack a second mount on the first.
@@ -748,7 +750,7 @@ func protectRootfs(cfg *initConfig) error {
 				continue
 			}
 			masked[path.Clean(p)] = true
-			if err := maskPath(root, p, null); err != nil {
+			if err := m.mask(p); err != nil {
 				return fmt.Errorf("masked path %q: %w", p, err)
 			}
 		}
@@ -924,8 +926,23 @@ func missing(err error) bool {
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
 }
 
-func maskPath(root *os.File, p string, null *os.File) error {
-	f, err := openNoFollow(root, p)
+// masker hides masked paths: a file under a bind of /dev/null, a directory under an empty
+// read-only tmpfs. Every directory shares one tmpfs, as runc 1.5: the first gets a new one and
+// the rest a bind of it (a bind keeps its source's read-only flag), so a node that masks a
+// directory per CPU pays one filesystem per container instead of hundreds.
+type masker struct {
+	root, null *os.File
+	sharedDir  *os.File // the first masked directory, once its tmpfs is mounted
+}
+
+func (m *masker) close() {
+	if m.sharedDir != nil {
+		m.sharedDir.Close()
+	}
+}
+
+func (m *masker) mask(p string) error {
+	f, err := openNoFollow(m.root, p)
 	if err != nil {
 		if missing(err) {
 			return nil
@@ -941,9 +958,31 @@ func maskPath(root *os.File, p string, null *os.File) error {
 	case unix.S_IFLNK:
 		return nil
 	case unix.S_IFDIR:
-		return unix.Mount("tmpfs", procFd(f), "tmpfs", unix.MS_RDONLY, "size=0k")
+		if m.sharedDir != nil {
+			if err := unix.Mount(procFd(m.sharedDir), procFd(f), "", unix.MS_BIND, ""); err == nil {
+				return nil
+			}
+			// A bind can fail where a new tmpfs does not (an LSM rule): mount one of its own.
+		}
+		if err := unix.Mount("tmpfs", procFd(f), "tmpfs", unix.MS_RDONLY, "size=0k"); err != nil {
+			return err
+		}
+		if m.sharedDir == nil {
+			// Reopened through the root, so the handle is the new tmpfs, not the directory under it.
+			g, err := openNoFollow(m.root, p)
+			if err != nil {
+				return err
+			}
+			var fs unix.Statfs_t
+			if unix.Fstatfs(int(g.Fd()), &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
+				g.Close()
+				return nil // not what was just mounted: the next directory gets a tmpfs of its own
+			}
+			m.sharedDir = g
+		}
+		return nil
 	}
-	return unix.Mount(procFd(null), procFd(f), "", unix.MS_BIND, "")
+	return unix.Mount(procFd(m.null), procFd(f), "", unix.MS_BIND, "")
 }
 
 func readonlyPath(root *os.File, p string) error {
