@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -334,6 +335,25 @@ func TestHomeFromPasswd(t *testing.T) {
 				t.Fatalf("exec --user 0 %v: %q", ef, out)
 			}
 		}
+	})
+}
+
+// TestDeadlineSchedulerWithCpusetInRuncsWords: the kernel refuses SCHED_DEADLINE to a task
+// confined to some CPUs; the error says why in runc 1.5's words (its scheduler.bats reads them)
+// instead of a bare "operation not permitted", on both create paths.
+func TestDeadlineSchedulerWithCpusetInRuncsWords(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: a cpuset of one must not be the whole machine")
+	}
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "true")
+		b.spec.Linux.Resources = &rspec.LinuxResources{CPU: &rspec.LinuxCPU{Cpus: "0"}}
+		b.spec.Process.Scheduler = &rspec.Scheduler{Policy: rspec.SchedDeadline, Nice: 19, Runtime: 42000, Deadline: 1000000, Period: 1000000}
+		b.write(t)
+		id := uniqueID(t)
+		r := b.husk(t, append(append([]string{"run"}, flags...), id)...)
+		assertOneLineError(t, r, "process scheduler can't be used together with AllowedCPUs")
+		assertClean(t, b, id)
 	})
 }
 

@@ -77,6 +77,12 @@ type initSpec struct {
 		TimeOffsets       map[string]rspec.LinuxTimeOffset `json:"timeOffsets,omitempty"`
 		Personality       *rspec.LinuxPersonality          `json:"personality,omitempty"`
 		MemoryPolicy      *rspec.LinuxMemoryPolicy         `json:"memoryPolicy,omitempty"`
+		// Only the cpuset's CPUs: the init names them when the kernel refuses a scheduler.
+		Resources *struct {
+			CPU *struct {
+				Cpus string `json:"cpus,omitempty"`
+			} `json:"cpu,omitempty"`
+		} `json:"resources,omitempty"`
 	} `json:"linux,omitempty"`
 }
 
@@ -103,6 +109,9 @@ func decodeSpec(cfg *initConfig) error {
 			ReadonlyPaths: l.ReadonlyPaths, TimeOffsets: l.TimeOffsets,
 			Personality: l.Personality, MemoryPolicy: l.MemoryPolicy,
 		},
+	}
+	if r := l.Resources; r != nil && r.CPU != nil && r.CPU.Cpus != "" {
+		s.Linux.Resources = &rspec.LinuxResources{CPU: &rspec.LinuxCPU{Cpus: r.CPU.Cpus}}
 	}
 	cfg.Spec = &s
 	if cfg.Process == nil {

@@ -20,6 +20,11 @@ func applyProcessAttrs(p *rspec.Process, l *rspec.Linux) error {
 			return err
 		}
 		if err := unix.SchedSetAttr(0, attr, 0); err != nil {
+			if err == unix.EPERM && l != nil && l.Resources != nil && l.Resources.CPU != nil && l.Resources.CPU.Cpus != "" {
+				// The kernel refuses SCHED_DEADLINE to a task whose affinity is not the whole
+				// root domain; say so in runc's words rather than a bare EPERM.
+				return fmt.Errorf("process.scheduler %s: process scheduler can't be used together with AllowedCPUs (linux.resources.cpu.cpus %q): %w", p.Scheduler.Policy, l.Resources.CPU.Cpus, err)
+			}
 			return fmt.Errorf("process.scheduler: sched_setattr %s: %w", p.Scheduler.Policy, err)
 		}
 	}
