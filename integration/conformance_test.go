@@ -1026,3 +1026,24 @@ func TestDestinationWithRootfsPrefix(t *testing.T) {
 		}
 	})
 }
+
+// TestDebugLogNamesTheSealedInit: --debug says how the init binary was sealed, as runc logs its
+// exeseal step (runc 1.5's run.bats "[/proc/self/exe clone]" reads runc's words; husk's name
+// its own binary), for run and exec.
+func TestDebugLogNamesTheSealedInit(t *testing.T) {
+	b := newBundle(t, "true")
+	b.write(t)
+	r := b.husk(t, "--debug", "run", uniqueID(t))
+	if r.code != 0 || !strings.Contains(r.stderr, "husk exeseal: using husk-init clone") {
+		t.Fatalf("run --debug: no exeseal line: %s", r)
+	}
+	overlay, _ := os.ReadFile("/proc/filesystems")
+	if strings.Contains(string(overlay), "\toverlay\n") && !strings.Contains(r.stderr, "husk exeseal: using overlayfs for sealed husk-init") {
+		t.Errorf("run --debug: overlayfs is available, but the log does not say it sealed with it:\n%s", r.stderr)
+	}
+	id := runSleeping(t, b, nil)
+	defer b.husk(t, "delete", "-f", id)
+	if r := b.husk(t, "--debug", "exec", id, "true"); !strings.Contains(r.stderr, "husk exeseal: using husk-init clone") {
+		t.Errorf("exec --debug: no exeseal line: %s", r)
+	}
+}

@@ -111,6 +111,16 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		return nil, nil, err
 	}
 	defer bin.Close()
+	if p.debug != nil {
+		// runc logs the same step ("runc exeseal: ..."); its tests read these lines.
+		var fs unix.Statfs_t
+		if unix.Fstatfs(int(bin.Fd()), &fs) == nil && fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
+			debugf(p.debug, "husk exeseal: using husk-init clone")
+			debugf(p.debug, "husk exeseal: using overlayfs for sealed husk-init")
+		} else {
+			debugf(p.debug, "husk exeseal: using husk-init clone (sealed memfd copy)")
+		}
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
