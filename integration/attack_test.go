@@ -558,3 +558,91 @@ func TestAttackNetDevicesAreNeverLost(t *testing.T) {
 		}
 	})
 }
+
+// userNamespaced gives b a user namespace mapping container root to 100000 and hands the
+// bundle to that uid, as a user-namespaced pod's runtime sees it.
+func userNamespaced(b *bundle) {
+	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+	b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
+	os.Chmod(b.dir, 0o755)
+	os.Chmod(filepath.Dir(b.dir), 0o755)
+	filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+}
+
+// TestBindSourceInsideRootfsSeesEarlierMounts: a bind whose source is a path of the rootfs
+// binds what the container has there at that point, the mounts made before it included (runc
+// 1.5's mounts.bats "mount order, container bind-mount source / idmap source"). In a user
+// namespace, and for idmapped binds, husk cloned every source before the init made any mount,
+// so such a source missed them.
+func TestBindSourceInsideRootfsSeesEarlierMounts(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		userns bool
+		opts   []string
+	}{{"plain", false, []string{"rbind"}}, {"userns", true, []string{"rbind"}}, {"idmap", false, []string{"rbind", "idmap"}}, {"userns-idmap", true, []string{"rbind", "idmap"}}} {
+		t.Run(c.name, func(t *testing.T) {
+			hostA, hostB := t.TempDir(), t.TempDir()
+			os.Mkdir(filepath.Join(hostA, "sub"), 0o755)
+			os.WriteFile(filepath.Join(hostB, "file"), []byte("from-b\n"), 0o644)
+			os.Chmod(hostB, 0o755)
+			os.Chmod(filepath.Join(hostB, "file"), 0o644)
+			b := newBundle(t, "cat", "/final/sub/file")
+			os.MkdirAll(filepath.Join(b.rootfs(), "mnt"), 0o755)
+			os.MkdirAll(filepath.Join(b.rootfs(), "final"), 0o755)
+			if c.userns {
+				userNamespaced(b)
+			}
+			if c.name == "idmap" {
+				// idmap without a user namespace of the container needs mappings of its own.
+				m := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+				b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/mnt", Type: "bind", Source: hostA, Options: []string{"bind"}},
+					rspec.Mount{Destination: "/mnt/sub", Type: "bind", Source: hostB, Options: []string{"bind"}},
+					rspec.Mount{Destination: "/final", Type: "bind", Source: filepath.Join(b.rootfs(), "mnt"), Options: c.opts, UIDMappings: m, GIDMappings: m})
+			} else {
+				b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/mnt", Type: "bind", Source: hostA, Options: []string{"bind"}},
+					rspec.Mount{Destination: "/mnt/sub", Type: "bind", Source: hostB, Options: []string{"bind"}},
+					rspec.Mount{Destination: "/final", Type: "bind", Source: filepath.Join(b.rootfs(), "mnt"), Options: c.opts})
+			}
+			b.write(t)
+			id := uniqueID(t)
+			if r := b.husk(t, "run", id); r.code != 0 || r.stdout != "from-b\n" {
+				t.Fatalf("cat /final/sub/file: want the file of the bind made before: %s", r)
+			}
+			assertClean(t, b, id)
+		})
+	}
+}
+
+// TestAttackBindSourceInRootfsCannotFollowImageSymlinkToHost: a bind source that is a path of
+// the rootfs resolves inside the rootfs. The image can hold a symlink there ("etc-link" ->
+// "/etc", absolute); followed on the host it bound the host's /etc into the container (as host
+// root's clone in a user namespace, or by the init before pivot_root). Now it binds the
+// image's own /etc, with and without a user namespace, on both create paths.
+func TestAttackBindSourceInRootfsCannotFollowImageSymlinkToHost(t *testing.T) {
+	hostMarker := filepath.Join("/etc", "husk-attack-"+strings.ReplaceAll(t.Name(), "/", "-"))
+	if err := os.WriteFile(hostMarker, []byte("host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(hostMarker)
+	for _, userns := range []bool{false, true} {
+		t.Run(fmt.Sprintf("userns=%v", userns), func(t *testing.T) {
+			bothPaths(t, func(t *testing.T, flags []string) {
+				b := newBundle(t, "sh", "-c", "ls /seen/ | grep -c husk-attack; true")
+				os.Symlink("/etc", filepath.Join(b.rootfs(), "etc-link"))
+				os.MkdirAll(filepath.Join(b.rootfs(), "seen"), 0o755)
+				if userns {
+					userNamespaced(b)
+				}
+				b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/seen", Type: "bind", Source: filepath.Join(b.rootfs(), "etc-link"), Options: []string{"rbind", "ro"}})
+				b.write(t)
+				id := uniqueID(t)
+				r := b.husk(t, append(append([]string{"run"}, flags...), id)...)
+				if r.code != 0 || strings.TrimSpace(r.stdout) != "0" {
+					t.Fatalf("the bind of <rootfs>/etc-link (-> /etc) showed the host's /etc, or failed: %s", r)
+				}
+				assertClean(t, b, id)
+			})
+		})
+	}
+}

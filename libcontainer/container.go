@@ -445,7 +445,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
 	}
-	if p.mountSources, err = detachedMounts(o.Spec, o.Bundle); err != nil {
+	if p.mountSources, cfg.LateMountSources, err = detachedMounts(o.Spec, o.Bundle, c.state.Rootfs); err != nil {
 		return nil, fmt.Errorf("container %s: %w", o.ID, err)
 	}
 	defer func() {
@@ -535,6 +535,12 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 				return nil, fmt.Errorf("container %s: %w", o.ID, err)
 			}
 			if err := sync.send(syncMsg{Type: msgSeccompFdDone}); err != nil {
+				return nil, fmt.Errorf("container %s: %w", o.ID, err)
+			}
+			continue
+		}
+		if m.Type == msgMountSource {
+			if err := sendLateMountSource(sync, cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cfg.LateMountSources, m.Pid); err != nil {
 				return nil, fmt.Errorf("container %s: %w", o.ID, err)
 			}
 			continue

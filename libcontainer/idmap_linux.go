@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -24,19 +26,24 @@ import (
 
 // detachedMounts clones the sources of the bind mounts the init cannot bind itself: all of them
 // in a user namespace (its root may not reach a source the host's root can, and a bind from
-// husk's namespace is refused), and the idmapped ones always. Keys are mount indexes.
-func detachedMounts(s *rspec.Spec, bundle string) (map[string]*os.File, error) {
+// husk's namespace is refused), and the idmapped ones always. Keys are mount indexes. A source
+// inside the rootfs is not cloned here but listed in late: it may be (or sit under) a mount the
+// init makes first (runc 1.5's mount-order tests bind a tree of container mounts onto another
+// place), so the init asks for it when it gets there (msgMountSource, lateMountSource), and
+// the clone is made in its mount namespace, as runc does for every source.
+func detachedMounts(s *rspec.Spec, bundle, rootfs string) (out map[string]*os.File, late []int, err error) {
 	userns := hasNamespace(s.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
 	if !userns && !hasIDMappedMount(s) {
-		return nil, nil // the common container: nothing to clone
+		return nil, nil, nil // the common container: nothing to clone
 	}
-	out := map[string]*os.File{}
-	fail := func(err error) (map[string]*os.File, error) {
+	out = map[string]*os.File{}
+	fail := func(err error) (map[string]*os.File, []int, error) {
 		for _, f := range out {
 			f.Close()
 		}
-		return nil, err
+		return nil, nil, err
 	}
+	rootfs = filepath.Clean(rootfs)
 	for i, m := range s.Mounts {
 		if !specs.IsBind(m) {
 			continue
@@ -49,33 +56,95 @@ func detachedMounts(s *rspec.Spec, bundle string) (map[string]*os.File, error) {
 		if !userns && !idmapped {
 			continue
 		}
-		src := m.Source
-		if !filepath.IsAbs(src) {
-			src = filepath.Join(bundle, src)
+		if src := mountSourcePath(m, bundle); src == rootfs || strings.HasPrefix(src, rootfs+"/") {
+			late = append(late, i)
+			continue
 		}
-		flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
-		if opts.Recursive {
-			flags |= unix.AT_RECURSIVE
-		}
-		fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags))
+		f, err := cloneMountSource(s, bundle, "", i)
 		if err != nil {
 			if !idmapped {
 				continue // the init reports it, with its own words
 			}
-			return fail(fmt.Errorf("mounts[%d] (%q): source %q: %w", i, m.Destination, m.Source, err))
+			return fail(err)
 		}
-		f := os.NewFile(uintptr(fd), src)
 		out[strconv.Itoa(i)] = f
-		if !idmapped {
-			continue
+	}
+	return out, late, nil
+}
+
+// mountSourcePath is a bind mount's source as an absolute, clean path.
+func mountSourcePath(m rspec.Mount, bundle string) string {
+	if !filepath.IsAbs(m.Source) {
+		return filepath.Join(bundle, m.Source)
+	}
+	return filepath.Clean(m.Source)
+}
+
+// cloneMountSource clones the source of bind mount i (open_tree, the submounts too for rbind)
+// as the calling thread's mount namespace sees it, idmapped where the mount asks for it. With a
+// rootfs, the source lies inside it and resolves inside it: a symlink of the image cannot make
+// it name a host path.
+func cloneMountSource(s *rspec.Spec, bundle, rootfs string, i int) (*os.File, error) {
+	m := s.Mounts[i]
+	opts, err := specs.ParseMountOptions(m.Options)
+	if err != nil {
+		return nil, err
+	}
+	src := mountSourcePath(m, bundle)
+	dirfd, path, flags := unix.AT_FDCWD, src, uint(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if opts.Recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	if rootfs != "" {
+		in, err := openSourceInRootfs(rootfs, src)
+		if err != nil {
+			return nil, fmt.Errorf("mounts[%d] (%q): source %q: %w", i, m.Destination, m.Source, err)
 		}
+		defer in.Close()
+		dirfd, path, flags = int(in.Fd()), "", flags|unix.AT_EMPTY_PATH
+	}
+	fd, err := unix.OpenTree(dirfd, path, flags)
+	if err != nil {
+		return nil, fmt.Errorf("mounts[%d] (%q): source %q: %w", i, m.Destination, m.Source, err)
+	}
+	f := os.NewFile(uintptr(fd), src)
+	if opts.IDMap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
 		// As runc 1.5: "idmap" (or mappings alone) maps the top mount only, "ridmap" the
 		// submounts of an rbind too.
 		if err := idmapTree(f, s, m, opts.RecursiveIDMap); err != nil {
-			return fail(fmt.Errorf("mounts[%d] (%q): idmap: %w", i, m.Destination, err))
+			f.Close()
+			return nil, fmt.Errorf("mounts[%d] (%q): idmap: %w", i, m.Destination, err)
 		}
 	}
-	return out, nil
+	return f, nil
+}
+
+// sendLateMountSource answers the init's msgMountSource for mount index: the source is cloned
+// on a thread that joined the init's mount namespace (before pivot_root its paths are the
+// host's, with the container's mounts made so far), and sent with msgMountSourceFd. A failure
+// goes back in the message, for the init to report.
+func sendLateMountSource(pipe *syncPipe, initPid int, s *rspec.Spec, bundle, rootfs string, late []int, index int) error {
+	reply := syncMsg{Type: msgMountSourceFd}
+	if !slices.Contains(late, index) {
+		return fmt.Errorf("protocol error: the init asked for the source of mounts[%d]", index)
+	}
+	mntns, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", initPid))
+	if err != nil {
+		return fmt.Errorf("mounts[%d]: open the init's mount namespace: %w", index, err)
+	}
+	defer mntns.Close()
+	var tree *os.File
+	err = startLocked([]*os.File{mntns}, func() error {
+		var err error
+		tree, err = cloneMountSource(s, bundle, rootfs, index)
+		return err
+	})
+	if err != nil {
+		reply.Message = err.Error()
+		return pipe.send(reply)
+	}
+	defer tree.Close()
+	return pipe.sendFd(reply, int(tree.Fd()))
 }
 
 // idmapTree sets MOUNT_ATTR_IDMAP on a detached tree, with the mount's own mappings or, where

@@ -182,6 +182,7 @@ func buildContainer(cfg *initConfig, afterMounts func() error) error {
 
 func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	spec := cfg.Spec
+	cfg.pipe = pipe
 	// The cgroup and time namespaces are made here, after the parent placed us in our cgroup,
 	// so the cgroup namespace is rooted at the container's own cgroup.
 	if hasNewNamespace(spec, rspec.CgroupNamespace) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -346,8 +347,16 @@ func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts sp
 	// open_tree copy, attached here with move_mount): the namespace's root may not reach what
 	// the host's root can, and a plain bind from the parent's namespace is refused.
 	srcFd, detached := cfg.MountFds[strconv.Itoa(index)]
+	if !detached && slices.Contains(cfg.LateMountSources, index) {
+		tree, err := lateMountSource(cfg.pipe, index)
+		if err != nil {
+			return err
+		}
+		defer tree.Close()
+		srcFd, detached = int(tree.Fd()), true
+	}
 	if !detached {
-		srcf, err := os.OpenFile(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+		srcf, err := openSourceInRootfs(cfg.Rootfs, src)
 		if err != nil {
 			return fmt.Errorf("bind source: %w", err)
 		}
@@ -399,6 +408,52 @@ func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts sp
 		}
 	}
 	return finishMount(root, m.Destination, opts)
+}
+
+// openSourceInRootfs opens a bind source as O_PATH. A source inside the rootfs (the host path
+// of a directory of the image, or of a mount made there before) resolves inside it, as the
+// container would see it: an image's symlink cannot turn it into a host path. Any other source
+// is the host path the config names.
+func openSourceInRootfs(rootfs, src string) (*os.File, error) {
+	rootfs = filepath.Clean(rootfs)
+	rel, ok := strings.CutPrefix(src, rootfs+"/")
+	if rootfs == "" || rootfs == "/" || (!ok && src != rootfs) {
+		return os.OpenFile(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+	}
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return openInRoot(root, "/"+rel)
+}
+
+// lateMountSource asks the parent for the clone of a bind source inside the rootfs, made now
+// that the mounts before it are in place (see detachedMounts).
+func lateMountSource(pipe *syncPipe, index int) (*os.File, error) {
+	if pipe == nil {
+		return nil, fmt.Errorf("mounts[%d]: no parent to clone the source", index)
+	}
+	if err := pipe.send(syncMsg{Type: msgMountSource, Pid: index}); err != nil {
+		return nil, err
+	}
+	m, fd, err := pipe.recvFd()
+	if err != nil {
+		return nil, fmt.Errorf("mounts[%d]: source: %w", index, err)
+	}
+	if m.Type != msgMountSourceFd {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("protocol error: got %q, want %q", m.Type, msgMountSourceFd)
+	}
+	if m.Message != "" || fd < 0 {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("bind source: %s", m.Message)
+	}
+	return os.NewFile(uintptr(fd), "mount-source"), nil
 }
 
 // statfsMountFlags maps statfs(2)'s per-mount flags to the mount(2) flags that set them.
