@@ -646,3 +646,36 @@ func TestAttackBindSourceInRootfsCannotFollowImageSymlinkToHost(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackUsernsBindCannotChangeLockedAtime: the kernel locks a mount's atime mode as a whole
+// when it is copied into a user namespace; husk's clones are the host root's and are not locked,
+// so a user-namespaced container could get another atime mode than the host mount's (runc 1.5's
+// mounts_sshfs.bats "{no,rel,strict}atime semantics"). Now a bind that names an atime flag must
+// end at the source's mode, or fails with EPERM; one that names none keeps the source's.
+func TestAttackUsernsBindCannotChangeLockedAtime(t *testing.T) {
+	src := t.TempDir()
+	if err := syscall.Mount("tmpfs", src, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(src, syscall.MNT_DETACH)
+	if err := syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_NODIRATIME|syscall.MS_RELATIME, ""); err != nil {
+		t.Fatal(err)
+	}
+	run := func(t *testing.T, opts []string, flags []string) result {
+		b := newBundle(t, "sh", "-c", "awk '$2 == \"/mnt\" {print $4}' /proc/self/mounts")
+		userNamespaced(b)
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/mnt", Type: "bind", Source: src, Options: opts})
+		b.write(t)
+		return b.husk(t, append(append([]string{"run"}, flags...), uniqueID(t))...)
+	}
+	bothPaths(t, func(t *testing.T, flags []string) {
+		for _, opts := range [][]string{{"bind", "strictatime"}, {"bind", "noatime"}, {"bind", "nosuid", "strictatime"}} {
+			assertOneLineError(t, run(t, opts, flags), "operation not permitted")
+		}
+		for _, opts := range [][]string{{"bind"}, {"bind", "nodiratime"}, {"bind", "nosuid", "relatime", "nodiratime"}, {"bind", "norelatime"}} {
+			if r := run(t, opts, flags); r.code != 0 || !strings.Contains(r.stdout, "nodiratime") {
+				t.Errorf("%v of a relatime,nodiratime source: want it kept: %s", opts, r)
+			}
+		}
+	})
+}

@@ -391,7 +391,7 @@ func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts sp
 	// of a read-only host mount came out writable.
 	if remountFlags := opts.Flags &^ (unix.MS_REMOUNT | unix.MS_BIND | unix.MS_REC); remountFlags != 0 || opts.ClearFlags != 0 {
 		if hasNamespace(cfg.Spec.Linux.Namespaces, rspec.UserNamespace) {
-			locked, err := lockedFlags(srcFd, opts.ClearFlags)
+			locked, err := lockedFlags(srcFd, remountFlags, opts.ClearFlags)
 			if err != nil {
 				return fmt.Errorf("bind %q on %q: %w", m.Source, m.Destination, err)
 			}
@@ -483,8 +483,10 @@ func mountFlags(fd int) (uintptr, error) {
 }
 
 // lockedFlags returns the flags of the bind source src that a user namespace may not drop, or
-// an error (EPERM, as the kernel's) when the config clears one of them explicitly.
-func lockedFlags(src int, cleared uintptr) (uintptr, error) {
+// an error (EPERM, as the kernel's) when the config clears one of them explicitly, or asks for
+// an atime mode other than the source's: the kernel locks the atime mode as a whole
+// (MNT_LOCK_ATIME), so a remount that names any atime flag must end where the source is.
+func lockedFlags(src int, set, cleared uintptr) (uintptr, error) {
 	locked, err := mountFlags(src)
 	if err != nil {
 		return 0, err
@@ -499,7 +501,44 @@ func lockedFlags(src int, cleared uintptr) (uintptr, error) {
 		sort.Strings(names)
 		return 0, fmt.Errorf("the source is %s, which a container with a user namespace cannot clear: %w", strings.Join(names, ","), unix.EPERM)
 	}
+	const atimeFlags = unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME | unix.MS_STRICTATIME
+	if set&atimeFlags != 0 {
+		var sfs unix.Statfs_t
+		if err := unix.Fstatfs(src, &sfs); err != nil {
+			return 0, err
+		}
+		have := locked & (unix.MS_NOATIME | unix.MS_NODIRATIME)
+		if sfs.Flags&unix.ST_RELATIME != 0 {
+			have |= unix.MS_RELATIME
+		}
+		// What the kernel makes of the flags (path_mount): relatime unless noatime or
+		// strictatime, nodiratime as asked.
+		want := set & (unix.MS_NOATIME | unix.MS_NODIRATIME)
+		if set&(unix.MS_NOATIME|unix.MS_STRICTATIME) == 0 {
+			want |= unix.MS_RELATIME
+		}
+		if have != want {
+			return 0, fmt.Errorf("the source's atime mode is %s, which a container with a user namespace cannot change to %s: %w", atimeName(have), atimeName(want), unix.EPERM)
+		}
+	}
 	return locked &^ (unix.MS_NOATIME | unix.MS_NODIRATIME), nil // atime: the kernel keeps it
+}
+
+// atimeName names an atime mode as mount(8) options.
+func atimeName(f uintptr) string {
+	var names []string
+	switch {
+	case f&unix.MS_NOATIME != 0:
+		names = append(names, "noatime")
+	case f&unix.MS_RELATIME != 0:
+		names = append(names, "relatime")
+	default:
+		names = append(names, "strictatime")
+	}
+	if f&unix.MS_NODIRATIME != 0 {
+		names = append(names, "nodiratime")
+	}
+	return strings.Join(names, ",")
 }
 
 // remount applies per-mount flags to a bind mount, keeping the flags the kernel locked (a bind
