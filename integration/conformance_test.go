@@ -1047,3 +1047,30 @@ func TestDebugLogNamesTheSealedInit(t *testing.T) {
 		t.Errorf("exec --debug: no exeseal line: %s", r)
 	}
 }
+
+// TestRelativeMountDestinationWarnsAndRuns: a relative mount destination ("tmp/m") names the
+// same place as "/tmp/m", with runc 1.5's warning (husk refused it; runc 1.5's idmap.bats "idmap
+// mount with relative path" runs one), on both create paths and in a user namespace.
+func TestRelativeMountDestinationWarnsAndRuns(t *testing.T) {
+	src := t.TempDir()
+	os.Chmod(src, 0o755)
+	os.WriteFile(filepath.Join(src, "f"), []byte("here\n"), 0o644)
+	for _, userns := range []bool{false, true} {
+		t.Run(fmt.Sprintf("userns=%v", userns), func(t *testing.T) {
+			bothPaths(t, func(t *testing.T, flags []string) {
+				b := newBundle(t, "cat", "/tmp/m/f")
+				if userns {
+					userNamespaced(b)
+				}
+				b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "tmp/m", Type: "bind", Source: src, Options: []string{"rbind"}})
+				b.write(t)
+				id := uniqueID(t)
+				r := b.husk(t, append(append([]string{"run"}, flags...), id)...)
+				if r.code != 0 || r.stdout != "here\n" || !strings.Contains(r.stderr, "mount destination tmp/m is not absolute") {
+					t.Fatalf("relative destination: want it run at /tmp/m with a warning: %s", r)
+				}
+				assertClean(t, b, id)
+			})
+		})
+	}
+}

@@ -113,6 +113,7 @@ func decodeSpec(cfg *initConfig) error {
 	if r := l.Resources; r != nil && r.CPU != nil && r.CPU.Cpus != "" {
 		s.Linux.Resources = &rspec.LinuxResources{CPU: &rspec.LinuxCPU{Cpus: r.CPU.Cpus}}
 	}
+	specs.AbsMountDestinations(&s) // the parent warned
 	cfg.Spec = &s
 	if cfg.Process == nil {
 		cfg.Process = s.Process

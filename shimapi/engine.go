@@ -92,7 +92,7 @@ type createArgs struct {
 func (e *engine) create(a createArgs) (int, error) {
 	pid := 0
 	err := e.do("create", func() error {
-		spec, raw, abs, err := specs.Load(a.bundle)
+		spec, raw, abs, err := specs.Load(a.bundle, e.warn)
 		if err != nil {
 			return err
 		}

@@ -15,7 +15,7 @@ func BenchmarkLoad(b *testing.B) {
 	os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, _, _, err := Load(dir); err != nil {
+		if _, _, _, err := Load(dir, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -14,8 +14,9 @@ import (
 
 // Load reads and validates bundle/config.json, returning the spec, the file's bytes (kept as
 // they are: passing them on spares re-encoding the spec) and the bundle path made absolute,
-// because the state and the init process outlive the caller's working directory.
-func Load(bundle string) (*rspec.Spec, []byte, string, error) {
+// because the state and the init process outlive the caller's working directory. What runc
+// runs with a warning goes to warn (may be nil).
+func Load(bundle string, warn func(string)) (*rspec.Spec, []byte, string, error) {
 	abs, err := filepath.Abs(bundle)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("bundle %q: %w", bundle, err)
@@ -31,10 +32,30 @@ func Load(bundle string) (*rspec.Spec, []byte, string, error) {
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("bundle %q: config.json: %w", abs, err)
 	}
+	for _, d := range AbsMountDestinations(spec) {
+		if warn != nil {
+			warn(fmt.Sprintf("mount destination %s is not absolute. Support for non-absolute mount destinations will be removed in a future release.", d))
+		}
+	}
 	if err := Validate(spec, abs); err != nil {
 		return nil, nil, "", fmt.Errorf("bundle %q: config.json: %w", abs, err)
 	}
 	return spec, data, abs, nil
+}
+
+// AbsMountDestinations makes relative mount destinations absolute ("tmp/x" is "/tmp/x") and
+// returns the ones it changed, as they were. runc 1.5 runs them so, with a warning (runc
+// 1.1 took them relative to the rootfs, which names the same place); the init does the same
+// with the config it reads.
+func AbsMountDestinations(s *rspec.Spec) []string {
+	var rel []string
+	for i, m := range s.Mounts {
+		if m.Destination != "" && !filepath.IsAbs(m.Destination) {
+			rel = append(rel, m.Destination)
+			s.Mounts[i].Destination = "/" + m.Destination
+		}
+	}
+	return rel
 }
 
 // linuxSpec is rspec.Spec without the sections of other operating systems, which husk ignores

@@ -56,7 +56,7 @@ func createOpts(c *cli.Context) (libcontainer.CreateOpts, error) {
 	if bundle == "" {
 		bundle = "."
 	}
-	spec, raw, abs, err := specs.Load(bundle)
+	spec, raw, abs, err := specs.Load(bundle, warnLine)
 	if err != nil {
 		return libcontainer.CreateOpts{}, err
 	}
