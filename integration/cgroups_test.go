@@ -438,3 +438,43 @@ func TestV1ContainerJoinsNameSystemd(t *testing.T) {
 		t.Errorf("delete left /sys/fs/cgroup/systemd%s (%v)", cg, err)
 	}
 }
+
+// TestSystemdFormCgroupsPathUnderCgroupfs: containerd 1.6 sends "slice:prefix:name" to a
+// cgroupfs-driver runtime when no RuntimeConfig call told it the driver; runc's cgroupfs driver
+// takes it as a literal relative path, and so does husk now (it refused it: every pod of a
+// Kubernetes node on containerd 1.6 failed, critest 17 of 105).
+func TestSystemdFormCgroupsPathUnderCgroupfs(t *testing.T) {
+	b := newBundle(t)
+	id := uniqueID(t)
+	cg := "husk-test-" + id + ".slice:cri-containerd:" + id
+	b.spec.Linux.CgroupsPath = cg
+	runSleepingID := func() {
+		b.spec.Process.Args = []string{"sleep", "1000"}
+		b.write(t)
+		b.must(t, "run", "-d", id)
+	}
+	runSleepingID()
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "/"+cg+"\n") {
+		t.Fatalf("the init is not in a cgroup named %q:\n%s", cg, data)
+	}
+	b.must(t, "delete", "-f", id)
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 || !strings.HasSuffix(parts[2], cg) {
+			continue
+		}
+		dir := filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(parts[1], "name="), parts[2])
+		if parts[1] == "" {
+			dir = filepath.Join("/sys/fs/cgroup/unified", parts[2])
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("delete left %s", dir)
+		}
+	}
+}

@@ -154,10 +154,11 @@ func (p Paths) key(controller string) string {
 // hierarchy's root; a relative one (or the default, the container id) nests under the caller's
 // own cgroup (on cgroup v2 beside it, under its parent), as runc does, so a runtime inside a
 // container cannot escape its subtree.
+//
+// A "slice:prefix:name" path (systemd's form) is a literal, relative path here, as runc's
+// cgroupfs driver takes it: containerd 1.6 sends that form to a cgroupfs runtime when no
+// RuntimeConfig call told it the driver, and every pod of a Kubernetes node failed.
 func Resolve(cgroupsPath, id string) (Paths, error) {
-	if strings.Contains(cgroupsPath, ":") {
-		return nil, fmt.Errorf("linux.cgroupsPath %q: the form slice:prefix:name is for the systemd cgroup driver (--systemd-cgroup)", cgroupsPath)
-	}
 	p := cgroupsPath
 	if p == "" {
 		p = id
