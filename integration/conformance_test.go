@@ -1074,3 +1074,63 @@ func TestRelativeMountDestinationWarnsAndRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestRsharedVolumePropagatesBothWays: with rootfsPropagation "rshared" (what containerd sets
+// for a Bidirectional volume), a volume bound "rbind,rshared" from a shared host mount is a
+// peer of the host's: a mount made in the container appears on the host, and one made on the
+// host appears in the container (critest's "rshared should support propagation from host to
+// container and vice versa"; husk made / rslave first, so the volume was only a slave). The
+// container's own mounts (proc, dev, its rootfs) never reach the host, on both create paths.
+func TestRsharedVolumePropagatesBothWays(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		vol := t.TempDir()
+		if err := syscall.Mount(vol, vol, "", syscall.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Unmount(vol, syscall.MNT_DETACH)
+		if err := syscall.Mount("", vol, "", syscall.MS_SHARED|syscall.MS_REC, ""); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(vol, "from-container"), 0o755)
+		os.MkdirAll(filepath.Join(vol, "from-host"), 0o755)
+		b := newBundle(t, "sh", "-c", "mount -t tmpfs -o size=1k husk-propagation /vol/from-container && touch /vol/from-container/made && while [ ! -e /vol/from-host/seen ]; do sleep 0.05; done; echo seen; sleep 1000")
+		b.spec.Root.Readonly = false
+		b.spec.Process.Capabilities.Bounding = append(b.spec.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
+		b.spec.Process.Capabilities.Effective = append(b.spec.Process.Capabilities.Effective, "CAP_SYS_ADMIN")
+		b.spec.Process.Capabilities.Permitted = append(b.spec.Process.Capabilities.Permitted, "CAP_SYS_ADMIN")
+		b.spec.Linux.RootfsPropagation = "rshared"
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "rshared"}})
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, append(append([]string{"run", "-d"}, flags...), id)...)
+		defer b.husk(t, "delete", "-f", id)
+		made := filepath.Join(vol, "from-container", "made")
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(made); err == nil {
+				break
+			}
+		}
+		if _, err := os.Stat(made); err != nil {
+			t.Fatalf("the container's mount under the rshared volume did not reach the host: %v", err)
+		}
+		defer syscall.Unmount(filepath.Join(vol, "from-container"), syscall.MNT_DETACH)
+		if err := syscall.Mount("tmpfs", filepath.Join(vol, "from-host"), "tmpfs", 0, "size=1k"); err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Unmount(filepath.Join(vol, "from-host"), syscall.MNT_DETACH)
+		os.WriteFile(filepath.Join(vol, "from-host", "seen"), nil, 0o644)
+		ok := false
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(50 * time.Millisecond) {
+			out, _ := exec.Command("sh", "-c", "cat /proc/"+fmt.Sprint(int(b.state(t, id)["pid"].(float64)))+"/mountinfo").Output()
+			ok = strings.Contains(string(out), "/vol/from-host ")
+		}
+		if !ok {
+			t.Errorf("the host's mount under the shared volume did not reach the container")
+		}
+		// Nothing of the container's own reached the host.
+		mi, _ := os.ReadFile("/proc/self/mountinfo")
+		if strings.Contains(string(mi), b.rootfs()+"/proc ") || strings.Contains(string(mi), b.rootfs()+"/dev ") {
+			t.Errorf("the container's proc or dev mount is on the host:\n%s", mi)
+		}
+	})
+}

@@ -64,12 +64,17 @@ func prepareRootfs(cfg *initConfig) error {
 	// In the caller's mount namespace (SharedMounts) the parent made the rootfs a private bind
 	// already, and / is not the container's to change.
 	if !cfg.SharedMounts {
-		prop, late := rootPropagation(spec)
-		if late != 0 {
-			prop = unix.MS_SLAVE | unix.MS_REC
-		}
+		prop, _ := rootPropagation(spec)
 		if err := unix.Mount("", "/", "", prop, ""); err != nil {
 			return fmt.Errorf("make / %q: %w", spec.Linux.RootfsPropagation, err)
+		}
+		if prop&unix.MS_SHARED != 0 {
+			// pivot_root refuses a shared parent, and mounts under a bind of a shared rootfs
+			// would reach the host's view of it: the mount holding the rootfs is made private
+			// (that one only, as runc does), so the rootfs bind is private too.
+			if err := makeMountPrivate(cfg.Rootfs); err != nil {
+				return fmt.Errorf("make / %q: %w", spec.Linux.RootfsPropagation, err)
+			}
 		}
 		if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("bind rootfs %q: %w", cfg.Rootfs, err)
@@ -768,20 +773,59 @@ func makeDevice(dir *os.File, d devSpec, bind bool) error {
 }
 
 // rootPropagation is the propagation to give the mount namespace's root before the rootfs is
-// built, and one to apply to the container's root once it is in place (0: none). Shared and
-// unbindable roots break the build: pivot_root refuses a shared parent mount, and nothing can be
-// bound from below an unbindable one. Those start as rslave and are applied to the new root at
-// the end, as crun does; only the container's own mounts are then shared or unbindable, never
-// the host's.
+// built, and one to apply to the container's root once it is in place (0: none). A shared root
+// is shared from the start, as runc makes it: the namespace's copies of the host's shared
+// mounts stay peers of the host's, so a volume bound "rshared" from one propagates both ways
+// (CSI node plugins, Kubernetes' Bidirectional propagation; made rslave first, a volume was a
+// slave of the host's and a mount in the container never reached the host). An unbindable root
+// breaks the build (nothing can be bound from below it): it starts as rslave and is applied to
+// the new root at the end, as crun does; a shared one is applied there too.
 func rootPropagation(spec *rspec.Spec) (early, late uintptr) {
 	if spec.Linux.RootfsPropagation == "" {
 		return unix.MS_SLAVE | unix.MS_REC, 0
 	}
 	p := specs.PropagationFlags[spec.Linux.RootfsPropagation]
-	if p&(unix.MS_SHARED|unix.MS_UNBINDABLE) != 0 {
+	switch {
+	case p&unix.MS_UNBINDABLE != 0:
 		return unix.MS_SLAVE | unix.MS_REC, p
+	case p&unix.MS_SHARED != 0:
+		// The container's root itself is built from a private bind (see prepareRootfs) and
+		// made shared at the end too, as crun does.
+		return p, p
 	}
 	return p, 0
+}
+
+// makeMountPrivate makes the mount that holds path private (not its submounts). The mount is
+// found by walking up while the mount id stays the same.
+func makeMountPrivate(path string) error {
+	mntID := func(p string) (uint64, error) {
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+			return 0, err
+		}
+		return stx.Mnt_id, nil
+	}
+	dir := filepath.Clean(path)
+	id, err := mntID(dir)
+	if err != nil {
+		return err
+	}
+	for dir != "/" {
+		up := filepath.Dir(dir)
+		upID, err := mntID(up)
+		if err != nil {
+			return err
+		}
+		if upID != id {
+			break
+		}
+		dir = up
+	}
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make the mount at %s private: %w", dir, err)
+	}
+	return nil
 }
 
 // finishRootfs switches root to the container's rootfs.
