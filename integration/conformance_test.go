@@ -1134,3 +1134,37 @@ func TestRsharedVolumePropagatesBothWays(t *testing.T) {
 		}
 	})
 }
+
+// TestOOMScoreAdjInJoinedUserNamespace: a container that joins another's user namespace by
+// path (containerd 2.x's user-namespaced pods) gets its process.oomScoreAdj (containerd always
+// sets one). husk wrote it from the init after joining, where /proc/self/oom_score_adj is not
+// the init's to write (permission denied); the parent writes it now, as runc's nsexec does
+// before joining, on both create paths and for exec.
+func TestOOMScoreAdjInJoinedUserNamespace(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		pod := newBundle(t)
+		userNamespaced(pod)
+		podID := runSleeping(t, pod, flags)
+		defer pod.husk(t, "delete", "-f", podID)
+		podPid := int(pod.state(t, podID)["pid"].(float64))
+
+		b := newBundle(t, "cat", "/proc/self/oom_score_adj")
+		os.Chmod(b.dir, 0o755)
+		os.Chmod(filepath.Dir(b.dir), 0o755)
+		filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+		b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", podPid)})
+		adj := 500
+		b.spec.Process.OOMScoreAdj = &adj
+		b.write(t)
+		id := uniqueID(t)
+		if r := b.husk(t, append(append([]string{"run"}, flags...), id)...); r.code != 0 || r.stdout != "500\n" {
+			t.Fatalf("oomScoreAdj 500 in a joined user namespace: %s", r)
+		}
+		assertClean(t, b, id)
+		proc := filepath.Join(t.TempDir(), "process.json")
+		os.WriteFile(proc, []byte(`{"args":["cat","/proc/self/oom_score_adj"],"env":["PATH=/bin:/usr/bin"],"cwd":"/","oomScoreAdj":300,"user":{"uid":0,"gid":0}}`), 0o644)
+		if out := pod.must(t, "exec", "--process", proc, podID); out != "300\n" {
+			t.Errorf("exec with oomScoreAdj 300 in a user-namespaced container: %q", out)
+		}
+	})
+}

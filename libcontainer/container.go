@@ -426,6 +426,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		mode: "create", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
 		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
 		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings, debug: o.Debug,
+		oomScoreAdj: o.Spec.Process.OOMScoreAdj,
 	}
 	var bpf []byte
 	var seccompKey []byte

@@ -74,9 +74,6 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, seccompFlags uintptr, pre
 		}
 	}
 	rec("cwd", p.Cwd)
-	if p.OOMScoreAdj != nil {
-		rec("oom", strconv.Itoa(*p.OOMScoreAdj))
-	}
 	rec("preserve", strconv.Itoa(preserveFds))
 	for _, r := range p.Rlimits {
 		res, ok := specs.Rlimits[r.Type]

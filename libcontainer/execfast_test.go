@@ -39,7 +39,7 @@ func TestFastExecRequest(t *testing.T) {
 	}
 	recs := strings.Split(strings.TrimSuffix(string(b[4:]), "\x00"), "\x00")
 	for _, want := range []string{"uid=1000", "gid=1001", "group=7", "umask=18", "bounding=20", "effective=20",
-		"nnp=1", "seccomp=0102030405060708", "cwd=/tmp", "oom=-500", "preserve=1", "rlimit=7,10,20",
+		"nnp=1", "seccomp=0102030405060708", "cwd=/tmp", "preserve=1", "rlimit=7,10,20",
 		"arg=sh", "arg=-c", "arg=echo hi", "env=PATH=/bin", "env=HOME=/"} {
 		found := false
 		for _, r := range recs {
@@ -47,6 +47,11 @@ func TestFastExecRequest(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("request lacks %q: %q", want, recs)
+		}
+	}
+	for _, r := range recs {
+		if strings.HasPrefix(r, "oom=") {
+			t.Errorf("request carries %q: the parent writes oom_score_adj", r)
 		}
 	}
 	for name, mutate := range map[string]func(q *rspec.Process){

@@ -335,11 +335,7 @@ func prepareProcess(cfg *initConfig, pipe *syncPipe) (string, error) {
 			return "", fmt.Errorf("setrlimit %s: %w", r.Type, err)
 		}
 	}
-	if p.OOMScoreAdj != nil {
-		if err := writeProcFile("self/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
-			return "", err
-		}
-	}
+	// process.oomScoreAdj: written by the parent (initProcess.start).
 	// Before the capabilities are dropped: a real-time policy or class needs CAP_SYS_NICE.
 	if err := applyProcessAttrs(p, cfg.Spec.Linux); err != nil {
 		return "", err

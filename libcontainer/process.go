@@ -57,6 +57,7 @@ type initProcess struct {
 	fastCreate  []byte             // set: the constructor is the whole init; husk builds the rootfs (createfast.go)
 	beforeRun   func()             // called right before the child gets its config or request
 	affinity    *rspec.CPUAffinity // process.execCPUAffinity
+	oomScoreAdj *int               // process.oomScoreAdj, written by the parent
 	debug       func(string)       // --debug
 	// mountSources are detached clones of bind mount sources (idmapped, or for an init in a new
 	// user namespace), by mount index: see detachedMounts.
@@ -341,6 +342,14 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 			return fail(fmt.Errorf("process.execCPUAffinity.final: %w", err))
 		}
 	}
+	if p.oomScoreAdj != nil {
+		// By the parent, as runc's nsexec writes it before joining any user namespace: in a
+		// user namespace (a pod's, joined by path) the init may not write its own
+		// (/proc/self/oom_score_adj is root's there), and the host's /proc is the one to trust.
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", proc.Pid), []byte(strconv.Itoa(*p.oomScoreAdj)), 0); err != nil {
+			return fail(fmt.Errorf("process.oomScoreAdj %d: %w", *p.oomScoreAdj, err))
+		}
+	}
 	child.Close()
 	// The config, or for the fast paths the constructor's request, once the process is in its
 	// cgroup.
@@ -524,7 +533,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		}
 		joins[ns.Type] = path
 	}
-	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug}
+	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug, oomScoreAdj: o.Process.OOMScoreAdj}
 	// An exec'd process gets the container's personality and memory policy too: the Go init
 	// applies them.
 	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0 || rawHasNotify(v.Linux.Seccomp)

@@ -51,7 +51,6 @@ struct execfast {
 	unsigned short seccomp_len;
 	unsigned long seccomp_flags; /* seccomp(2) filter flags (linux.seccomp.flags) */
 	const char *cwd;
-	const char *oom; /* NULL: leave alone */
 	struct {
 		int res;
 		struct rlimit lim;
@@ -194,8 +193,6 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			x->seccomp_flags = strtoul(v, NULL, 16);
 		else if (!strcmp(rec, "cwd"))
 			x->cwd = v;
-		else if (!strcmp(rec, "oom"))
-			x->oom = v;
 		else if (!strcmp(rec, "preserve"))
 			x->preserve = atoi(v);
 		else if (!strcmp(rec, "setsid"))
@@ -266,29 +263,6 @@ static const char *lookpath(struct execfast *x, char *buf, size_t size)
 	return NULL;
 }
 
-/* As writeProcFile: rel opened in a new, detached procfs instance that nothing in the container
- * can mount over (CVE-2025-52881); -1 where the kernel refuses one. */
-static int open_private_proc(const char *rel)
-{
-	int fsfd, root, fd;
-
-	fsfd = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
-	if (fsfd < 0)
-		return -1;
-	if (syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-		close(fsfd);
-		return -1;
-	}
-	root = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC,
-			    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID);
-	close(fsfd);
-	if (root < 0)
-		return -1;
-	fd = openat(root, rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	close(root);
-	return fd;
-}
-
 /* As libseccomp loads it with husk's attributes: the spec's flags, no_new_privs left to the
  * caller. */
 static void load_seccomp(struct execfast *x)
@@ -333,17 +307,7 @@ static void apply(struct execfast *x)
 	for (int i = 0; i < x->nrlimits; i++)
 		if (prlimit(0, x->rlimits[i].res, &x->rlimits[i].lim, NULL) < 0)
 			xfail("setrlimit %d: %s", x->rlimits[i].res, strerror(errno));
-	if (x->oom) {
-		struct statfs sfs;
-		int fd = open_private_proc("self/oom_score_adj");
-		if (fd < 0)
-			fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
-			xfail("/proc/self/oom_score_adj is not on procfs; refusing to write");
-		if (write(fd, x->oom, strlen(x->oom)) < 0)
-			xfail("write /proc/self/oom_score_adj: %s", strerror(errno));
-		close(fd);
-	}
+	/* process.oomScoreAdj: written by the parent before the request is sent. */
 	x->envp[x->envc] = NULL; /* complete as sent: HOME and LISTEN_PID are the parent's job */
 	x->argv[x->argc] = NULL;
 
