@@ -288,6 +288,15 @@ func testShimLifecycle(t *testing.T, runtime string, inProcess bool) {
 	if got := errText(); got != "err-init\n" {
 		t.Errorf("stderr %q", got)
 	}
+	// Until Delete the exited task still answers Stats, as the runc shim does: containerd
+	// 2.4 asks on an exit with 137 whether the cgroup saw an OOM kill (husk refused: "no
+	// metrics received", and an OOMKilled pod could be reported as Error).
+	var exitedMetrics cgv1stats.Metrics
+	if st, err := h.client.Stats(ctx, &taskapi.StatsRequest{ID: "c1"}); err != nil {
+		t.Errorf("Stats of the exited task: %v", err)
+	} else if st.Stats.UnmarshalTo(&exitedMetrics) != nil || exitedMetrics.CPU.GetUsage().GetTotal() == 0 {
+		t.Errorf("Stats of the exited task: empty or not v1 metrics (%q)", st.Stats.TypeUrl)
+	}
 	dr, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "c1"})
 	if err != nil || dr.ExitStatus != 7 || dr.Pid != cr.Pid {
 		t.Fatalf("Delete: %v %v", dr, err)

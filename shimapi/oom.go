@@ -24,9 +24,8 @@ type oomWatch struct {
 	v1          bool // efd fires as the OOM starts, before the kill is counted
 }
 
-func newOOMWatch(pid int) *oomWatch {
-	cg, err := cgroups.Of(pid)
-	if err != nil {
+func newOOMWatch(cg *cgroups.Manager) *oomWatch {
+	if cg == nil {
 		return nil
 	}
 	file, v1 := cg.OOMCounter()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,7 @@ type container struct {
 	ioUID    int   // IoUid/IoGid options: the owner of the stdio of its processes (-1: unchanged)
 	ioGID    int
 	oom      *oomWatch
+	cg       *cgroups.Manager // the init's cgroup as created, nil if it has none
 	// criuWork and criuImage are the CriuWorkPath and CriuImagePath options: where CRIU works,
 	// and where a checkpoint goes when the request names no path.
 	criuWork, criuImage string
@@ -392,10 +394,15 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		pio.Close()
 		return nil, toStatus(err)
 	}
-	oom := newOOMWatch(pid)
+	// The container's cgroup, found once through its init: stats and OOM counts read it until
+	// the task is deleted, after the init is gone too (containerd asks for stats on an exit
+	// with 137, to tell an OOM kill it has not seen yet).
+	cg, _ := cgroups.Of(pid)
+	oom := newOOMWatch(cg)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.pid = pid
+	c.cg = cg
 	c.restored = r.Checkpoint != ""
 	c.init = p
 	c.oom = oom

@@ -25,14 +25,15 @@ func (s *Service) Stats(ctx context.Context, r *taskapi.StatsRequest) (*taskapi.
 		s.mu.Unlock()
 		return nil, err
 	}
-	pid, exited := c.init.pid, c.init.exited()
+	pid, cg := c.init.pid, c.cg
 	s.mu.Unlock()
-	if exited {
-		return nil, errState("container %s has stopped", r.ID)
-	}
-	cg, err := cgroups.Of(pid)
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "stats of container %s: %v", r.ID, err)
+	// As the runc shim: stats until the task is deleted, from the cgroup found at create, so
+	// the ones containerd asks for on an exit still come (the init is gone by then).
+	if cg == nil {
+		var err error
+		if cg, err = cgroups.Of(pid); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "stats of container %s: %v", r.ID, err)
+		}
 	}
 	st, err := cg.Stats()
 	if err != nil {
