@@ -67,6 +67,33 @@ func TestShimGroupsPodContainers(t *testing.T) {
 	}
 }
 
+// TestShimOOMScoreIsCallersPlusOne: the shim daemon's oom_score_adj is its caller's
+// (containerd's) plus one, as the runc shim sets it (containerd's TestShimOOMScore; husk left
+// it equal), so the kernel kills a shim before containerd under memory pressure.
+func TestShimOOMScoreIsCallersPlusOne(t *testing.T) {
+	b := newBundle(t, "true")
+	b.write(t)
+	group := "oom" + fmt.Sprint(time.Now().UnixNano())
+	// sh is the caller: raised to 300 (raising needs no privilege), it runs the start action.
+	cmd := exec.Command("sh", "-c", `echo 300 > /proc/self/oom_score_adj && "$0" -namespace husktest -address /run/husk-test-`+group+`.sock -publish-binary /bin/true -id `+group+` start`, shimBinary(t))
+	cmd.Dir = b.dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	defer os.Remove(strings.TrimPrefix(string(out), "unix://"))
+	data, _ := os.ReadFile(filepath.Join(b.dir, "shim.pid"))
+	pid := atoi(strings.TrimSpace(string(data)))
+	if pid <= 0 {
+		t.Fatalf("no shim.pid after start (printed %q)", out)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	score, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
+	if strings.TrimSpace(string(score)) != "301" {
+		t.Errorf("shim oom_score_adj %q, want its caller's 300 + 1", score)
+	}
+}
+
 // TestShimFileAndBinaryStdio covers containerd's file:// and binary:// (logger) stdio.
 func TestShimFileAndBinaryStdio(t *testing.T) { bothHusks(t, testShimFileAndBinaryStdio) }
 

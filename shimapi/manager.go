@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -131,10 +132,35 @@ func Start(f Flags, stdout io.Writer) error {
 		os.Remove(path)
 		return fmt.Errorf("start shim daemon: %w", err)
 	}
+	if err := adjustOOMScore(pid); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		os.Remove(path)
+		return err
+	}
 	_ = os.WriteFile(filepath.Join(bundle, "shim.pid"), []byte(fmt.Sprint(pid)), 0o600)
 	_ = os.WriteFile(filepath.Join(bundle, "address"), []byte(addr), 0o600)
 	_, err = fmt.Fprint(stdout, addr)
 	return err
+}
+
+// adjustOOMScore gives the shim its caller's (containerd's) oom_score_adj plus one, as the runc
+// shim does: under memory pressure the kernel takes a shim before containerd, never the reverse.
+func adjustOOMScore(pid int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", os.Getppid()))
+	if err != nil {
+		return fmt.Errorf("read the caller's oom_score_adj: %w", err)
+	}
+	score, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("the caller's oom_score_adj %q: %w", b, err)
+	}
+	if score++; score > 1000 {
+		score = 1000
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(score)), 0); err != nil {
+		return fmt.Errorf("set the shim's oom_score_adj to %d: %w", score, err)
+	}
+	return nil
 }
 
 func listen(path string) (*net.UnixListener, error) {
