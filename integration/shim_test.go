@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -389,4 +390,56 @@ func testShimExitRacesStart(t *testing.T, husk string) {
 		t.Fatalf("init: %v %v", wr, err)
 	}
 	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "r1"})
+}
+
+// TestShimInitExitKillsTheRestWithoutPidNamespace: in a container without a pid namespace of
+// its own the init's exit leaves its children running; the shim kills them before it reports
+// the exit, as the runc shim does (containerd's TestContainerKillInitPidHost), for husk's
+// engine, husk as a command and runc.
+func TestShimInitExitKillsTheRestWithoutPidNamespace(t *testing.T) {
+	runtimes := map[string]string{"in-process": huskBin, "command": huskCommand(t)}
+	if _, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = "runc"
+	}
+	for name, rt := range runtimes {
+		t.Run(name, func(t *testing.T) {
+			h := startShim(t)
+			ctx := context.Background()
+			b := newBundle(t, "sh", "-c", "sleep 1000 & echo $! > /tmp/child; exit 3")
+			b.spec.Root.Readonly = false
+			os.MkdirAll(filepath.Join(b.rootfs(), "tmp"), 0o777)
+			var nss []rspec.LinuxNamespace
+			for _, ns := range b.spec.Linux.Namespaces {
+				if ns.Type != rspec.PIDNamespace {
+					nss = append(nss, ns)
+				}
+			}
+			b.spec.Linux.Namespaces = nss
+			b.write(t)
+			if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "k1", Bundle: b.dir, Options: runcOptions(t, rt)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "k1"}); err != nil {
+				t.Fatal(err)
+			}
+			if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "k1"}); err != nil || wr.ExitStatus != 3 {
+				t.Fatalf("init: %v %v", wr, err)
+			}
+			data, _ := os.ReadFile(filepath.Join(b.rootfs(), "tmp", "child"))
+			child := atoi(strings.TrimSpace(string(data)))
+			if child <= 0 {
+				t.Fatalf("no child pid written (%q)", data)
+			}
+			gone := false
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !gone; time.Sleep(20 * time.Millisecond) {
+				st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+				gone = err != nil || strings.Contains(string(st), ") Z ")
+			}
+			if !gone {
+				syscall.Kill(child, syscall.SIGKILL)
+				t.Errorf("the init's child %d outlived the init's exit", child)
+			}
+			h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "k1"})
+		})
+	}
 }

@@ -57,6 +57,9 @@ type container struct {
 	ioGID    int
 	oom      *oomWatch
 	cg       *cgroups.Manager // the init's cgroup as created, nil if it has none
+	// killAllOnExit: no pid namespace of its own (none, or a joined one), so the init's exit
+	// leaves its other processes running; they are killed with it, as the runc shim does.
+	killAllOnExit bool
 	// criuWork and criuImage are the CriuWorkPath and CriuImagePath options: where CRIU works,
 	// and where a checkpoint goes when the request names no path.
 	criuWork, criuImage string
@@ -398,11 +401,15 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	// the task is deleted, after the init is gone too (containerd asks for stats on an exit
 	// with 137, to tell an OOM kill it has not seen yet).
 	cg, _ := cgroups.Of(pid)
+	if cg != nil && cg.Paths().Check() != nil {
+		cg = nil // not a container's own cgroup (the root of a hierarchy): never acted on
+	}
 	oom := newOOMWatch(cg)
+	killAll := sharesPidNamespace(r.Bundle)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.pid = pid
-	c.cg = cg
+	c.cg, c.killAllOnExit = cg, killAll
 	c.restored = r.Checkpoint != ""
 	c.init = p
 	c.oom = oom
@@ -480,6 +487,10 @@ func (s *Service) handleExit(p *process, e exit) {
 		}
 		return
 	}
+	if c.killAllOnExit && c.cg != nil {
+		// Before the exit is published: containerd takes the task for gone once it is.
+		_ = c.cg.Signal(unix.SIGKILL)
+	}
 	if c.execsRunning() {
 		c.initExit = &e
 		// Without a pid namespace execs outlive the init; containerd expects them gone.
@@ -491,6 +502,32 @@ func (s *Service) handleExit(p *process, e exit) {
 		return
 	}
 	s.finishInit(c, e)
+}
+
+// sharesPidNamespace reports whether the bundle's container has no pid namespace of its own
+// (it names none, or joins one by path), as containerd's runc.ShouldKillAllOnExit reads it.
+func sharesPidNamespace(bundle string) bool {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return false
+	}
+	var cfg struct {
+		Linux *struct {
+			Namespaces []struct {
+				Type string `json:"type"`
+				Path string `json:"path"`
+			} `json:"namespaces"`
+		} `json:"linux"`
+	}
+	if json.Unmarshal(data, &cfg) != nil || cfg.Linux == nil {
+		return false
+	}
+	for _, ns := range cfg.Linux.Namespaces {
+		if ns.Type == "pid" && ns.Path == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *container) execsRunning() bool {
