@@ -28,7 +28,8 @@ setup() {
 	set -e
 	export DEBIAN_FRONTEND=noninteractive
 	if [ -x "$src/contrib/cmd/recvtty/recvtty" ] && [ -x "$src/contrib/cmd/seccompagent/seccompagent" ] &&
-		[ -e "$src/tests/integration/testdata/busybox-amd64.tar.xz" ] && [ -e "$src/tests/integration/testdata/debian-amd64.tar.xz" ]; then
+		[ -e "$src/tests/integration/testdata/busybox-amd64.tar.xz" ] && [ -e "$src/tests/integration/testdata/debian-amd64.tar.xz" ] &&
+		command -v bats >/dev/null && command -v jq >/dev/null; then
 		return 0
 	fi
 	# apt-get source needs deb-src entries: the same mirrors as the binary packages.
