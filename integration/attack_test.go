@@ -557,6 +557,46 @@ func TestAttackNetDevicesAreNeverLost(t *testing.T) {
 			t.Fatalf("the lent %s stayed in the pod's namespace after its container's init was killed (delete: %s)", host, r)
 		}
 	})
+	t.Run("empty-state-json", func(t *testing.T) {
+		// A state.json lost (emptied by a crash mid-write) while a device is lent: the forced
+		// delete finds the device in netdevices.json and brings it back from the pod's namespace.
+		host := base + "d"
+		vethPair(t, host)
+		pod := newBundle(t, "sleep", "1000")
+		pod.write(t)
+		podID := uniqueID(t) + "-pod"
+		pod.must(t, "run", "-d", podID)
+		defer pod.husk(t, "delete", "-f", podID)
+		podPid := int(pod.state(t, podID)["pid"].(float64))
+		b := newBundle(t, "sleep", "1000")
+		b.root = pod.root
+		var ns []rspec.LinuxNamespace
+		for _, n := range b.spec.Linux.Namespaces {
+			if n.Type == rspec.NetworkNamespace {
+				n.Path = fmt.Sprintf("/proc/%d/ns/net", podPid)
+			}
+			ns = append(ns, n)
+		}
+		b.spec.Linux.Namespaces = ns
+		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "ctr1"}}
+		b.write(t)
+		id := uniqueID(t)
+		b.must(t, "run", "-d", id)
+		if hostLink(host) {
+			t.Fatalf("%s was not lent to the container", host)
+		}
+		syscall.Kill(int(b.state(t, id)["pid"].(float64)), syscall.SIGKILL)
+		if err := os.WriteFile(filepath.Join(b.root, id, "state.json"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := b.husk(t, "delete", "--force", id)
+		if !hostLink(host) {
+			t.Fatalf("with state.json empty, the lent %s stayed in the pod's namespace (delete --force: %s)", host, r)
+		}
+		if _, err := os.Stat(filepath.Join(b.root, id)); !os.IsNotExist(err) {
+			t.Errorf("delete --force left the state directory: %v (%s)", err, r)
+		}
+	})
 }
 
 // userNamespaced gives b a user namespace mapping container root to 100000 and hands the
