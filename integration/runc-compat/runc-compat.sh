@@ -27,6 +27,9 @@ src=${RUNC_SUITE_SRC:-$base/runc-1.1.5+ds1} # runc15.sh points it at runc 1.5.3'
 setup() {
 	set -e
 	export DEBIAN_FRONTEND=noninteractive
+	mkdir -p "$base"
+	# The suites run under a subreaper that reaps orphans at once (see subreaper/main.go).
+	[ -x "$base/subreaper" ] || (cd "$here/subreaper" && GOTOOLCHAIN=local go build -o "$base/subreaper" .)
 	if [ -x "$src/contrib/cmd/recvtty/recvtty" ] && [ -x "$src/contrib/cmd/seccompagent/seccompagent" ] &&
 		[ -e "$src/tests/integration/testdata/busybox-amd64.tar.xz" ] && [ -e "$src/tests/integration/testdata/debian-amd64.tar.xz" ] &&
 		command -v bats >/dev/null && command -v jq >/dev/null; then
@@ -100,6 +103,7 @@ run_suite() {
 	shift 2
 	[ -x "$rt" ] || { echo "runc-compat: runtime $rt is not executable" >&2; exit 2; }
 	[ -x "$src/contrib/cmd/recvtty/recvtty" ] || [ -x "$src/tests/cmd/_bin/recvtty" ] || { echo "runc-compat: run '$0 setup' first" >&2; exit 2; }
+	[ -x "$base/subreaper" ] || { echo "runc-compat: run '$0 setup' first (no subreaper)" >&2; exit 2; }
 	mkdir -p "$out"
 	out=$(readlink -f "$out")
 	local files=("$@")
@@ -122,7 +126,7 @@ run_suite() {
 			sleep infinity >"$input" &
 			feeder=$!
 		fi
-		(cd "$src" && RUNC=$rt TMPDIR=$tmp timeout -k 20 "${RUNC_COMPAT_FILE_TIMEOUT:-600}" \
+		(cd "$src" && RUNC=$rt TMPDIR=$tmp timeout -k 20 "${RUNC_COMPAT_FILE_TIMEOUT:-600}" "$base/subreaper" \
 			script -e -q -c "bats --tap tests/integration/$name.bats" /dev/null <"$input" >"$out/$name.raw" 2>&1)
 		rc=$?
 		[ -n "$feeder" ] && kill "$feeder" 2>/dev/null && wait "$feeder" 2>/dev/null
