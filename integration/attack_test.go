@@ -691,7 +691,8 @@ func TestAttackBindSourceInRootfsCannotFollowImageSymlinkToHost(t *testing.T) {
 // when it is copied into a user namespace; husk's clones are the host root's and are not locked,
 // so a user-namespaced container could get another atime mode than the host mount's (runc 1.5's
 // mounts_sshfs.bats "{no,rel,strict}atime semantics"). Now a bind that names an atime flag must
-// end at the source's mode, or fails with EPERM; one that names none keeps the source's.
+// end at the source's mode, or fails with EPERM; one that names none keeps the source's, also
+// one that clears an atime flag ("diratime": the kernel is asked for no atime mode, as in runc).
 func TestAttackUsernsBindCannotChangeLockedAtime(t *testing.T) {
 	src := t.TempDir()
 	if err := syscall.Mount("tmpfs", src, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
@@ -712,7 +713,7 @@ func TestAttackUsernsBindCannotChangeLockedAtime(t *testing.T) {
 		for _, opts := range [][]string{{"bind", "strictatime"}, {"bind", "noatime"}, {"bind", "nosuid", "strictatime"}} {
 			assertOneLineError(t, run(t, opts, flags), "operation not permitted")
 		}
-		for _, opts := range [][]string{{"bind"}, {"bind", "nodiratime"}, {"bind", "nosuid", "relatime", "nodiratime"}, {"bind", "norelatime"}} {
+		for _, opts := range [][]string{{"bind"}, {"bind", "nodiratime"}, {"bind", "nosuid", "relatime", "nodiratime"}, {"bind", "norelatime"}, {"bind", "diratime"}} {
 			if r := run(t, opts, flags); r.code != 0 || !strings.Contains(r.stdout, "nodiratime") {
 				t.Errorf("%v of a relatime,nodiratime source: want it kept: %s", opts, r)
 			}

@@ -496,7 +496,9 @@ func lockedFlags(src int, set, cleared uintptr) (uintptr, error) {
 	if err != nil {
 		return 0, err
 	}
-	if bad := locked & cleared; bad != 0 {
+	// Clearing an atime flag ("atime", "diratime") names no atime flag to the kernel, which
+	// then keeps the source's mode: it passes and changes nothing, as in runc.
+	if bad := locked & cleared &^ (unix.MS_NOATIME | unix.MS_NODIRATIME); bad != 0 {
 		var names []string
 		for f, n := range lockedFlagNames {
 			if bad&f != 0 {
