@@ -107,10 +107,6 @@ func TestBadInputFailsCleanly(t *testing.T) {
 			b.spec.Process.Terminal = true
 			b.write(t)
 		}, "--console-socket is required"},
-		{"systemd cgroup path", func(t *testing.T, b *bundle) {
-			b.spec.Linux.CgroupsPath = "system.slice:husk:x"
-			b.write(t)
-		}, "systemd"},
 		{"unknown device type", func(t *testing.T, b *bundle) {
 			b.spec.Linux.Devices = []rspec.LinuxDevice{{Path: "/dev/x", Type: "q"}}
 			b.write(t)

@@ -28,11 +28,14 @@ func cgroupDirsOf(t *testing.T, pid int) []string {
 	var dirs []string
 	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		parts := strings.SplitN(l, ":", 3)
-		if len(parts) != 3 || strings.HasPrefix(parts[1], "name=") {
+		// Of the named hierarchies husk (as runc) joins name=systemd only.
+		if len(parts) != 3 || strings.HasPrefix(parts[1], "name=") && parts[1] != "name=systemd" {
 			continue
 		}
 		var d string
-		if parts[1] == "" {
+		if parts[1] == "name=systemd" {
+			d = filepath.Join("/sys/fs/cgroup/systemd", parts[2])
+		} else if parts[1] == "" {
 			d = filepath.Join("/sys/fs/cgroup/unified", parts[2])
 			if _, err := os.Stat("/sys/fs/cgroup/unified"); err != nil {
 				d = filepath.Join("/sys/fs/cgroup", parts[2])
