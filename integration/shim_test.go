@@ -313,6 +313,11 @@ func testShimLifecycle(t *testing.T, runtime string, inProcess bool) {
 	if _, err := h.client.Shutdown(ctx, &taskapi.ShutdownRequest{ID: "c1"}); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
+	// containerd returns from a task's delete right after Shutdown, without waiting for the
+	// shim to exit: the socket must be gone by the reply (containerd's TestShimDoesNotLeakSockets).
+	if _, err := os.Stat(filepath.Join(h.dir, "shim.sock")); err == nil {
+		t.Error("the shim's socket is still there when Shutdown returns")
+	}
 	done := make(chan error, 1)
 	go func() { done <- h.cmd.Wait() }()
 	select {

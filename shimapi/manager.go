@@ -266,8 +266,14 @@ func Serve(f Flags) error {
 	}
 	done := make(chan struct{})
 	svc := NewService(f.Namespace, os.Getenv("TTRPC_ADDRESS"), func() {
-		time.Sleep(20 * time.Millisecond) // let the Shutdown reply reach containerd
-		close(done)
+		// The socket file goes before the Shutdown reply: containerd closes its end and
+		// returns from the task's delete without waiting for the shim to exit, and a socket
+		// still there then is a leak to it (its TestShimDoesNotLeakSockets).
+		removeSocket(l)
+		go func() {
+			time.Sleep(20 * time.Millisecond) // let the Shutdown reply reach containerd
+			close(done)
+		}()
 	})
 	svc.idle = newIdleTrimmer()
 	Register(srv, svc)

@@ -1021,7 +1021,7 @@ func (s *Service) Shutdown(ctx context.Context, r *taskapi.ShutdownRequest) (*em
 	}
 	s.events.drain()
 	if s.shutdown != nil {
-		go s.shutdown()
+		s.shutdown() // quick: removes the socket file; the server stops after the reply
 	}
 	return empty, nil
 }
