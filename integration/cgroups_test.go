@@ -433,6 +433,11 @@ func TestV1ContainerJoinsNameSystemd(t *testing.T) {
 			}
 		}
 	}
+	// Its /sys/fs/cgroup/systemd is its own directory, not the host's whole tree (the names of
+	// every other pod's cgroups): release_agent exists at the hierarchy's root only.
+	if out := b.must(t, "exec", id, "ls", "/sys/fs/cgroup/systemd"); strings.Contains(out, "release_agent") || !strings.Contains(out, "cgroup.procs") {
+		t.Errorf("the container's /sys/fs/cgroup/systemd is not its own cgroup:\n%s", out)
+	}
 	b.must(t, "delete", "-f", id)
 	if _, err := os.Stat("/sys/fs/cgroup/systemd" + cg); !os.IsNotExist(err) {
 		t.Errorf("delete left /sys/fs/cgroup/systemd%s (%v)", cg, err)
