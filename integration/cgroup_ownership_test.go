@@ -34,6 +34,9 @@ func cgroupDirsOf(t *testing.T, pid int) []string {
 		}
 		var d string
 		if parts[1] == "name=systemd" {
+			if parts[2] == "/" {
+				continue // not joined (husk before it joined name=systemd)
+			}
 			d = filepath.Join("/sys/fs/cgroup/systemd", parts[2])
 		} else if parts[1] == "" {
 			d = filepath.Join("/sys/fs/cgroup/unified", parts[2])
@@ -219,7 +222,10 @@ func TestDeleteForceUnderLoadLeavesNothing(t *testing.T) {
 	}
 	for _, pidns := range []bool{true, false} {
 		t.Run(fmt.Sprintf("pidns=%v", pidns), func(t *testing.T) {
-			b := newBundle(t, "sh", "-c", "trap '' TERM; for i in $(seq 1 100); do sleep 1000 & done; (while :; do sleep 1 & sleep 0.01; done) & (trap '' TERM; while :; do :; done) & sleep 1000")
+			// Without a pid namespace nothing dies with the init: a loop that keeps leaving
+			// orphans (each subshell starts a sleep and exits) outruns one kill pass, which is
+			// all husk did before (and then returned 0 with the cgroup still full).
+			b := newBundle(t, "sh", "-c", "trap '' TERM; for i in $(seq 1 100); do sleep 1000 & done; (while :; do sleep 1 & sleep 0.01; done) & (while :; do (sleep 1000 &); done) & (trap '' TERM; while :; do :; done) & sleep 1000")
 			if !pidns {
 				b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.PIDNamespace)
 			}
@@ -318,5 +324,81 @@ func TestKillAfterInitExitedKillsWhatIsLeft(t *testing.T) {
 	// runc's words, which containerd's runc shim matches to take a kill of a finished process.
 	if r := b.husk(t, "kill", id, "KILL"); r.code == 0 || !strings.Contains(r.stderr, "container not running") {
 		t.Fatalf("kill of a stopped container with nothing left: %s", r)
+	}
+}
+
+// TestAttackSelfFrozenSubCgroupCannotBlockDelete: a container that may write its cgroup freezes
+// a sub-cgroup of its own with a process in it; SIGKILL cannot take a frozen process, and
+// thawing the container's cgroup does not thaw a child that froze itself. delete --force then
+// failed after 10 s and left the container (runc 1.5.3 too, measured: rc 1, "unable to remove
+// container's cgroup"). husk thaws the whole subtree while it kills: delete succeeds, and
+// nothing is left, with and without a pid namespace.
+func TestAttackSelfFrozenSubCgroupCannotBlockDelete(t *testing.T) {
+	freezer := "/sys/fs/cgroup/freezer"
+	state, frozen := "freezer.state", "FROZEN"
+	if _, err := os.Stat(filepath.Join(freezer, "cgroup.procs")); err != nil {
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+			t.Skip("no freezer on this host")
+		}
+		freezer, state, frozen = "/sys/fs/cgroup", "cgroup.freeze", "1" // cgroup v2
+	}
+	script := fmt.Sprintf(`d=%s/sub; mkdir $d && (sleep 1000 & echo $! > $d/cgroup.procs; wait) & sleep 0.3; echo %s > $d/%s; sleep 1000`, freezer, frozen, state)
+	for _, pidns := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pidns=%v", pidns), func(t *testing.T) {
+			b := newBundle(t, "sh", "-c", script)
+			if !pidns {
+				b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.PIDNamespace)
+			}
+			for i, m := range b.spec.Mounts {
+				if m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" {
+					var opts []string
+					for _, o := range m.Options {
+						if o != "ro" {
+							opts = append(opts, o)
+						}
+					}
+					b.spec.Mounts[i].Options = opts
+				}
+			}
+			id := uniqueID(t)
+			b.spec.Linux.CgroupsPath = "/husk-test-frozen-" + id
+			b.write(t)
+			b.must(t, "run", "-d", id)
+			pid := int(b.state(t, id)["pid"].(float64))
+			dirs := cgroupDirsOf(t, pid)
+			var sub string
+			for _, d := range dirs {
+				if strings.HasPrefix(d, freezer+"/") || freezer == "/sys/fs/cgroup" {
+					sub = filepath.Join(d, "sub")
+				}
+			}
+			ok := false
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(50 * time.Millisecond) {
+				b, _ := os.ReadFile(filepath.Join(sub, state))
+				ok = strings.TrimSpace(string(b)) == frozen && len(cgroupProcs(sub)) > 0
+			}
+			if !ok {
+				t.Fatalf("the container did not freeze its sub-cgroup %s", sub)
+			}
+			frozenPids := cgroupProcs(sub)
+			r := b.husk(t, "delete", "--force", id)
+			if r.code != 0 {
+				// Leave nothing for the next test.
+				os.WriteFile(filepath.Join(sub, state), []byte("THAWED"), 0o644)
+				os.WriteFile(filepath.Join(sub, state), []byte("0"), 0o644)
+				b.husk(t, "delete", "--force", id)
+				t.Fatalf("delete --force of a container with a self-frozen sub-cgroup: %s", r)
+			}
+			for _, d := range dirs {
+				if _, err := os.Stat(d); err == nil {
+					t.Errorf("delete --force left %s", d)
+				}
+			}
+			for _, p := range frozenPids {
+				if alive(atoi(p)) {
+					t.Errorf("the frozen process %s outlived delete --force", p)
+				}
+			}
+		})
 	}
 }

@@ -709,9 +709,10 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 	if err != nil {
 		return fmt.Errorf("container %s: kill: %w", c.state.ID, err)
 	}
-	if st == Paused && sig == unix.SIGKILL {
-		// A frozen process cannot die; thaw it so the kill takes effect.
-		_ = c.Cgroup().Thaw()
+	if sig == unix.SIGKILL {
+		// A frozen process cannot die (the container paused, or a sub-cgroup it froze
+		// itself): thaw them so the kill takes effect.
+		c.Cgroup().ThawTree()
 	}
 	return nil
 }
@@ -761,7 +762,7 @@ func (c *Container) killAndWait() {
 	c.returnLentDevices()
 	cg := c.Cgroup()
 	_ = c.signalInit(unix.SIGKILL)
-	_ = cg.Thaw()
+	cg.ThawTree()
 	// A loaded machine can take seconds to tear down a pid namespace with many processes; the
 	// init becomes a zombie only after the kernel has killed and reaped all of them.
 	waitUntil(killTimeout, func() bool { return !c.state.initAlive() })
@@ -861,7 +862,7 @@ func killCgroup(cg *cgroups.Manager) error {
 	var err error
 	if waitUntil(killTimeout, func() bool {
 		_ = cg.Signal(unix.SIGKILL)
-		_ = cg.Thaw()
+		cg.ThawTree()
 		pids, err = cg.Pids()
 		return err == nil && len(pids) == 0
 	}) {
@@ -1015,7 +1016,7 @@ func killNamespaceInits(cg *cgroups.Manager) {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
-	_ = cg.Thaw()
+	cg.ThawTree()
 	waitUntil(killTimeout, func() bool {
 		for _, pid := range inits {
 			if _, zombie, err := procStartTime(pid); err == nil && !zombie {

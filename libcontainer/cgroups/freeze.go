@@ -24,6 +24,25 @@ func (m *Manager) freezerFile() (file, frozen, thawed string, err error) {
 	return "", "", "", errors.New("no freezer: neither the v1 freezer controller nor cgroup.freeze is available")
 }
 
+// ThawTree thaws the cgroup and every sub-cgroup under it, without waiting: for a kill that
+// must take effect. A process the container froze in a sub-cgroup of its own (v1 freezer, or
+// cgroup.freeze) cannot die of SIGKILL, and thawing the container's cgroup does not thaw it;
+// runc's delete then fails after its timeout, leaving the container undeletable.
+func (m *Manager) ThawTree() {
+	file, _, thawed, err := m.freezerFile()
+	if err != nil {
+		return
+	}
+	name := filepath.Base(file)
+	_ = filepath.WalkDir(filepath.Dir(file), func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		_ = writeExisting(filepath.Join(path, name), []byte(thawed))
+		return nil
+	})
+}
+
 // Freeze stops every process of the cgroup and waits until the kernel reports it frozen.
 func (m *Manager) Freeze() error { return m.setFrozen(true) }
 
