@@ -259,8 +259,10 @@ func cgroupRoots(pid int) ([]*rpc.CgroupRoot, error) {
 		if len(parts) != 3 {
 			continue
 		}
-		ctrl := strings.TrimPrefix(parts[1], "name=")
-		roots = append(roots, &rpc.CgroupRoot{Ctrl: proto.String(ctrl), Path: proto.String(parts[2])})
+		// A named hierarchy by its whole name ("name=systemd", as runc passes it, and as
+		// CRIU names it): stripped to "systemd", CRIU did not match it and restored into the
+		// checkpointed container's name=systemd cgroup, which then could not be removed.
+		roots = append(roots, &rpc.CgroupRoot{Ctrl: proto.String(parts[1]), Path: proto.String(parts[2])})
 	}
 	return roots, nil
 }
