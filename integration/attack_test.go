@@ -527,14 +527,15 @@ func TestAttackNetDevicesAreNeverLost(t *testing.T) {
 		}
 		exec.Command("ip", "link", "del", parked).Run()
 	})
-	t.Run("joined-netns-init-killed", func(t *testing.T) {
-		host := base + "c"
+	// lentInPod runs a pod and a container joining its network namespace with host lent to it
+	// as ctrName; the pod outlives the test's container, so the device's way home is delete's.
+	lentInPod := func(t *testing.T, host, ctrName string) (*bundle, string) {
 		vethPair(t, host)
 		pod := newBundle(t, "sleep", "1000")
 		pod.write(t)
 		podID := uniqueID(t) + "-pod"
 		pod.must(t, "run", "-d", podID)
-		defer pod.husk(t, "delete", "-f", podID)
+		t.Cleanup(func() { pod.husk(t, "delete", "-f", podID) })
 		podPid := int(pod.state(t, podID)["pid"].(float64))
 		b := newBundle(t, "sleep", "1000")
 		b.root = pod.root
@@ -546,10 +547,15 @@ func TestAttackNetDevicesAreNeverLost(t *testing.T) {
 			ns = append(ns, n)
 		}
 		b.spec.Linux.Namespaces = ns
-		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "ctr0"}}
+		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: ctrName}}
 		b.write(t)
 		id := uniqueID(t)
 		b.must(t, "run", "-d", id)
+		return b, id
+	}
+	t.Run("joined-netns-init-killed", func(t *testing.T) {
+		host := base + "c"
+		b, id := lentInPod(t, host, "ctr0")
 		syscall.Kill(int(b.state(t, id)["pid"].(float64)), syscall.SIGKILL)
 		b.waitStatus(t, id, "stopped")
 		r := b.husk(t, "delete", id)
@@ -561,27 +567,7 @@ func TestAttackNetDevicesAreNeverLost(t *testing.T) {
 		// A state.json lost (emptied by a crash mid-write) while a device is lent: the forced
 		// delete finds the device in netdevices.json and brings it back from the pod's namespace.
 		host := base + "d"
-		vethPair(t, host)
-		pod := newBundle(t, "sleep", "1000")
-		pod.write(t)
-		podID := uniqueID(t) + "-pod"
-		pod.must(t, "run", "-d", podID)
-		defer pod.husk(t, "delete", "-f", podID)
-		podPid := int(pod.state(t, podID)["pid"].(float64))
-		b := newBundle(t, "sleep", "1000")
-		b.root = pod.root
-		var ns []rspec.LinuxNamespace
-		for _, n := range b.spec.Linux.Namespaces {
-			if n.Type == rspec.NetworkNamespace {
-				n.Path = fmt.Sprintf("/proc/%d/ns/net", podPid)
-			}
-			ns = append(ns, n)
-		}
-		b.spec.Linux.Namespaces = ns
-		b.spec.Linux.NetDevices = map[string]rspec.LinuxNetDevice{host: {Name: "ctr1"}}
-		b.write(t)
-		id := uniqueID(t)
-		b.must(t, "run", "-d", id)
+		b, id := lentInPod(t, host, "ctr1")
 		if hostLink(host) {
 			t.Fatalf("%s was not lent to the container", host)
 		}

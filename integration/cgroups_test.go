@@ -408,13 +408,7 @@ func TestV1ContainerJoinsNameSystemd(t *testing.T) {
 	b.spec.Linux.CgroupsPath = cg
 	b.spec.Process.Args = []string{"sleep", "1000"}
 	// No cgroup namespace: the container's lines show the host's paths.
-	var nss []rspec.LinuxNamespace
-	for _, ns := range b.spec.Linux.Namespaces {
-		if ns.Type != rspec.CgroupNamespace {
-			nss = append(nss, ns)
-		}
-	}
-	b.spec.Linux.Namespaces = nss
+	b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.CgroupNamespace)
 	b.write(t)
 	b.must(t, "run", "-d", id)
 	defer b.husk(t, "delete", "-f", id)

@@ -413,13 +413,7 @@ func TestShimInitExitKillsTheRestWithoutPidNamespace(t *testing.T) {
 			b := newBundle(t, "sh", "-c", "sleep 1000 & echo $! > /tmp/child; exit 3")
 			b.spec.Root.Readonly = false
 			os.MkdirAll(filepath.Join(b.rootfs(), "tmp"), 0o777)
-			var nss []rspec.LinuxNamespace
-			for _, ns := range b.spec.Linux.Namespaces {
-				if ns.Type != rspec.PIDNamespace {
-					nss = append(nss, ns)
-				}
-			}
-			b.spec.Linux.Namespaces = nss
+			b.spec.Linux.Namespaces = withoutNamespace(b.spec.Linux.Namespaces, rspec.PIDNamespace)
 			b.write(t)
 			if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "k1", Bundle: b.dir, Options: runcOptions(t, rt)}); err != nil {
 				t.Fatal(err)
