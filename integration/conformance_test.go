@@ -1168,3 +1168,21 @@ func TestOOMScoreAdjInJoinedUserNamespace(t *testing.T) {
 		}
 	})
 }
+
+// TestRunFailureInRuncsWords: a container whose init fails to mount reports it on one line in
+// runc's chain, "husk run failed: unable to start container process: error during container
+// init: error mounting "<source>" to rootfs at "<destination>": ..." (runc 1.5's mounts_sshfs
+// tests read it with runc's name), and "husk create failed: ..." for create; both create paths.
+func TestRunFailureInRuncsWords(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "true")
+		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/mnt", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=bogus"}})
+		b.write(t)
+		for _, cmd := range []string{"run", "create"} {
+			id := uniqueID(t) + "-" + cmd
+			r := b.husk(t, append(append([]string{cmd}, flags...), id)...)
+			assertOneLineError(t, r, `husk `+cmd+` failed: unable to start container process: error during container init: error mounting "tmpfs" to rootfs at "/mnt": `)
+			assertClean(t, b, id)
+		}
+	})
+}

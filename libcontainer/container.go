@@ -598,7 +598,9 @@ func initError(id string, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("container %s: init process exited before it was ready", id)
 	}
-	return fmt.Errorf("container %s: %w", id, err)
+	// runc's chain for what its init reports; containerd shows it after "OCI runtime create
+	// failed:", and runc 1.5's suite reads it.
+	return fmt.Errorf("unable to start container process: error during container init: %w", err)
 }
 
 func writePidFile(path string, pid int) error {

@@ -93,7 +93,7 @@ func prepareRootfs(cfg *initConfig) error {
 			m.Destination = "/" + rel
 		}
 		if err := mountInRoot(root, cfg, i, m); err != nil {
-			return fmt.Errorf("mount %q: %w", m.Destination, err)
+			return fmt.Errorf("error mounting %q to rootfs at %q: %w", m.Source, m.Destination, err) // runc's words
 		}
 		if path.Clean(m.Destination) == "/dev" && specs.IsBind(m) {
 			devBound = true

@@ -93,7 +93,7 @@ var createCommand = cli.Command{
 		}
 		ct, err := libcontainer.Create(c.GlobalString("root"), o)
 		if err != nil {
-			return err
+			return &commandFailed{"create", err}
 		}
 		defer ct.Close()
 		if sock := c.String("pidfd-socket"); sock != "" {
@@ -169,7 +169,7 @@ var runCommand = cli.Command{
 		root := c.GlobalString("root")
 		ct, err := libcontainer.Create(root, o)
 		if err != nil {
-			return err
+			return &commandFailed{"run", err}
 		}
 		ct.Warn = warnLine
 		if term != nil {

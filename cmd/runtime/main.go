@@ -80,12 +80,26 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// commandFailed is how runc words a failed create or run: "runc run failed: <why>"; husk's
+// line is "husk run failed: <why>".
+type commandFailed struct {
+	command string
+	err     error
+}
+
+func (e *commandFailed) Error() string { return e.command + " failed: " + e.err.Error() }
+func (e *commandFailed) Unwrap() error { return e.err }
+
 // fatal reports err on one line (to stderr and, when set, the json log that containerd's shim
 // reads the last error from) and exits 1, or the status an exitError carries.
 func fatal(err error) {
 	msg := strings.TrimSpace(err.Error())
 	logError(msg)
-	fmt.Fprintln(os.Stderr, "husk: "+msg)
+	if cf := (*commandFailed)(nil); errors.As(err, &cf) {
+		fmt.Fprintln(os.Stderr, "husk "+msg) // "husk run failed: ...", as runc's line
+	} else {
+		fmt.Fprintln(os.Stderr, "husk: "+msg)
+	}
 	code := 1
 	var ee *exitError
 	if errors.As(err, &ee) {
