@@ -94,10 +94,14 @@ func (e *commandFailed) Unwrap() error { return e.err }
 // reads the last error from) and exits 1, or the status an exitError carries.
 func fatal(err error) {
 	msg := strings.TrimSpace(err.Error())
-	logError(msg)
 	if cf := (*commandFailed)(nil); errors.As(err, &cf) {
-		fmt.Fprintln(os.Stderr, "husk "+msg) // "husk run failed: ...", as runc's line
+		// "husk run failed: ...", in the log too: containerd's runc shim shows the log's last
+		// error after "OCI runtime create failed:", as runc's "runc create failed: ...".
+		msg = "husk " + msg
+		logError(msg)
+		fmt.Fprintln(os.Stderr, msg)
 	} else {
+		logError(msg)
 		fmt.Fprintln(os.Stderr, "husk: "+msg)
 	}
 	code := 1
