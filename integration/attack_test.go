@@ -224,7 +224,6 @@ func TestAttackUnboundedInput(t *testing.T) {
 // env -S, as the script is not readable by the fd path it is exec'd by); the container must
 // start with all its mounts and the file must never appear.
 func TestAttackManyMountFdsNeverRunAsInit(t *testing.T) {
-	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	for _, kind := range []string{"idmap", "userns"} {
 		for _, n := range []int{100, 1000} {
 			t.Run(fmt.Sprintf("%s-%d", kind, n), func(t *testing.T) {
@@ -240,11 +239,7 @@ func TestAttackManyMountFdsNeverRunAsInit(t *testing.T) {
 					b := newBundle(t, "sh", "-c", "grep -c ' /m/' /proc/self/mountinfo; cat "+last+" | head -1")
 					b.spec.Root.Readonly = false
 					if kind == "userns" {
-						b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
-						b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
-						os.Chmod(b.dir, 0o755)
-						os.Chmod(filepath.Dir(b.dir), 0o755)
-						filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+						userNamespaced(b)
 					}
 					for i := 0; i < n; i++ {
 						m := rspec.Mount{Destination: fmt.Sprintf("/m/%d", i), Type: "bind", Source: script, Options: []string{"bind", "ro"}}
@@ -356,15 +351,10 @@ func TestAttackReadOnlyHostMountStaysReadOnlyInUserns(t *testing.T) {
 	if err := syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOEXEC, ""); err != nil {
 		t.Fatal(err)
 	}
-	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	run := func(t *testing.T, userns bool, opts []string, flags []string) result {
 		b := newBundle(t, "sh", "-c", "awk '$2 == \"/mnt\" {print $4}' /proc/self/mounts; touch /mnt/written 2>&1; true")
 		if userns {
-			b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
-			b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
-			os.Chmod(b.dir, 0o755)
-			os.Chmod(filepath.Dir(b.dir), 0o755)
-			filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+			userNamespaced(b)
 		}
 		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/mnt", Type: "bind", Source: src, Options: opts})
 		b.write(t)
@@ -591,6 +581,12 @@ func userNamespaced(b *bundle) {
 	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
 	b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
+	ownedByMappedRoot(b)
+}
+
+// ownedByMappedRoot hands the bundle to host uid 100000 (the mapped root of userNamespaced): it
+// must reach the bundle and own the rootfs, as with runc.
+func ownedByMappedRoot(b *bundle) {
 	os.Chmod(b.dir, 0o755)
 	os.Chmod(filepath.Dir(b.dir), 0o755)
 	filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })

@@ -599,12 +599,8 @@ func TestIDMappedMount(t *testing.T) {
 	mapping := []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	for _, opt := range []string{"idmap", "ridmap"} {
 		b := newBundle(t, "sh", "-c", "stat -c %u:%g /vol/hostfile; touch /vol/made-inside /tmp/rootfs-file && echo WROTE")
-		b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
+		userNamespaced(b)
 		b.spec.Root.Readonly = false
-		b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
-		os.Chmod(b.dir, 0o755)
-		os.Chmod(filepath.Dir(b.dir), 0o755)
-		filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
 		b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/vol", Type: "bind", Source: vol,
 			Options: []string{"rbind", opt}, UIDMappings: mapping, GIDMappings: mapping})
 		out := b.mustRun(t, uniqueID(t))
@@ -747,11 +743,7 @@ func TestIDMapTopMountOnlyAndImpliedMappings(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s-mappings=%v", c.opt, c.mappings), func(t *testing.T) {
 			b := newBundle(t, "sh", "-c", "echo $(stat -c %u /vol/top) $(stat -c %u /vol/sub/inner)")
-			b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace})
-			b.spec.Linux.UIDMappings, b.spec.Linux.GIDMappings = mapping, mapping
-			os.Chmod(b.dir, 0o755)
-			os.Chmod(filepath.Dir(b.dir), 0o755)
-			filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+			userNamespaced(b)
 			m := rspec.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", c.opt}}
 			if c.mappings {
 				m.UIDMappings, m.GIDMappings = mapping, mapping
@@ -1149,9 +1141,7 @@ func TestOOMScoreAdjInJoinedUserNamespace(t *testing.T) {
 		podPid := int(pod.state(t, podID)["pid"].(float64))
 
 		b := newBundle(t, "cat", "/proc/self/oom_score_adj")
-		os.Chmod(b.dir, 0o755)
-		os.Chmod(filepath.Dir(b.dir), 0o755)
-		filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+		ownedByMappedRoot(b)
 		b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", podPid)})
 		adj := 500
 		b.spec.Process.OOMScoreAdj = &adj

@@ -13,12 +13,8 @@ import (
 )
 
 func TestTimeNamespace(t *testing.T) {
-	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
-		t.Skip("kernel without time namespaces")
-	}
 	b := newBundle(t, "cat", "/proc/uptime")
-	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.TimeNamespace})
-	b.spec.Linux.TimeOffsets = map[string]rspec.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	timeNamespaced(t, b)
 	out := b.mustRun(t, uniqueID(t))
 	var up float64
 	if _, err := fmtSscan(out, &up); err != nil || up < 86400*365 {
@@ -113,12 +109,8 @@ func TestExecIntoUserNamespace(t *testing.T) {
 // timens.bats); husk joined it from a multithreaded process, which the kernel refuses ("join
 // .../ns/time: too many users").
 func TestExecIntoTimeNamespace(t *testing.T) {
-	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
-		t.Skip("kernel without time namespaces")
-	}
 	b := newBundle(t, "sleep", "1000")
-	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.TimeNamespace})
-	b.spec.Linux.TimeOffsets = map[string]rspec.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	timeNamespaced(t, b)
 	b.write(t)
 	id := uniqueID(t)
 	b.must(t, "run", "-d", id)
@@ -167,4 +159,14 @@ func TestCPUAffinityIsReset(t *testing.T) {
 			t.Fatalf("exec: %q, want the CPUs %s", out, all)
 		}
 	})
+}
+
+// timeNamespaced gives b a time namespace whose boottime is a year ahead (skips without one).
+func timeNamespaced(t *testing.T, b *bundle) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
+		t.Skip("kernel without time namespaces")
+	}
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, rspec.LinuxNamespace{Type: rspec.TimeNamespace})
+	b.spec.Linux.TimeOffsets = map[string]rspec.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
 }

@@ -163,9 +163,7 @@ func TestUserNamespace(t *testing.T) {
 	b.spec.Linux.GIDMappings = []rspec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	// The mapped root must be able to reach the rootfs (as with runc) and own it for a
 	// writable /tmp.
-	os.Chmod(b.dir, 0o755)
-	os.Chmod(filepath.Dir(b.dir), 0o755)
-	filepath.Walk(b.rootfs(), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 100000, 100000) })
+	ownedByMappedRoot(b)
 	out := b.mustRun(t, uniqueID(t))
 	f := strings.Fields(out)
 	if len(f) < 8 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" || f[6] != "0" || f[7] != "0" {
