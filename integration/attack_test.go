@@ -343,14 +343,7 @@ func TestAttackSysctlsStayInTheContainersNamespaces(t *testing.T) {
 // clears one ("bind,rw") fails with one line; without a user namespace the config's flags are
 // exactly what the mount gets ("bind,dev" clears ro and noexec).
 func TestAttackReadOnlyHostMountStaysReadOnlyInUserns(t *testing.T) {
-	src := t.TempDir()
-	if err := syscall.Mount("tmpfs", src, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Unmount(src, syscall.MNT_DETACH)
-	if err := syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOEXEC, ""); err != nil {
-		t.Fatal(err)
-	}
+	src := hostMountWithFlags(t, syscall.MS_RDONLY|syscall.MS_NOEXEC)
 	run := func(t *testing.T, userns bool, opts []string, flags []string) result {
 		b := newBundle(t, "sh", "-c", "awk '$2 == \"/mnt\" {print $4}' /proc/self/mounts; touch /mnt/written 2>&1; true")
 		if userns {
@@ -676,14 +669,7 @@ func TestAttackBindSourceInRootfsCannotFollowImageSymlinkToHost(t *testing.T) {
 // end at the source's mode, or fails with EPERM; one that names none keeps the source's, also
 // one that clears an atime flag ("diratime": the kernel is asked for no atime mode, as in runc).
 func TestAttackUsernsBindCannotChangeLockedAtime(t *testing.T) {
-	src := t.TempDir()
-	if err := syscall.Mount("tmpfs", src, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Unmount(src, syscall.MNT_DETACH)
-	if err := syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_NODIRATIME|syscall.MS_RELATIME, ""); err != nil {
-		t.Fatal(err)
-	}
+	src := hostMountWithFlags(t, syscall.MS_NODIRATIME|syscall.MS_RELATIME)
 	run := func(t *testing.T, opts []string, flags []string) result {
 		b := newBundle(t, "sh", "-c", "awk '$2 == \"/mnt\" {print $4}' /proc/self/mounts")
 		userNamespaced(b)
@@ -701,4 +687,19 @@ func TestAttackUsernsBindCannotChangeLockedAtime(t *testing.T) {
 			}
 		}
 	})
+}
+
+// hostMountWithFlags is a fresh tmpfs on the host, remounted with the given per-mount flags, as
+// a volume a container binds; it is detached when the test ends.
+func hostMountWithFlags(t *testing.T, flags uintptr) string {
+	t.Helper()
+	src := t.TempDir()
+	if err := syscall.Mount("tmpfs", src, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(src, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", src, "", syscall.MS_BIND|syscall.MS_REMOUNT|flags, ""); err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
