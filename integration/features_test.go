@@ -107,19 +107,27 @@ func TestExecIntoUserNamespace(t *testing.T) {
 
 // TestExecIntoTimeNamespace: an exec joins the container's time namespace (runc 1.5's
 // timens.bats); husk joined it from a multithreaded process, which the kernel refuses ("join
-// .../ns/time: too many users").
+// .../ns/time: too many users"). Also before the init has exec'd (a created container, or a
+// started one whose init is still on its way to execve, as on a loaded machine): the init
+// enters the namespace it unshared only at its execve, and exec joined the host's then.
 func TestExecIntoTimeNamespace(t *testing.T) {
-	b := newBundle(t, "sleep", "1000")
-	timeNamespaced(t, b)
-	b.write(t)
-	id := uniqueID(t)
-	b.must(t, "run", "-d", id)
-	defer b.husk(t, "delete", "-f", id)
-	for _, args := range [][]string{{"exec", id, "cat", "/proc/uptime"}, {"exec", "--no-fast-path", id, "cat", "/proc/uptime"}} {
-		out := b.must(t, args...)
-		var up float64
-		if _, err := fmtSscan(out, &up); err != nil || up < 86400*365 {
-			t.Fatalf("%v: uptime in the container's time namespace: %q", args, out)
+	for _, started := range []bool{true, false} {
+		b := newBundle(t, "sleep", "1000")
+		timeNamespaced(t, b)
+		b.write(t)
+		id := uniqueID(t)
+		if started {
+			b.must(t, "run", "-d", id)
+		} else {
+			b.must(t, "create", id)
+		}
+		defer b.husk(t, "delete", "-f", id)
+		for _, args := range [][]string{{"exec", id, "cat", "/proc/uptime"}, {"exec", "--no-fast-path", id, "cat", "/proc/uptime"}} {
+			out := b.must(t, args...)
+			var up float64
+			if _, err := fmtSscan(out, &up); err != nil || up < 86400*365 {
+				t.Fatalf("started %v, %v: uptime in the container's time namespace: %q", started, args, out)
+			}
 		}
 	}
 }

@@ -528,6 +528,12 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	for _, ns := range v.Linux.Namespaces {
 		name := nsProcName[ns.Type]
 		path := fmt.Sprintf("/proc/%d/ns/%s", c.state.InitPid, name)
+		if ns.Type == rspec.TimeNamespace {
+			// The init unshares its time namespace and enters it only at its execve, which
+			// may still be under way when start has returned: time_for_children is the
+			// container's from the unshare on (and equals time once the init has exec'd).
+			path += "_for_children"
+		}
 		if sameNamespace(path, "/proc/self/ns/"+name) {
 			continue
 		}
