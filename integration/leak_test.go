@@ -7,12 +7,32 @@ import (
 	"testing"
 )
 
-func countMounts(t testing.TB) int {
+// countMounts counts the host's mounts at or below dirs, or whose mount point names one of
+// marks: what the test's own containers could leave (other tests' containers and daemons mount
+// and unmount on the same machine meanwhile).
+func countMounts(t testing.TB, dirs []string, marks ...string) int {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(data), "\n")
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mine := false
+		for _, d := range dirs {
+			mine = mine || f[4] == d || strings.HasPrefix(f[4], d+"/")
+		}
+		for _, m := range marks {
+			mine = mine || strings.Contains(f[4], m)
+		}
+		if mine {
+			n++
+		}
+	}
+	return n
 }
 
 // zombies counts zombie children of this process: what a runtime could leave for its caller.
@@ -42,20 +62,22 @@ func TestNoLeaksOverManyCycles(t *testing.T) {
 	}
 	b := newBundle(t, "true")
 	b.write(t)
-	mounts, zomb, inits := countMounts(t), zombies(t), huskInits(t)
+	prefix := uniqueID(t)
+	mine := func() int { return countMounts(t, []string{b.dir, b.root}, prefix) }
+	mounts, zomb, inits := mine(), zombies(t), huskInits(t)
 	fds, _ := os.ReadDir("/proc/self/fd")
 	for i := 0; i < cycles; i++ {
-		id := fmt.Sprintf("leak-%d", i)
+		id := fmt.Sprintf("%s-%d", prefix, i)
 		b.must(t, "create", id)
 		b.must(t, "start", id)
 		b.waitStatus(t, id, "stopped")
 		b.must(t, "delete", id)
 		assertClean(t, b, id)
 	}
-	if got := countMounts(t); got != mounts {
+	if got := mine(); got != mounts {
 		t.Errorf("mounts: %d before, %d after", mounts, got)
 	}
-	if left := newInits(t, inits); len(left) > 0 {
+	if left := newInits(t, inits, prefix); len(left) > 0 {
 		t.Errorf("husk init processes left: %v", left)
 	}
 	if got := zombies(t); got > zomb {
