@@ -124,7 +124,8 @@ func TestBadInputFailsCleanly(t *testing.T) {
 			}
 		})
 	}
-	if left := newInits(t, before); len(left) > 0 {
+	// Only this test's (its ids name it): other containers may be starting on the machine.
+	if left := newInits(t, before, "-"+t.Name()+"-"); len(left) > 0 {
 		t.Fatalf("husk init processes left behind: %v", left)
 	}
 }
