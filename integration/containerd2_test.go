@@ -8,13 +8,19 @@ import (
 	"time"
 )
 
-// TestContainerd2RunsHuskShim: containerd 2.4 (protobuf BootstrapParams on the shim's stdin,
-// -info introspection, task v3 clients) runs containers through the husk shim.
-func TestContainerd2RunsHuskShim(t *testing.T) {
+// containerd2Bin is the directory holding containerd 2.4's binaries; the test skips without it.
+func containerd2Bin(t *testing.T) string {
 	bin := os.Getenv("HUSK_CONTAINERD2")
 	if bin == "" {
 		t.Skip("HUSK_CONTAINERD2 is not set (make test builds containerd 2.4 into build/containerd2)")
 	}
+	return bin
+}
+
+// TestContainerd2RunsHuskShim: containerd 2.4 (protobuf BootstrapParams on the shim's stdin,
+// -info introspection, task v3 clients) runs containers through the husk shim.
+func TestContainerd2RunsHuskShim(t *testing.T) {
+	bin := containerd2Bin(t)
 	b := newBundle(t)
 	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: true})
 	run := []string{"--runtime", "io.containerd.husk.v2", "--env", "PATH=/bin", "--rootfs", b.rootfs()}

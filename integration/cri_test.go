@@ -53,6 +53,14 @@ const criCgroupParent = "husk-cri-test"
 
 func startCRI(t *testing.T, bin string) *criContainerd {
 	t.Helper()
+	return startCRIWith(t, bin, "")
+}
+
+// startCRIWith is startCRI; with a registry address (host:port), containerd pulls every image
+// from that registry (as the mirror of registry.k8s.io, k8s.gcr.io and gcr.io) and nothing is
+// imported.
+func startCRIWith(t *testing.T, bin, registry string) *criContainerd {
+	t.Helper()
 	crictl := crictlBin(t)
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
 		t.Skip("containernetworking-plugins is not installed (make test-deps installs it)")
@@ -74,6 +82,10 @@ func startCRI(t *testing.T, bin string) *criContainerd {
  {"type":"portmap","capabilities":{"portMappings":true}}]}`, bridge, filepath.Join(dir, "ipam"), os.Getpid()%200)), 0o644)
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	huskRoot := filepath.Join(dir, "husk-root")
+	sandboxImage, registryConfig := "husk.test/pause:1", ""
+	if registry != "" {
+		sandboxImage, registryConfig = critestSandboxImage, mirrorConfig(t, dir, registry)
+	}
 	var extra string
 	v3 := bin != ""
 	if !v3 {
@@ -83,9 +95,11 @@ func startCRI(t *testing.T, bin string) *criContainerd {
 		os.WriteFile(optsFile, []byte(fmt.Sprintf("Root = %q\n", huskRoot)), 0o644)
 		cri := `plugins."io.containerd.grpc.v1.cri"`
 		extra = fmt.Sprintf(`[%[1]s]
-  sandbox_image = "husk.test/pause:1"
+  sandbox_image = %[4]q
   restrict_oom_score_adj = true
   disable_apparmor = true
+  [%[1]s.registry]
+    config_path = %[5]q
   [%[1]s.cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = %[2]q
@@ -97,7 +111,7 @@ func startCRI(t *testing.T, bin string) *criContainerd {
         ConfigPath = %[3]q
     [%[1]s.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-`, cri, netd, optsFile)
+`, cri, netd, optsFile, sandboxImage, registryConfig)
 	} else {
 		rt, img := `plugins."io.containerd.cri.v1.runtime"`, `plugins."io.containerd.cri.v1.images"`
 		extra = fmt.Sprintf(`[plugins."io.containerd.snapshotter.v1.overlayfs"]
@@ -105,7 +119,9 @@ func startCRI(t *testing.T, bin string) *criContainerd {
 [%[4]s]
   snapshotter = "overlayfs"
   [%[4]s.pinned_images]
-    sandbox = "husk.test/pause:1"
+    sandbox = %[5]q
+  [%[4]s.registry]
+    config_path = %[6]q
 [%[1]s]
   restrict_oom_score_adj = true
   disable_apparmor = true
@@ -118,9 +134,14 @@ func startCRI(t *testing.T, bin string) *criContainerd {
       Root = %[3]q
   [%[1]s.containerd.runtimes.husk-plain]
     runtime_type = "io.containerd.husk.v2"
+  [%[1]s.containerd.runtimes.husk-runc-options]
+    runtime_type = "io.containerd.runc.v2"
+    runtime_path = %[7]q
+    [%[1]s.containerd.runtimes.husk-runc-options.options]
+      Root = %[3]q
   [%[1]s.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
-`, rt, netd, huskRoot, img)
+`, rt, netd, huskRoot, img, sandboxImage, registryConfig, shimBinary(t))
 	}
 	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: v3, cri: true, extraConfig: extra})
 	// As /run/containerd is: a user-namespaced pod's root must be able to pass through.
@@ -128,6 +149,9 @@ func startCRI(t *testing.T, bin string) *criContainerd {
 	cc := &criContainerd{containerd: c, crictl: crictl, huskRoot: huskRoot, logs: filepath.Join(dir, "logs"), config: filepath.Join(dir, "crictl.yaml")}
 	os.WriteFile(cc.config, []byte(fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n", c.sock, c.sock)), 0o644)
 	for _, img := range []struct{ name, entry string }{{"husk.test/busybox:1", "sh"}, {"husk.test/pause:1", "sleep"}} {
+		if registry != "" {
+			break
+		}
 		archive := buildImage(t, dir, img.name, img.entry)
 		if out, code := c.ctr(t, "-n", "k8s.io", "images", "import", archive); code != 0 {
 			t.Fatalf("import %s: %s", img.name, out)
@@ -142,6 +166,20 @@ func startCRI(t *testing.T, bin string) *criContainerd {
 		}
 	})
 	return cc
+}
+
+// mirrorConfig writes containerd's registry hosts directory: registry.k8s.io, k8s.gcr.io and
+// gcr.io are pulled from the registry at addr (plain HTTP on this host).
+func mirrorConfig(t *testing.T, dir, addr string) string {
+	certs := filepath.Join(dir, "certs.d")
+	for _, host := range []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"} {
+		os.MkdirAll(filepath.Join(certs, host), 0o755)
+		hosts := fmt.Sprintf("server = \"https://%s\"\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", host, addr)
+		if err := os.WriteFile(filepath.Join(certs, host, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certs
 }
 
 // run runs crictl against this containerd and returns its combined output.
@@ -266,11 +304,7 @@ func TestCRIContainerd16(t *testing.T) {
 }
 
 func TestCRIContainerd24(t *testing.T) {
-	bin := os.Getenv("HUSK_CONTAINERD2")
-	if bin == "" {
-		t.Skip("HUSK_CONTAINERD2 is not set (make test builds containerd 2.4 into build/containerd2)")
-	}
-	testCRI(t, bin)
+	testCRI(t, containerd2Bin(t))
 }
 
 func testCRI(t *testing.T, bin string) {

@@ -1,0 +1,274 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/husk-runtime/husk/integration/ociimage"
+)
+
+// critestSkips are the critest specs this machine cannot run, for any runtime, with the reason.
+var critestSkips = map[string]string{
+	"image with digest": "pulls gcr.io/k8s-staging-cri-tools/test-image-digest by its upstream digest, which a locally built image cannot have",
+	"AppArmor":          "AppArmor is not enabled on this kernel",
+	"NRI":               "containerd runs without an NRI socket here",
+}
+
+// TestCritest runs the Kubernetes CRI validation suite (critest, HUSK_CRITEST names its
+// binary; make test-critest builds it) against containerd 2.4 and 1.6 with the husk shim as
+// the pods' handler. A spec husk fails is run again with runc's handler on the same containerd
+// and once more with husk's: the test fails only for a spec runc passes and husk fails twice.
+// Images come from a registry served here (ociimage), built from the static busybox.
+// HUSK_CRITEST_FULL=1 also runs runc's handler over every spec, for its totals;
+// HUSK_CRITEST_ARGS adds critest arguments.
+func TestCritest(t *testing.T) {
+	critest := os.Getenv("HUSK_CRITEST")
+	if critest == "" {
+		t.Skip("HUSK_CRITEST is not set (make test-critest builds critest v1.37.0 and sets it)")
+	}
+	registry := startCritestRegistry(t)
+	out := os.Getenv("HUSK_CRITEST_OUT")
+	if out == "" {
+		out = t.TempDir()
+	}
+	// containerd 2.x: the husk shim as the runtime_path of a runc-typed handler, so that the
+	// handler's options are runc's type, which containerd's client needs for user-namespaced
+	// pods (it refuses a husk-typed handler's generic options there).
+	for _, ctd := range []struct{ name, bin, handler string }{{"containerd-2.4", containerd2Bin(t), "husk-runc-options"}, {"containerd-1.6", "", "husk"}} {
+		t.Run(ctd.name, func(t *testing.T) {
+			c := startCRIWith(t, ctd.bin, registry)
+			dir := filepath.Join(out, ctd.name)
+			os.MkdirAll(dir, 0o755)
+			run := func(handler, report string, focus []string) map[string]critestResult {
+				return runCritest(t, critest, c, handler, filepath.Join(dir, report), focus)
+			}
+			husk := run(ctd.handler, "husk.json", nil)
+			var failed []string
+			for name, r := range husk {
+				if r.State == "failed" {
+					failed = append(failed, name)
+				}
+			}
+			sort.Strings(failed)
+			counts := critestCounts(husk)
+			t.Logf("%s, husk: %d passed, %d failed, %d skipped", ctd.name, counts["passed"], counts["failed"], counts["skipped"])
+			if os.Getenv("HUSK_CRITEST_FULL") != "" {
+				// For the totals: runc's handler over every spec.
+				n := critestCounts(run("runc", "runc-full.json", nil))
+				t.Logf("%s, runc: %d passed, %d failed, %d skipped", ctd.name, n["passed"], n["failed"], n["skipped"])
+			}
+			if len(failed) == 0 {
+				return
+			}
+			runc := run("runc", "runc.json", failed)
+			again := run(ctd.handler, "husk-again.json", failed)
+			for _, name := range failed {
+				switch {
+				case runc[name].State != "passed":
+					t.Logf("fails for runc too (%s): %s", runc[name].State, name)
+				case again[name].State == "passed":
+					t.Logf("FLAKY for husk (passed on the second run): %s\n  first failure: %s", name, husk[name].Failure)
+				default:
+					t.Errorf("husk fails what runc passes: %s\n  %s", name, husk[name].Failure)
+				}
+			}
+		})
+	}
+}
+
+type critestResult struct {
+	State   string
+	Failure string
+}
+
+func critestCounts(results map[string]critestResult) map[string]int {
+	n := map[string]int{}
+	for _, r := range results {
+		n[r.State]++
+	}
+	return n
+}
+
+// startCritestRegistry serves the images critest pulls on 127.0.0.1 and returns its address.
+func startCritestRegistry(t *testing.T) string {
+	t.Helper()
+	needBusybox(t)
+	tool := filepath.Join(t.TempDir(), "imagetool")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tool, "./suites/imagetool")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building imagetool: %v\n%s", err, out)
+	}
+	reg, err := critestImages(busyboxBin, tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: reg}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// runCritest runs critest against c with the pods' handler, only the specs in focus when
+// given, and returns each spec's result by its full name.
+func runCritest(t *testing.T, critest string, c *criContainerd, handler, report string, focus []string) map[string]critestResult {
+	t.Helper()
+	args := []string{
+		"-runtime-endpoint", "unix://" + c.sock, "-image-endpoint", "unix://" + c.sock,
+		"-runtime-handler", handler, "-ginkgo.no-color", "-ginkgo.json-report", report,
+	}
+	var skips []string
+	for s := range critestSkips {
+		skips = append(skips, regexp.QuoteMeta(s))
+	}
+	sort.Strings(skips)
+	args = append(args, "-ginkgo.skip", strings.Join(skips, "|"))
+	// For one's own investigations, e.g. -ginkgo.focus=X -ginkgo.repeat=20.
+	args = append(args, strings.Fields(os.Getenv("HUSK_CRITEST_ARGS"))...)
+	if len(focus) > 0 {
+		quoted := make([]string, len(focus))
+		for i, f := range focus {
+			quoted[i] = regexp.QuoteMeta(f) + "$" // (the text ginkgo matches has a prefix)
+		}
+		args = append(args, "-ginkgo.focus", strings.Join(quoted, "|"))
+	}
+	log, err := os.Create(strings.TrimSuffix(report, ".json") + ".log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd := exec.Command(critest, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Dir = filepath.Dir(report)
+	runErr := cmd.Run() // non-zero when a spec fails: the report says which
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatalf("critest (%s) wrote no report: %v (log: %s)", handler, runErr, log.Name())
+	}
+	var suites []struct {
+		SpecReports []struct {
+			ContainerHierarchyTexts []string
+			LeafNodeText            string
+			LeafNodeType            string
+			State                   string
+			Failure                 struct{ Message string }
+		}
+	}
+	if err := json.Unmarshal(data, &suites); err != nil {
+		t.Fatalf("critest report %s: %v", report, err)
+	}
+	results := map[string]critestResult{}
+	for _, s := range suites {
+		for _, r := range s.SpecReports {
+			if r.LeafNodeType != "It" {
+				if r.State == "failed" {
+					t.Errorf("critest (%s): %s failed: %s", handler, r.LeafNodeType, r.Failure.Message)
+				}
+				continue
+			}
+			name := strings.Join(append(append([]string{}, r.ContainerHierarchyTexts...), r.LeafNodeText), " ")
+			if r.State == "skipped" && len(focus) > 0 {
+				continue // not focused
+			}
+			results[name] = critestResult{State: r.State, Failure: firstLine(r.Failure.Message)}
+		}
+	}
+	if len(results) == 0 {
+		t.Fatalf("critest (%s) ran no spec: %v (log: %s)", handler, runErr, log.Name())
+	}
+	return results
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// critestSandboxImage is the pods' sandbox image containerd pulls, served by critestImages.
+const critestSandboxImage = "registry.k8s.io/pause:3.10"
+
+// critestImages builds the images critest pulls, under the names it pulls them by.
+func critestImages(busybox, tool string) (*ociimage.Registry, error) {
+	b, err := ociimage.NewBuilder(busybox)
+	if err != nil {
+		return nil, err
+	}
+	toolData, err := os.ReadFile(tool)
+	if err != nil {
+		return nil, fmt.Errorf("reading imagetool: %w", err)
+	}
+	const staging = "gcr.io/k8s-staging-cri-tools/"
+	dir := func(p string) ociimage.File { return ociimage.File{Path: p, Dir: true, Mode: 0o755} }
+	sh := func(user string, files ...ociimage.File) ociimage.Spec {
+		return ociimage.Spec{Cmd: []string{"sh"}, User: user, Files: files}
+	}
+	marker := func(name string) ociimage.Spec { return sh("", ociimage.File{Path: name, Mode: 0o644}) }
+	server := func(name, listen string) ociimage.Spec {
+		// "master process" in its command line: critest looks for nginx's master by it.
+		return ociimage.Spec{
+			Entrypoint: []string{"/usr/sbin/" + name, "-g", "daemon off; master process", "-listen", listen},
+			Files:      []ociimage.File{dir("usr"), dir("usr/sbin"), {Path: "usr/sbin/" + name, Mode: 0o755, Data: toolData}},
+		}
+	}
+	// Named pause, not sleep: critest looks for its own sleep with pgrep in a pod's pid namespace.
+	pause := func(files ...ociimage.File) ociimage.Spec {
+		return ociimage.Spec{Entrypoint: []string{"/pause"}, Files: append(files, ociimage.File{Path: "pause", Mode: 0o755, Data: toolData})}
+	}
+	predefinedGroup := sh("1000",
+		ociimage.File{Path: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\ndefault-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n")},
+		ociimage.File{Path: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\nwww-data:x:33:\nnobody:x:65534:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")})
+	images := []struct {
+		spec ociimage.Spec
+		refs []string // tag "*": any tag
+	}{
+		{sh("", ociimage.File{Path: "bin/pgrep", Mode: 0o755, Data: toolData}, ociimage.File{Path: "bin/ipcs", Link: "bin/pgrep", Mode: 0o755}),
+			[]string{"registry.k8s.io/e2e-test-images/busybox:*"}},
+		// Two registries' names for one image (critest removes it by one and checks the other),
+		// and the sandbox image, another one.
+		{pause(), []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9"}},
+		{pause(ociimage.File{Path: "sandbox", Mode: 0o644}), []string{critestSandboxImage}},
+		{server("nginx", ":80"), []string{"registry.k8s.io/e2e-test-images/nginx:*"}},
+		{server("httpd", ":80"), []string{"registry.k8s.io/e2e-test-images/httpd:*"}},
+		{server("nginx", ":12003"), []string{staging + "hostnet-nginx-amd64:*"}},
+		{ociimage.Spec{
+			Entrypoint: []string{"/usr/local/bin/nnp"},
+			Files:      []ociimage.File{dir("usr"), dir("usr/local"), dir("usr/local/bin"), {Path: "usr/local/bin/nnp", Mode: 0o4755, Data: toolData}},
+		}, []string{"registry.k8s.io/e2e-test-images/nonewprivs:*"}},
+		{sh("1002"), []string{staging + "test-image-user-uid:*"}},
+		{sh("www-data"), []string{staging + "test-image-user-username:*"}},
+		{sh("1003:1004"), []string{staging + "test-image-user-uid-group:*"}},
+		{sh("www-data:1004"), []string{staging + "test-image-user-username-group:*"}},
+		{predefinedGroup, []string{staging + "test-image-predefined-group:*"}},
+		{marker("test-image-latest"), []string{staging + "test-image-latest:latest"}},
+		{marker("test-image-1"), []string{staging + "test-image-1:latest"}},
+		{marker("test-image-2"), []string{staging + "test-image-2:latest"}},
+		{marker("test-image-3"), []string{staging + "test-image-3:latest"}},
+		{marker("same-image"), []string{staging + "test-image-tags:1", staging + "test-image-tags:2", staging + "test-image-tags:3"}},
+		{marker("test"), []string{staging + "test-image-tag:test"}},
+		{marker("all"), []string{staging + "test-image-tag:all"}},
+	}
+	reg := ociimage.NewRegistry()
+	for _, img := range images {
+		built, err := b.Build(img.spec)
+		if err != nil {
+			return nil, err
+		}
+		for _, ref := range img.refs {
+			reg.Add(ref, built)
+		}
+	}
+	return reg, nil
+}
