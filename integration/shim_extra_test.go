@@ -244,7 +244,11 @@ func testShimConcurrentContainers(t *testing.T, husk string) {
 }
 
 // TestShimExecWithTerminal: an exec with a terminal gets a pty whose output reaches the client's
-// fifo, and ResizePty sizes it.
+// fifo, and ResizePty sizes it. The request's Terminal decides, as in the runc shim, also when
+// the process spec says otherwise: containerd's client asks for a terminal through its IO
+// (cio.WithTerminal) and sends the container's process spec, terminal false, with it
+// (containerd's TestContainerExecLargeOutputWithTTY; husk failed it: "set controlling
+// terminal: operation not permitted").
 func TestShimExecWithTerminal(t *testing.T) { bothHusks(t, testShimExecWithTerminal) }
 
 func testShimExecWithTerminal(t *testing.T, husk string) {
@@ -261,30 +265,33 @@ func testShimExecWithTerminal(t *testing.T, husk string) {
 		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "tty"})
 		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "tty"})
 	}()
-	stdout, text := fifoReader(t, h.dir, "tty-out")
-	stdinPath := filepath.Join(h.dir, "tty-in")
-	syscall.Mkfifo(stdinPath, 0o600)
-	stdinW, _ := os.OpenFile(stdinPath, os.O_RDWR, 0)
-	defer stdinW.Close()
-	proc, _ := json.Marshal(rspec.Process{Terminal: true, Args: []string{"sh", "-c", "tty; read x; stty size; exit 3"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
-	if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "tty", ExecID: "t1", Terminal: true, Stdin: stdinPath, Stdout: stdout, Spec: &anypb.Any{Value: proc}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "tty", ExecID: "t1"}); err != nil {
-		t.Fatalf("Start tty exec: %v", err)
-	}
-	if _, err := h.client.ResizePty(ctx, &taskapi.ResizePtyRequest{ID: "tty", ExecID: "t1", Width: 97, Height: 31}); err != nil {
-		t.Errorf("ResizePty: %v", err)
-	}
-	stdinW.Write([]byte("go\n"))
-	wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "tty", ExecID: "t1"})
-	if err != nil || wr.ExitStatus != 3 {
-		t.Fatalf("Wait: %v %v", wr, err)
-	}
-	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "tty", ExecID: "t1"})
-	out := strings.ReplaceAll(text(), "\r", "")
-	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "31 97") {
-		t.Fatalf("tty exec output %q", out)
+	for _, specTerminal := range []bool{true, false} {
+		execID := fmt.Sprintf("spec-terminal-%v", specTerminal)
+		stdout, text := fifoReader(t, h.dir, execID+"-out")
+		stdinPath := filepath.Join(h.dir, execID+"-in")
+		syscall.Mkfifo(stdinPath, 0o600)
+		stdinW, _ := os.OpenFile(stdinPath, os.O_RDWR, 0)
+		defer stdinW.Close()
+		proc, _ := json.Marshal(rspec.Process{Terminal: specTerminal, Args: []string{"sh", "-c", "tty; read x; stty size; exit 3"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+		if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "tty", ExecID: execID, Terminal: true, Stdin: stdinPath, Stdout: stdout, Spec: &anypb.Any{Value: proc}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "tty", ExecID: execID}); err != nil {
+			t.Fatalf("Start tty exec (spec terminal %v): %v", specTerminal, err)
+		}
+		if _, err := h.client.ResizePty(ctx, &taskapi.ResizePtyRequest{ID: "tty", ExecID: execID, Width: 97, Height: 31}); err != nil {
+			t.Errorf("ResizePty: %v", err)
+		}
+		stdinW.Write([]byte("go\n"))
+		wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "tty", ExecID: execID})
+		if err != nil || wr.ExitStatus != 3 {
+			t.Fatalf("Wait (spec terminal %v): %v %v", specTerminal, wr, err)
+		}
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "tty", ExecID: execID})
+		out := strings.ReplaceAll(text(), "\r", "")
+		if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "31 97") {
+			t.Fatalf("tty exec output (spec terminal %v): %q", specTerminal, out)
+		}
 	}
 }
 

@@ -704,11 +704,27 @@ func (s *Service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emp
 	if _, err := specs.ParseProcess(r.Spec.Value); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "exec %s: %v", r.ExecID, err)
 	}
+	spec, err := withTerminal(r.Spec.Value, r.Terminal)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "exec %s: %v", r.ExecID, err)
+	}
 	p := newProcess(r.ID, r.ExecID, r.Stdin, r.Stdout, r.Stderr, r.Terminal)
-	p.spec = r.Spec.Value
+	p.spec = spec
 	c.execs[r.ExecID] = p
 	s.events.publish(topicExecAdded, &eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
 	return empty, nil
+}
+
+// withTerminal returns the process spec with its terminal field set to the request's, which
+// decides (as in the runc shim): containerd's client asks for a terminal through the IO it
+// sets up and may send a spec that says terminal false (the container's own process).
+func withTerminal(spec []byte, terminal bool) ([]byte, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(spec, &fields); err != nil {
+		return nil, err
+	}
+	fields["terminal"], _ = json.Marshal(terminal)
+	return json.Marshal(fields)
 }
 
 // State reports a process's status and exit.
