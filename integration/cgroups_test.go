@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -475,5 +476,45 @@ func TestSystemdFormCgroupsPathUnderCgroupfs(t *testing.T) {
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("delete left %s", dir)
 		}
+	}
+}
+
+// TestUpdateMemoryCheckBeforeUpdate: with linux.resources.memory.checkBeforeUpdate (what an
+// in-place pod resize that lowers memory sends), a memory limit at or below the container's
+// usage is refused with runc's words and the limit stays; above the usage it applies. husk
+// dropped the field: the limit was written and the kernel reclaimed or refused (runc checks on
+// cgroup v2 only; husk on v1 too).
+func TestUpdateMemoryCheckBeforeUpdate(t *testing.T) {
+	// 24 MiB of tmpfs pages, charged to the container's memory cgroup and not reclaimable
+	// without swap.
+	b := newBundle(t, "sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null; echo filled; sleep 1000")
+	limit := int64(256 << 20)
+	b.spec.Linux.Resources = &rspec.LinuxResources{Memory: &rspec.LinuxMemory{Limit: &limit}}
+	b.spec.Mounts = append(b.spec.Mounts, rspec.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "size=64m"}})
+	b.write(t)
+	id := uniqueID(t)
+	b.must(t, "run", "-d", id)
+	defer b.husk(t, "delete", "-f", id)
+	pid := int(b.state(t, id)["pid"].(float64))
+	for i := 0; ; i++ {
+		usage, _ := strconv.ParseInt(cgroupFile(t, pid, "memory", "memory.usage_in_bytes"), 10, 64)
+		if usage >= 24<<20 {
+			break
+		}
+		if i == 600 {
+			t.Fatalf("the container's memory usage never reached 24 MiB: %d", usage)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := runHusk(t, b.dir, b.root, []byte(`{"memory": {"limit": 8388608, "checkBeforeUpdate": true}}`), "update", "--resources", "-", id)
+	assertOneLineError(t, r, "rejecting memory limit 8388608 <= usage")
+	if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != "268435456" {
+		t.Errorf("a refused update changed memory.limit_in_bytes to %s", got)
+	}
+	if r := runHusk(t, b.dir, b.root, []byte(`{"memory": {"limit": 134217728, "checkBeforeUpdate": true}}`), "update", "--resources", "-", id); r.code != 0 {
+		t.Fatalf("a limit above the usage: %s", r)
+	}
+	if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != "134217728" {
+		t.Errorf("after the update memory.limit_in_bytes = %s", got)
 	}
 }

@@ -372,6 +372,9 @@ func (m *Manager) Update(res *rspec.LinuxResources) error {
 	if err := checkExpressible(res, m.mode); err != nil {
 		return err
 	}
+	if err := m.checkMemoryUsage(res); err != nil {
+		return err
+	}
 	if m.unit != nil {
 		// The unit's properties first: systemd rewrites the files it owns from them (at a
 		// daemon-reload too), so they must not disagree with what is written next.
@@ -383,6 +386,36 @@ func (m *Manager) Update(res *rspec.LinuxResources) error {
 		return m.setV2(res)
 	}
 	return m.setV1(res)
+}
+
+// checkMemoryUsage refuses, when memory.checkBeforeUpdate asks for it, a memory (or
+// memory+swap) limit at or below what the container uses now: lowered below its usage, the
+// limit would have the kernel reclaim or OOM-kill (an in-place pod resize must fail instead).
+// runc does this on cgroup v2 only; husk on v1 as well, with the words of runc's. As runc's,
+// the check is best-effort: a usage that cannot be read lets the update through.
+func (m *Manager) checkMemoryUsage(res *rspec.LinuxResources) error {
+	if res == nil || res.Memory == nil || res.Memory.CheckBeforeUpdate == nil || !*res.Memory.CheckBeforeUpdate {
+		return nil
+	}
+	dir, file := m.v1Dir("memory"), "memory.usage_in_bytes"
+	if m.mode == Unified {
+		dir, file = m.v2Dir(), "memory.current"
+	}
+	v, err := readFile(dir, file)
+	if dir == "" || err != nil {
+		return nil
+	}
+	usage, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return nil
+	}
+	if sw := res.Memory.Swap; sw != nil && *sw > 0 && uint64(*sw) <= usage {
+		return fmt.Errorf("rejecting memory+swap limit %d <= usage %d", *sw, usage)
+	}
+	if l := res.Memory.Limit; l != nil && *l > 0 && uint64(*l) <= usage {
+		return fmt.Errorf("rejecting memory limit %d <= usage %d", *l, usage)
+	}
+	return nil
 }
 
 // checkExpressible rejects resources this host's cgroup version cannot apply, naming the field,
