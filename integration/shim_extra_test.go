@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/typeurl/v2"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -64,6 +67,71 @@ func TestShimGroupsPodContainers(t *testing.T) {
 	st, err := os.Stat(strings.TrimPrefix(a1, "unix://"))
 	if err != nil || st.Mode().Perm() != 0o600 || st.Mode()&os.ModeSocket == 0 {
 		t.Errorf("shim socket: %v %v, want a 0600 socket file", st.Mode(), err)
+	}
+}
+
+// TestShimBootstrapProtocol: containerd 2.3+ sends BootstrapParams on the start action's stdin
+// and reads a BootstrapResult back (containerd 1.6-2.2 a plain address, which 2.4 still
+// accepts); the shim answers in the protocol it was spoken to, puts its socket in the directory
+// the parameters name, and the delete action removes it there once the shim is dead. husk read
+// and dropped the parameters and always answered the plain address in /run/containerd/s.
+func TestShimBootstrapProtocol(t *testing.T) {
+	b := newBundle(t, "true")
+	b.write(t)
+	group := "boot" + fmt.Sprint(time.Now().UnixNano())
+	sockDir, err := os.MkdirTemp("/tmp", "sd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	shim := func(stdin []byte, action string) []byte {
+		cmd := exec.Command(shimBinary(t), "-namespace", "husktest", "-address", "/run/husk-test-"+group+".sock", "-publish-binary", "/bin/true", "-id", group, action)
+		cmd.Dir = b.dir
+		cmd.Stdin = bytes.NewReader(stdin)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || stderr.Len() > 0 {
+			t.Fatalf("%s: %v, stderr %q", action, err, stderr.String())
+		}
+		return out
+	}
+	killDaemon := func() {
+		data, _ := os.ReadFile(filepath.Join(b.dir, "shim.pid"))
+		if pid := atoi(strings.TrimSpace(string(data))); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+			for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	params, _ := proto.Marshal(&bootapi.BootstrapParams{InstanceID: group, Namespace: "husktest", SocketDir: &sockDir})
+	out := shim(params, "start")
+	var res bootapi.BootstrapResult
+	if err := proto.Unmarshal(out, &res); err != nil || res.Version != 3 || res.Protocol != "ttrpc" || !strings.HasPrefix(res.Address, "unix://"+sockDir+"/") {
+		killDaemon()
+		t.Fatalf("start with BootstrapParams answered %q (%v): want a BootstrapResult, version 3, ttrpc, a socket in %s", out, err, sockDir)
+	}
+	path := strings.TrimPrefix(res.Address, "unix://")
+	if st, err := os.Stat(path); err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
+		t.Errorf("shim socket %s: %v", path, err)
+	}
+	killDaemon()
+	shim(nil, "delete")
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the dead shim's socket %s is still there after delete: %v", path, err)
+	}
+	// Parameters that are not this shim's (another id): what 1.x sends (options) is no
+	// BootstrapParams either; the answer is the plain address.
+	other, _ := proto.Marshal(&bootapi.BootstrapParams{InstanceID: "someone-else", Namespace: "husktest"})
+	os.Remove(filepath.Join(b.dir, "socket-dir"))
+	out = shim(other, "start")
+	defer func() {
+		killDaemon()
+		os.Remove(strings.TrimPrefix(string(out), "unix://"))
+	}()
+	if !strings.HasPrefix(string(out), "unix:///run/containerd/s/") || strings.ContainsAny(string(out), "\n ") {
+		t.Fatalf("start with foreign parameters printed %q, want only a unix:// address", out)
 	}
 }
 

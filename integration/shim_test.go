@@ -73,7 +73,7 @@ func (e *eventsServer) seen() []string {
 type shimHarness struct {
 	t      *testing.T
 	dir    string
-	client taskapi.TaskService
+	client taskapi.TTRPCTaskService
 	events *eventsServer
 	cmd    *exec.Cmd
 }
@@ -93,7 +93,7 @@ func startShim(t *testing.T) *shimHarness {
 		t.Fatal(err)
 	}
 	srv, _ := ttrpc.NewServer()
-	eventsapi.RegisterEventsService(srv, h.events)
+	eventsapi.RegisterTTRPCEventsService(srv, h.events)
 	go srv.Serve(context.Background(), l)
 	sock := filepath.Join(dir, "shim.sock")
 	h.cmd = exec.Command(shimBinary(t), "-namespace", "husktest", "-id", "shimtest", "-address", "/dev/null", "-socket", sock)
@@ -118,7 +118,7 @@ func startShim(t *testing.T) *shimHarness {
 		t.Errorf("shim socket mode %v, want 0600", st.Mode().Perm())
 	}
 	client := ttrpc.NewClient(conn)
-	h.client = taskapi.NewTaskClient(client)
+	h.client = taskapi.NewTTRPCTaskClient(client)
 	t.Cleanup(func() {
 		client.Close()
 		h.cmd.Process.Kill()

@@ -92,7 +92,7 @@ func (p *publisher) forward(req *eventsapi.ForwardRequest) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := eventsapi.NewEventsClient(p.client).Forward(ctx, req)
+	_, err := eventsapi.NewTTRPCEventsClient(p.client).Forward(ctx, req)
 	return err
 }
 

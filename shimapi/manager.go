@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
@@ -56,24 +57,67 @@ func groupID(bundle, id string) string {
 	return id
 }
 
-// socketPath is containerd's scheme: a file socket (never abstract, CVE-2020-15257) named by
-// the hash of containerd's address, the namespace and the group.
-func socketPath(address, ns, group string) string {
+// socketPathIn is containerd's scheme: a file socket in dir (never abstract, CVE-2020-15257)
+// named by the hash of containerd's address, the namespace and the group.
+func socketPathIn(dir, address, ns, group string) string {
 	sum := sha256.Sum256([]byte(filepath.Join(address, ns, group)))
-	return filepath.Join(socketDir, fmt.Sprintf("%x", sum))
+	return filepath.Join(dir, fmt.Sprintf("%x", sum))
 }
 
-// Start is the `start` action: print the address of the shim serving this container's group,
-// starting a daemon for it if there is none. Nothing else may reach stdout or stderr.
+// bootstrapParams returns what containerd 2.3+ sends a starting shim on stdin, nil for what
+// older versions send there (the runtime options, which Create gets too) or nothing. As
+// containerd's own shims tell them apart: the parameters name this shim's id and namespace.
+func bootstrapParams(input []byte, f Flags) *bootapi.BootstrapParams {
+	var p bootapi.BootstrapParams
+	if len(input) == 0 || proto.Unmarshal(input, &p) != nil || p.InstanceID != f.ID || p.Namespace != f.Namespace {
+		return nil
+	}
+	return &p
+}
+
+// socketDirFile, in the bundle, names the socket directory containerd chose (BootstrapParams),
+// for the delete action, which gets no parameters.
+const socketDirFile = "socket-dir"
+
+// Start is the `start` action: give containerd the address of the shim serving this
+// container's group, starting a daemon for it if there is none: as a BootstrapResult when
+// containerd sent BootstrapParams (2.3+), else as the plain address 1.6-2.2 read. Nothing else
+// may reach stdout or stderr.
 func Start(f Flags, stdout io.Writer) error {
-	io.Copy(io.Discard, os.Stdin) // runtime options (1.x) or BootstrapParams (2.3+): read at Create instead
+	input, err := io.ReadAll(io.LimitReader(os.Stdin, 10<<20))
+	if err != nil {
+		return fmt.Errorf("read stdin: %w", err)
+	}
+	params := bootstrapParams(input, f)
 	bundle, err := os.Getwd()
 	if err != nil {
 		return err
 	}
-	path := socketPath(f.Address, f.Namespace, groupID(bundle, f.ID))
+	dir := socketDir
+	if params != nil && params.GetSocketDir() != "" {
+		dir = filepath.Clean(params.GetSocketDir())
+		if err := os.WriteFile(filepath.Join(bundle, socketDirFile), []byte(dir), 0o600); err != nil {
+			return err
+		}
+	}
+	path := socketPathIn(dir, f.Address, f.Namespace, groupID(bundle, f.ID))
 	addr := "unix://" + path
-	if err := os.MkdirAll(socketDir, 0o711); err != nil {
+	reply := func() error {
+		if err := os.WriteFile(filepath.Join(bundle, "address"), []byte(addr), 0o600); err != nil {
+			return err
+		}
+		if params == nil {
+			_, err := fmt.Fprint(stdout, addr)
+			return err
+		}
+		b, err := proto.Marshal(&bootapi.BootstrapResult{Version: 3, Address: addr, Protocol: "ttrpc"})
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
 	l, err := listen(path)
@@ -81,9 +125,7 @@ func Start(f Flags, stdout io.Writer) error {
 		if errors.Is(err, unix.EADDRINUSE) {
 			if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
 				c.Close() // a shim of the group is alive: share it
-				_ = os.WriteFile(filepath.Join(bundle, "address"), []byte(addr), 0o600)
-				_, err := fmt.Fprint(stdout, addr)
-				return err
+				return reply()
 			}
 			os.Remove(path)
 			l, err = listen(path)
@@ -138,9 +180,7 @@ func Start(f Flags, stdout io.Writer) error {
 		return err
 	}
 	_ = os.WriteFile(filepath.Join(bundle, "shim.pid"), []byte(fmt.Sprint(pid)), 0o600)
-	_ = os.WriteFile(filepath.Join(bundle, "address"), []byte(addr), 0o600)
-	_, err = fmt.Fprint(stdout, addr)
-	return err
+	return reply()
 }
 
 // adjustOOMScore gives the shim its caller's (containerd's) oom_score_adj plus one, as the runc
@@ -226,8 +266,12 @@ func removeDeadSocket(bundle string) {
 		return
 	}
 	path := strings.TrimPrefix(strings.TrimSpace(string(data)), "unix://")
-	if !strings.HasPrefix(path, socketDir+"/") {
-		return
+	dir := socketDir
+	if d, err := os.ReadFile(filepath.Join(bundle, socketDirFile)); err == nil {
+		dir = string(d)
+	}
+	if filepath.Dir(path) != dir {
+		return // not a shim socket: the bundle's address file is not ours to trust
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
