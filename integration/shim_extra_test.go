@@ -757,3 +757,84 @@ func testShimHooksDuringExitStorm(t *testing.T, husk string) {
 		}
 	}
 }
+
+// TestShimSlowExecStartDoesNotHoldOthers: an exec whose start hangs in the runtime (here a
+// wrapper that holds it on a fifo, as containerd's runc-fp failpoint does in its
+// TestIssue10589) does not hold up the container's other exec starts: the shim serialised
+// every exec start of a container behind one lock, and containerd's test waited forever.
+func TestShimSlowExecStartDoesNotHoldOthers(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(dir, "slow-husk")
+	script := "#!/bin/sh\n" +
+		"for a; do case $a in *.json) grep -q HOLD-ME \"$a\" 2>/dev/null && read x < " + gate + ";; esac; done\n" +
+		"exec " + huskBin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "slow", Bundle: b.dir, Options: runcOptions(t, wrapper)}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "slow"})
+	defer func() {
+		h.client.Kill(ctx, &taskapi.KillRequest{ID: "slow", Signal: 9, All: true})
+		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "slow"})
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "slow"})
+	}()
+	exec := func(execID string, args ...string) {
+		proc, _ := json.Marshal(rspec.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/"})
+		if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "slow", ExecID: execID, Spec: &anypb.Any{Value: proc}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("held", "sh", "-c", "echo HOLD-ME >/dev/null")
+	exec("quick", "true")
+	heldDone := make(chan error, 1)
+	go func() {
+		_, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "slow", ExecID: "held"})
+		heldDone <- err
+	}()
+	// The held start is in the wrapper once it waits on the gate (a writer's open returns
+	// only when the reader has opened its end).
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, _ := os.OpenFile(gate, os.O_WRONLY, 0)
+		opened <- f
+	}()
+	var gateW *os.File
+	select {
+	case gateW = <-opened:
+	case <-time.After(time.Minute):
+		t.Fatal("the held exec's start never reached the runtime")
+	}
+	quickDone := make(chan error, 1)
+	go func() {
+		_, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "slow", ExecID: "quick"})
+		quickDone <- err
+	}()
+	select {
+	case err := <-quickDone:
+		if err != nil {
+			t.Errorf("the second exec's start: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Error("the second exec's start waited for the held one")
+	}
+	gateW.Write([]byte("go\n"))
+	gateW.Close()
+	if err := <-heldDone; err != nil {
+		t.Errorf("the held exec's start, once released: %v", err)
+	}
+	for _, id := range []string{"held", "quick"} {
+		if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "slow", ExecID: id}); err != nil || wr.ExitStatus != 0 {
+			t.Errorf("exec %s: %v %v", id, wr, err)
+		}
+	}
+}

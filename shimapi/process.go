@@ -22,6 +22,7 @@ type process struct {
 	stderr   string
 	terminal bool
 	spec     []byte // exec: the OCI process JSON
+	starting bool   // a Start of it is under way
 	once     sync.Once
 }
 

@@ -41,10 +41,12 @@ const DefaultRuntime = "husk"
 //
 // Locking: s.mu guards the maps and every process's fields, and is only held for bookkeeping,
 // never across a runtime command. op serialises the runtime operations on one container
-// (create, start, exec start, delete, pause, resume, update, checkpoint), so that a slow
-// command on one container never holds up another of the pod: the lock order is op, then s.mu.
+// (create, start, delete, pause, resume, update, checkpoint), so that a slow command on one
+// container never holds up another of the pod: the lock order is op, then s.mu. Exec starts
+// share op (read): one slow exec start (a runtime waiting on something) must not hold up the
+// container's other execs, as it does not in the runc shim (containerd's TestIssue10589).
 type container struct {
-	op       sync.Mutex
+	op       sync.RWMutex
 	gone     bool // deleted, or its create failed; guarded by s.mu
 	id       string
 	bundle   string
@@ -148,6 +150,25 @@ func (s *Service) lock(id string) (*container, error) {
 	s.mu.Unlock()
 	if gone {
 		c.op.Unlock()
+		return nil, errNotFound("container %s not found", id)
+	}
+	return c, nil
+}
+
+// lockShared is lock for exec starts: op taken shared; unlock with c.op.RUnlock.
+func (s *Service) lockShared(id string) (*container, error) {
+	s.mu.Lock()
+	c, err := s.get(id)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	c.op.RLock()
+	s.mu.Lock()
+	gone := c.gone
+	s.mu.Unlock()
+	if gone {
+		c.op.RUnlock()
 		return nil, errNotFound("container %s not found", id)
 	}
 	return c, nil
@@ -559,23 +580,35 @@ func (s *Service) publishExit(p *process) {
 
 // Start starts the init (`runtime start`) or an exec (`runtime exec --detach`).
 func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.StartResponse, error) {
-	c, err := s.lock(r.ID)
+	lock, unlock := s.lock, func(c *container) { c.op.Unlock() }
+	if r.ExecID != "" {
+		lock, unlock = s.lockShared, func(c *container) { c.op.RUnlock() }
+	}
+	c, err := lock(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	defer c.op.Unlock()
+	defer unlock(c)
 	s.mu.Lock()
 	_, p, err := s.getProcess(r.ID, r.ExecID)
-	if err == nil && p.status != task.Status_CREATED {
+	if err == nil && (p.status != task.Status_CREATED || p.starting) {
 		err = errState("process %s of container %s is %s, not created", displayID(p), r.ID, strings.ToLower(p.status.String()))
 	}
 	if err == nil && r.ExecID != "" && c.init.exited() {
 		err = errState("container %s has stopped", r.ID)
 	}
+	if err == nil {
+		p.starting = true // another Start of it (exec starts run concurrently) is refused
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		s.mu.Lock()
+		p.starting = false
+		s.mu.Unlock()
+	}()
 	if r.ExecID == "" {
 		if !c.restored {
 			if err := c.rt.start(r.ID); err != nil {
