@@ -137,38 +137,28 @@ func (s *Service) get(id string) (*container, error) {
 
 // lock takes container id's operation lock; unlock with c.op.Unlock. A container deleted
 // while the caller waited is not found.
-func (s *Service) lock(id string) (*container, error) {
-	s.mu.Lock()
-	c, err := s.get(id)
-	s.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	c.op.Lock()
-	s.mu.Lock()
-	gone := c.gone
-	s.mu.Unlock()
-	if gone {
-		c.op.Unlock()
-		return nil, errNotFound("container %s not found", id)
-	}
-	return c, nil
-}
+func (s *Service) lock(id string) (*container, error) { return s.lockOp(id, false) }
 
 // lockShared is lock for exec starts: op taken shared; unlock with c.op.RUnlock.
-func (s *Service) lockShared(id string) (*container, error) {
+func (s *Service) lockShared(id string) (*container, error) { return s.lockOp(id, true) }
+
+func (s *Service) lockOp(id string, shared bool) (*container, error) {
 	s.mu.Lock()
 	c, err := s.get(id)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	c.op.RLock()
+	lock, unlock := c.op.Lock, c.op.Unlock
+	if shared {
+		lock, unlock = c.op.RLock, c.op.RUnlock
+	}
+	lock()
 	s.mu.Lock()
 	gone := c.gone
 	s.mu.Unlock()
 	if gone {
-		c.op.RUnlock()
+		unlock()
 		return nil, errNotFound("container %s not found", id)
 	}
 	return c, nil
