@@ -132,8 +132,12 @@ func metricsV2(st *cgroups.Stats, oomKills uint64) *v2.Metrics {
 			Usage: mem.Usage.Usage, UsageLimit: mem.Usage.Limit, MaxUsage: mem.Usage.Max,
 			SwapUsage: swapUsage, SwapLimit: swapLimit,
 		},
-		MemoryEvents: &v2.MemoryEvents{Max: mem.Usage.Failcnt, OomKill: oomKills},
+		MemoryEvents: &v2.MemoryEvents{
+			Low: mem.Events["low"], High: mem.Events["high"], Max: mem.Usage.Failcnt, Oom: mem.Events["oom"],
+			OomKill: oomKills, OomGroupKill: mem.Events["oom_group_kill"],
+		},
 	}
+	m.CPU.PSI, m.Memory.PSI = psiMetrics(st.CPU.PSI), psiMetrics(mem.PSI)
 	io := &v2.IOStat{}
 	byDev := map[[2]uint64]*v2.IOEntry{}
 	add := func(entries []cgroups.BlkioEntry, bytes bool) {
@@ -159,9 +163,20 @@ func metricsV2(st *cgroups.Stats, oomKills uint64) *v2.Metrics {
 	}
 	add(st.Blkio.IoServiceBytesRecursive, true)
 	add(st.Blkio.IoServicedRecursive, false)
+	io.PSI = psiMetrics(st.Blkio.PSI)
 	m.Io = io
 	for size, h := range st.Hugetlb {
 		m.Hugetlb = append(m.Hugetlb, &v2.HugeTlbStat{Current: h.Usage, Max: h.Max, Failcnt: h.Failcnt, Pagesize: size})
 	}
 	return m
+}
+
+func psiMetrics(p *cgroups.PSIStats) *v2.PSIStats {
+	if p == nil {
+		return nil
+	}
+	data := func(d cgroups.PSIData) *v2.PSIData {
+		return &v2.PSIData{Avg10: d.Avg10, Avg60: d.Avg60, Avg300: d.Avg300, Total: d.Total}
+	}
+	return &v2.PSIStats{Some: data(p.Some), Full: data(p.Full)}
 }

@@ -56,6 +56,8 @@ expect update-pids /sys/fs/cgroup/lim/pids.max 30
 $H events --stats lim > /tmp/ev-stats 2>&1
 grep -q '"limit":41943040' /tmp/ev-stats && ok events-stats-v2 || bad events-stats-v2 "$(cut -c1-200 /tmp/ev-stats)"
 grep -q '"anon":' /tmp/ev-stats && grep -q '"current":1' /tmp/ev-stats && ok events-stats-raw || bad events-stats-raw "$(cut -c1-300 /tmp/ev-stats)"
+# PSI of cpu, memory and io, as runc 1.2+ reports it.
+[ "$(grep -o '"psi":{"some":{"avg10":' /tmp/ev-stats | wc -l)" = 3 ] && ok events-stats-psi || bad events-stats-psi "$(grep -o '"psi":[^}]*}' /tmp/ev-stats | head -3)"
 # The cgroup namespace shows the container its own subtree.
 out=$($H exec lim cat /proc/self/cgroup)
 [ "$out" = "0::/" ] && ok cgroupns || bad cgroupns "exec sees '$out'"

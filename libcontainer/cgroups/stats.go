@@ -24,6 +24,21 @@ type Stats struct {
 type CPU struct {
 	Usage      CPUUsage   `json:"usage,omitempty"`
 	Throttling Throttling `json:"throttling,omitempty"`
+	PSI        *PSIStats  `json:"psi,omitempty"`
+}
+
+// PSIStats is a cgroup v2 pressure file (cpu.pressure, memory.pressure, io.pressure), as
+// runc 1.2+ reports it.
+type PSIStats struct {
+	Some PSIData `json:"some,omitempty"`
+	Full PSIData `json:"full,omitempty"`
+}
+
+type PSIData struct {
+	Avg10  float64 `json:"avg10"`
+	Avg60  float64 `json:"avg60"`
+	Avg300 float64 `json:"avg300"`
+	Total  uint64  `json:"total"` // microseconds
 }
 
 // CPUUsage is in nanoseconds.
@@ -54,6 +69,10 @@ type Memory struct {
 	Kernel    MemoryEntry       `json:"kernel,omitempty"`
 	KernelTCP MemoryEntry       `json:"kernelTCP,omitempty"`
 	Raw       map[string]uint64 `json:"raw,omitempty"`
+	PSI       *PSIStats         `json:"psi,omitempty"`
+	// Events is cgroup v2's memory.events (low, high, max, oom, oom_kill, oom_group_kill),
+	// for the shim's metrics; not in runc's events JSON.
+	Events map[string]uint64 `json:"-"`
 }
 
 type PidsStats struct {
@@ -77,6 +96,7 @@ type Blkio struct {
 	IoMergedRecursive       []BlkioEntry `json:"ioMergedRecursive,omitempty"`
 	IoTimeRecursive         []BlkioEntry `json:"ioTimeRecursive,omitempty"`
 	SectorsRecursive        []BlkioEntry `json:"sectorsRecursive,omitempty"`
+	PSI                     *PSIStats    `json:"psi,omitempty"`
 }
 
 type Hugetlb struct {
@@ -184,7 +204,11 @@ func (m *Manager) statsV2(st *Stats) {
 	st.CPU.Usage = CPUUsage{Total: kv["usage_usec"] * 1000, User: kv["user_usec"] * 1000, Kernel: kv["system_usec"] * 1000}
 	st.CPU.Throttling = Throttling{kv["nr_periods"], kv["nr_throttled"], kv["throttled_usec"] * 1000}
 
+	st.CPU.PSI = readPSI(d, "cpu.pressure")
+	st.Memory.PSI = readPSI(d, "memory.pressure")
+	st.Blkio.PSI = readPSI(d, "io.pressure")
 	events := readKV(d, "memory.events")
+	st.Memory.Events = events
 	st.Memory.Usage = MemoryEntry{Usage: readUint(d, "memory.current"), Max: readUint(d, "memory.peak"), Limit: readUint(d, "memory.max"), Failcnt: events["max"]}
 	// runc reports v2 swap as memory plus swap, the way v1 counts it.
 	swap, swapMax := readUint(d, "memory.swap.current"), readUint(d, "memory.swap.max")
@@ -265,6 +289,45 @@ func readUint(dir, file string) uint64 {
 	}
 	n, _ := strconv.ParseUint(v, 10, 64)
 	return n
+}
+
+// readPSI reads a pressure file ("some avg10=0.00 avg60=0.00 avg300=0.00 total=0", and a
+// "full" line); nil where the kernel keeps none (no CONFIG_PSI, psi=0, cgroup.pressure 0).
+func readPSI(dir, file string) *PSIStats {
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return nil
+	}
+	var st PSIStats
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		var d *PSIData
+		switch f[0] {
+		case "some":
+			d = &st.Some
+		case "full":
+			d = &st.Full
+		default:
+			continue
+		}
+		for _, kv := range f[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "avg10":
+				d.Avg10, _ = strconv.ParseFloat(v, 64)
+			case "avg60":
+				d.Avg60, _ = strconv.ParseFloat(v, 64)
+			case "avg300":
+				d.Avg300, _ = strconv.ParseFloat(v, 64)
+			case "total":
+				d.Total, _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+	}
+	return &st
 }
 
 // readKV reads a flat keyed file ("key value" lines) such as memory.stat or cpu.stat.
