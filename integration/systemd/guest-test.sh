@@ -153,6 +153,30 @@ st=$(systemctl is-active $U 2>&1)
 [ ! -d "$S" ] && ok "its cgroup is gone" || bad "cgroup $S left"
 [ "$(failed_units)" = "$failed0" ] && ok "no failed units" || bad "failed units: $(systemctl list-units --failed --no-legend --plain | tr '\n' ' ')"
 
+if [ -n "$V2" ]; then
+	sec "2b linux.resources.unified under the systemd driver survives a daemon-reload"
+	# Keys with a unit property become it (runc's unifiedResToSystemdProps): written only to
+	# the files, systemd would reset them from the unit at the next daemon-reload.
+	mkbundle /b/u1 "system.slice:husk:u1" '["sleep","1000"]' \
+		'| .linux.resources.unified={"memory.high":"104857600","memory.min":"1048576","memory.max":"209715200","cpu.weight":"50","cpu.max":"25000 50000","pids.max":"77"}'
+	check "run -d with unified keys" sh -c "cd /b/u1 && $H run -d u1 </dev/null"
+	UU=husk-u1.scope
+	US=$(cgdir /system.slice/$UU)
+	unified_ok() { # when
+		[ "$(prop $UU MemoryHigh)" = 104857600 ] && [ "$(cat $US/memory.high)" = 104857600 ] && ok "$1: memory.high / MemoryHigh" || bad "$1: memory.high $(cat $US/memory.high) MemoryHigh=$(prop $UU MemoryHigh)"
+		[ "$(prop $UU MemoryMin)" = 1048576 ] && [ "$(cat $US/memory.min)" = 1048576 ] && ok "$1: memory.min / MemoryMin" || bad "$1: memory.min $(cat $US/memory.min) MemoryMin=$(prop $UU MemoryMin)"
+		[ "$(cat $US/memory.max)" = 209715200 ] && ok "$1: memory.max" || bad "$1: memory.max $(cat $US/memory.max)"
+		[ "$(prop $UU CPUWeight)" = 50 ] && [ "$(cat $US/cpu.weight)" = 50 ] && ok "$1: cpu.weight / CPUWeight" || bad "$1: cpu.weight $(cat $US/cpu.weight) CPUWeight=$(prop $UU CPUWeight)"
+		[ "$(cat $US/cpu.max)" = "25000 50000" ] && ok "$1: cpu.max" || bad "$1: cpu.max $(cat $US/cpu.max)"
+		[ "$(prop $UU TasksMax)" = 77 ] && [ "$(cat $US/pids.max)" = 77 ] && ok "$1: pids.max / TasksMax" || bad "$1: pids.max $(cat $US/pids.max) TasksMax=$(prop $UU TasksMax)"
+	}
+	unified_ok "after run"
+	systemctl daemon-reload
+	sleep 1
+	unified_ok "after daemon-reload"
+	check "delete -f u1" $H delete -f u1
+fi
+
 sec "3 default path, kill and delete -f"
 mkbundle /b/t2 "" '["sleep","1000"]'
 check "run -d with an empty cgroupsPath" sh -c "cd /b/t2 && $H run -d t2 </dev/null"

@@ -146,6 +146,104 @@ func resourceProperties(c *sd.Conn, u *systemd.Unit, res *rspec.LinuxResources) 
 	if res.Devices != nil {
 		props = append(props, deviceProperties(res.Devices)...)
 	}
+	if len(res.Unified) > 0 && !u.V1 {
+		unified, err := unifiedProperties(res.Unified, systemdVersion)
+		if err != nil {
+			return nil, err
+		}
+		props = append(props, unified...) // last: as runc's, they win over the fields above
+	}
+	return props, nil
+}
+
+// unifiedProperties maps the linux.resources.unified keys that have a unit property to it, as
+// runc's unifiedResToSystemdProps does: set only in the cgroup files, they would be reset to
+// the unit's values at the next daemon-reload. The other keys stay with the files.
+func unifiedProperties(unified map[string]string, systemdVersion func() int) ([]sd.Property, error) {
+	var props []sd.Property
+	add := func(name string, v any) { props = append(props, newProp(name, v)) }
+	number := func(k, v string) (uint64, error) {
+		if v == "max" {
+			return infinity, nil
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("linux.resources.unified[%q]: %q is not a number or max", k, v)
+		}
+		return n, nil
+	}
+	idle := strings.TrimSpace(unified["cpu.idle"]) == "1" && systemdVersion() >= 252
+	for k, v := range unified {
+		v = strings.TrimSpace(v)
+		switch k {
+		case "cpu.idle":
+			if idle {
+				add("CPUWeight", uint64(0)) // systemd's way to set cpu.idle
+			}
+		case "cpu.weight":
+			if idle {
+				continue // CPUWeight=0 stands for cpu.idle=1 (runc ignores the weight too)
+			}
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("linux.resources.unified[%q]: %q is not a number", k, v)
+			}
+			add("CPUWeight", n)
+		case "cpu.max":
+			f := strings.Fields(v)
+			if len(f) < 1 || len(f) > 2 {
+				return nil, fmt.Errorf("linux.resources.unified[%q]: %q is not \"quota [period]\"", k, v)
+			}
+			period := uint64(100000)
+			if len(f) == 2 {
+				p, err := strconv.ParseUint(f[1], 10, 64)
+				if err != nil || p == 0 {
+					return nil, fmt.Errorf("linux.resources.unified[%q]: period %q is not a positive number", k, f[1])
+				}
+				period = p
+			}
+			perSec := infinity
+			if f[0] != "max" {
+				q, err := strconv.ParseUint(f[0], 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("linux.resources.unified[%q]: quota %q is not a number or max", k, f[0])
+				}
+				// In whole percent of a CPU, rounded up, as for linux.resources.cpu.quota.
+				perSec = q * 1000000 / period
+				if perSec%10000 != 0 {
+					perSec = (perSec/10000 + 1) * 10000
+				}
+			}
+			if systemdVersion() >= 242 {
+				add("CPUQuotaPeriodUSec", period)
+			}
+			add("CPUQuotaPerSecUSec", perSec)
+		case "cpuset.cpus", "cpuset.mems":
+			b, err := rangeToBits(v)
+			if err != nil {
+				return nil, fmt.Errorf("linux.resources.unified[%q] %q: %w", k, v, err)
+			}
+			if systemdVersion() >= 244 {
+				add(map[string]string{"cpuset.cpus": "AllowedCPUs", "cpuset.mems": "AllowedMemoryNodes"}[k], b)
+			}
+		case "memory.high", "memory.low", "memory.min", "memory.max", "memory.swap.max":
+			n, err := number(k, v)
+			if err != nil {
+				return nil, err
+			}
+			add(map[string]string{"memory.high": "MemoryHigh", "memory.low": "MemoryLow", "memory.min": "MemoryMin",
+				"memory.max": "MemoryMax", "memory.swap.max": "MemorySwapMax"}[k], n)
+		case "pids.max":
+			n, err := number(k, v)
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				n = 1 // systemd takes no TasksMax=0
+			}
+			add("TasksMax", n)
+		}
+	}
 	return props, nil
 }
 

@@ -67,3 +67,45 @@ func TestDeviceProperties(t *testing.T) {
 		t.Errorf("deny after allow-all: %s %v", p, list)
 	}
 }
+
+// TestUnifiedProperties: unified keys with a unit property become it (runc's
+// unifiedResToSystemdProps), so a daemon-reload does not reset them; bad values fail.
+func TestUnifiedProperties(t *testing.T) {
+	v252 := func() int { return 252 }
+	props, err := unifiedProperties(map[string]string{
+		"memory.high": "104857600", "memory.min": "1048576", "memory.low": "max", "memory.max": " 209715200 ",
+		"memory.swap.max": "0", "cpu.weight": "50", "cpu.max": "25000 50000", "pids.max": "0",
+		"cpuset.cpus": "0-1", "io.weight": "default 80",
+	}, v252)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range props {
+		got[p.Name] = p.Value.String()
+	}
+	want := map[string]string{
+		"MemoryHigh": "@t 104857600", "MemoryMin": "@t 1048576", "MemoryLow": "@t 18446744073709551615",
+		"MemoryMax": "@t 209715200", "MemorySwapMax": "@t 0", "CPUWeight": "@t 50",
+		"CPUQuotaPeriodUSec": "@t 50000", "CPUQuotaPerSecUSec": "@t 500000", "TasksMax": "@t 1",
+		"AllowedCPUs": "@ay [0x3]",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("properties %v, want only %v (io.weight has none)", got, want)
+	}
+	// cpu.idle=1 is CPUWeight=0 on systemd 252+, and a cpu.weight beside it gives way.
+	props, _ = unifiedProperties(map[string]string{"cpu.idle": "1", "cpu.weight": "50"}, v252)
+	if len(props) != 1 || props[0].Name != "CPUWeight" || props[0].Value.String() != "@t 0" {
+		t.Errorf("cpu.idle=1: %v", props)
+	}
+	for _, bad := range []map[string]string{{"memory.max": "lots"}, {"cpu.max": "1 2 3"}, {"cpu.max": "max 0"}, {"pids.max": "-1"}, {"cpuset.cpus": "2-1"}} {
+		if _, err := unifiedProperties(bad, v252); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
