@@ -352,6 +352,7 @@ func testCRI(t *testing.T, bin string) {
 	if out, err := c.run("update", "--memory", "67108864", a); err != nil {
 		t.Errorf("update: %v %s", err, out)
 	}
+	t.Run("in-place resize", func(t *testing.T) { criResize(t, c, pod, podCfg) })
 	// Stop with a grace period: TERM trapped exits 0; TERM ignored is killed, 137.
 	c.must(t, "stop", "--timeout", "10", a)
 	if code, _ := c.waitExited(t, a); code != 0 {
@@ -458,6 +459,34 @@ func buildImage(t *testing.T, dir, name, entry string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// criResize: an in-place pod resize (GA in Kubernetes 1.35) is the kubelet's
+// UpdateContainerResources on the running container: memory and cpu lowered, then raised,
+// land in the container's cgroup.
+func criResize(t *testing.T, c *criContainerd, pod, podCfg string) {
+	id := c.startContainer(t, pod, podCfg, "resize", []string{"sleep", "1000"}, map[string]any{"linux": map[string]any{
+		"resources": map[string]any{"memory_limit_in_bytes": 128 << 20, "cpu_quota": 50000, "cpu_period": 100000}}})
+	defer func() { c.run("stop", "--timeout", "0", id); c.run("rm", id) }()
+	var info struct {
+		Info struct {
+			Pid int `json:"pid"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(c.must(t, "inspect", "-o", "json", id)), &info); err != nil || info.Info.Pid == 0 {
+		t.Fatalf("crictl inspect: no pid (%v)", err)
+	}
+	for _, step := range []struct {
+		memory, quota int64
+	}{{64 << 20, 25000}, {256 << 20, 150000}} {
+		c.must(t, "update", "--memory", fmt.Sprint(step.memory), "--cpu-quota", fmt.Sprint(step.quota), "--cpu-period", "100000", id)
+		if got := cgroupFile(t, info.Info.Pid, "memory", "memory.limit_in_bytes"); got != fmt.Sprint(step.memory) {
+			t.Errorf("after resizing to %d bytes: memory.limit_in_bytes %s", step.memory, got)
+		}
+		if got := cgroupFile(t, info.Info.Pid, "cpu", "cpu.cfs_quota_us"); got != fmt.Sprint(step.quota) {
+			t.Errorf("after resizing to a quota of %d: cpu.cfs_quota_us %s", step.quota, got)
+		}
+	}
 }
 
 // criRecursiveReadOnly mounts a host directory that has a mount below it as a recursively

@@ -765,18 +765,7 @@ func testShimHooksDuringExitStorm(t *testing.T, husk string) {
 func TestShimSlowExecStartDoesNotHoldOthers(t *testing.T) {
 	h := startShim(t)
 	ctx := context.Background()
-	dir := t.TempDir()
-	gate := filepath.Join(dir, "gate")
-	if err := syscall.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	wrapper := filepath.Join(dir, "slow-husk")
-	script := "#!/bin/sh\n" +
-		"for a; do case $a in *.json) grep -q HOLD-ME \"$a\" 2>/dev/null && read x < " + gate + ";; esac; done\n" +
-		"exec " + huskBin + " \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper, gate := heldExecRuntime(t)
 	b := newBundle(t, "sleep", "1000")
 	b.write(t)
 	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "slow", Bundle: b.dir, Options: runcOptions(t, wrapper)}); err != nil {
@@ -796,24 +785,8 @@ func TestShimSlowExecStartDoesNotHoldOthers(t *testing.T) {
 	}
 	exec("held", "sh", "-c", "echo HOLD-ME >/dev/null")
 	exec("quick", "true")
-	heldDone := make(chan error, 1)
-	go func() {
-		_, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "slow", ExecID: "held"})
-		heldDone <- err
-	}()
-	// The held start is in the wrapper once it waits on the gate (a writer's open returns
-	// only when the reader has opened its end).
-	opened := make(chan *os.File, 1)
-	go func() {
-		f, _ := os.OpenFile(gate, os.O_WRONLY, 0)
-		opened <- f
-	}()
-	var gateW *os.File
-	select {
-	case gateW = <-opened:
-	case <-time.After(time.Minute):
-		t.Fatal("the held exec's start never reached the runtime")
-	}
+	heldDone := startHeldExec(t, h, "slow", "held", gate)
+	defer heldDone.release() // before the deferred Delete, which waits for the held start
 	quickDone := make(chan error, 1)
 	go func() {
 		_, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "slow", ExecID: "quick"})
@@ -827,14 +800,126 @@ func TestShimSlowExecStartDoesNotHoldOthers(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Error("the second exec's start waited for the held one")
 	}
-	gateW.Write([]byte("go\n"))
-	gateW.Close()
-	if err := <-heldDone; err != nil {
+	heldDone.release()
+	if err := <-heldDone.err; err != nil {
 		t.Errorf("the held exec's start, once released: %v", err)
 	}
 	for _, id := range []string{"held", "quick"} {
 		if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "slow", ExecID: id}); err != nil || wr.ExitStatus != 0 {
 			t.Errorf("exec %s: %v %v", id, wr, err)
 		}
+	}
+}
+
+// heldExecRuntime writes a runtime wrapper (husk underneath) that holds the start of an exec
+// whose process spec says HOLD-ME until a line is written to gate: a runtime command that
+// hangs, as containerd's runc-fp delayExec failpoint makes one.
+func heldExecRuntime(t *testing.T) (wrapper, gate string) {
+	dir := t.TempDir()
+	gate = filepath.Join(dir, "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrapper = filepath.Join(dir, "slow-husk")
+	script := "#!/bin/sh\n" +
+		"for a; do case $a in *.json) grep -q HOLD-ME \"$a\" 2>/dev/null && read x < " + gate + ";; esac; done\n" +
+		"exec " + huskBin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper, gate
+}
+
+type heldStart struct {
+	err     chan error
+	release func()
+}
+
+// startHeldExec starts exec execID (held by heldExecRuntime's wrapper) and returns once its
+// start waits in the runtime: a writer's open of the gate returns only when the wrapper has
+// opened its end.
+func startHeldExec(t *testing.T, h *shimHarness, id, execID, gate string) heldStart {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.client.Start(context.Background(), &taskapi.StartRequest{ID: id, ExecID: execID})
+		done <- err
+	}()
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, _ := os.OpenFile(gate, os.O_WRONLY, 0)
+		opened <- f
+	}()
+	select {
+	case w := <-opened:
+		var once sync.Once
+		release := func() { once.Do(func() { w.Write([]byte("go\n")); w.Close() }) }
+		return heldStart{err: done, release: release}
+	case err := <-done:
+		t.Fatalf("the held exec's start returned before reaching the runtime: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the held exec's start never reached the runtime")
+	}
+	return heldStart{}
+}
+
+// TestShimInitExitWaitsForStartingExec: the init dies while an exec of its container is being
+// started (containerd's TestIssue10589): the init's exit waits for that start, so another exec
+// can still be created, its start fails (the container has stopped), and once the held start
+// ends the init's exit is final. husk made the exit final at once, and refused the second
+// exec's create.
+func TestShimInitExitWaitsForStartingExec(t *testing.T) {
+	h := startShim(t)
+	ctx := context.Background()
+	wrapper, gate := heldExecRuntime(t)
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "i", Bundle: b.dir, Options: runcOptions(t, wrapper)}); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "i"})
+	exec := func(execID string, args ...string) error {
+		proc, _ := json.Marshal(rspec.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/"})
+		_, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "i", ExecID: execID, Spec: &anypb.Any{Value: proc}})
+		return err
+	}
+	if err := exec("held", "sh", "-c", "echo HOLD-ME >/dev/null"); err != nil {
+		t.Fatal(err)
+	}
+	held := startHeldExec(t, h, "i", "held", gate)
+	defer held.release() // before the deferred Delete, which waits for the held start
+	syscall.Kill(int(sr.Pid), syscall.SIGKILL)
+	// The init's exit is reaped: wait until the shim has seen it (its process is gone).
+	for i := 0; syscall.Kill(int(sr.Pid), 0) == nil; i++ {
+		if i == 3000 {
+			t.Fatal("the killed init never went")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the exit reaches the shim's exit loop
+	if err := exec("second", "true"); err != nil {
+		t.Fatalf("an exec created while another is starting and the init is dead: %v", err)
+	}
+	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "i", ExecID: "second"}); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("starting an exec of a container whose init died: %v, want it refused (stopped)", err)
+	}
+	waited := make(chan *taskapi.WaitResponse, 1)
+	go func() {
+		wr, _ := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "i"})
+		waited <- wr
+	}()
+	held.release()
+	<-held.err // it fails or runs and ends: the container is gone either way
+	select {
+	case wr := <-waited:
+		if wr == nil || wr.ExitStatus != 137 {
+			t.Errorf("the init's exit: %v, want 137", wr)
+		}
+	case <-time.After(time.Minute):
+		t.Error("the init's exit was never made final after the held exec's start ended")
 	}
 }

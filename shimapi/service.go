@@ -541,9 +541,11 @@ func sharesPidNamespace(bundle string) bool {
 	return true
 }
 
+// execsRunning reports whether an exec of the container runs or is being started: the init's
+// exit waits for both, as the runc shim's does (containerd issue 10589).
 func (c *container) execsRunning() bool {
 	for _, x := range c.execs {
-		if x.pid > 0 && !x.exited() {
+		if x.starting || (x.pid > 0 && !x.exited()) {
 			return true
 		}
 	}
@@ -584,7 +586,7 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	if err == nil && (p.status != task.Status_CREATED || p.starting) {
 		err = errState("process %s of container %s is %s, not created", displayID(p), r.ID, strings.ToLower(p.status.String()))
 	}
-	if err == nil && r.ExecID != "" && c.init.exited() {
+	if err == nil && r.ExecID != "" && (c.init.exited() || c.initExit != nil) {
 		err = errState("container %s has stopped", r.ID)
 	}
 	if err == nil {
@@ -597,6 +599,11 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	defer func() {
 		s.mu.Lock()
 		p.starting = false
+		// An init that exited while this exec was starting waits for it; if it never
+		// started, nothing else will finish the init.
+		if c.initExit != nil && !c.execsRunning() {
+			s.finishInit(c, *c.initExit)
+		}
 		s.mu.Unlock()
 	}()
 	if r.ExecID == "" {
