@@ -139,7 +139,8 @@ func runCritest(t *testing.T, critest string, c *criContainerd, handler, report 
 	}
 	sort.Strings(skips)
 	args = append(args, "-ginkgo.skip", strings.Join(skips, "|"))
-	// For one's own investigations, e.g. -ginkgo.focus=X -ginkgo.repeat=20.
+	// For one's own investigations, e.g. -ginkgo.focus=X (the binary has no -ginkgo.repeat:
+	// loop over runs for that).
 	args = append(args, strings.Fields(os.Getenv("HUSK_CRITEST_ARGS"))...)
 	if len(focus) > 0 {
 		quoted := make([]string, len(focus))
