@@ -777,14 +777,11 @@ func TestShimSlowExecStartDoesNotHoldOthers(t *testing.T) {
 		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "slow"})
 		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "slow"})
 	}()
-	exec := func(execID string, args ...string) {
-		proc, _ := json.Marshal(rspec.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/"})
-		if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "slow", ExecID: execID, Spec: &anypb.Any{Value: proc}}); err != nil {
+	for _, e := range [][]string{{"held", "sh", "-c", "echo HOLD-ME >/dev/null"}, {"quick", "true"}} {
+		if err := h.exec("slow", e[0], e[1:]...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	exec("held", "sh", "-c", "echo HOLD-ME >/dev/null")
-	exec("quick", "true")
 	heldDone := startHeldExec(t, h, "slow", "held", gate)
 	defer heldDone.release() // before the deferred Delete, which waits for the held start
 	quickDone := make(chan error, 1)
@@ -828,6 +825,13 @@ func heldExecRuntime(t *testing.T) (wrapper, gate string) {
 		t.Fatal(err)
 	}
 	return wrapper, gate
+}
+
+// exec creates exec execID of container id running args (PATH=/bin, in /).
+func (h *shimHarness) exec(id, execID string, args ...string) error {
+	proc, _ := json.Marshal(rspec.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/"})
+	_, err := h.client.Exec(context.Background(), &taskapi.ExecProcessRequest{ID: id, ExecID: execID, Spec: &anypb.Any{Value: proc}})
+	return err
 }
 
 type heldStart struct {
@@ -882,12 +886,7 @@ func TestShimInitExitWaitsForStartingExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "i"})
-	exec := func(execID string, args ...string) error {
-		proc, _ := json.Marshal(rspec.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/"})
-		_, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "i", ExecID: execID, Spec: &anypb.Any{Value: proc}})
-		return err
-	}
-	if err := exec("held", "sh", "-c", "echo HOLD-ME >/dev/null"); err != nil {
+	if err := h.exec("i", "held", "sh", "-c", "echo HOLD-ME >/dev/null"); err != nil {
 		t.Fatal(err)
 	}
 	held := startHeldExec(t, h, "i", "held", gate)
@@ -901,7 +900,7 @@ func TestShimInitExitWaitsForStartingExec(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // the exit reaches the shim's exit loop
-	if err := exec("second", "true"); err != nil {
+	if err := h.exec("i", "second", "true"); err != nil {
 		t.Fatalf("an exec created while another is starting and the init is dead: %v", err)
 	}
 	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "i", ExecID: "second"}); err == nil || !strings.Contains(err.Error(), "stopped") {

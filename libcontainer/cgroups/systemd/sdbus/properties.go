@@ -110,12 +110,7 @@ func resourceProperties(c *sd.Conn, u *systemd.Unit, res *rspec.LinuxResources) 
 				if period == 0 {
 					period = 100000
 				}
-				// systemd keeps the quota in whole percent of a CPU: round up to 10 ms a
-				// second, so that the file the cgroupfs driver writes after is not above it.
-				perSec = uint64(quota) * 1000000 / period
-				if perSec%10000 != 0 {
-					perSec = (perSec/10000 + 1) * 10000
-				}
+				perSec = quotaPerSec(uint64(quota), period)
 			}
 			add("CPUQuotaPerSecUSec", perSec)
 		}
@@ -208,11 +203,7 @@ func unifiedProperties(unified map[string]string, systemdVersion func() int) ([]
 				if err != nil {
 					return nil, fmt.Errorf("linux.resources.unified[%q]: quota %q is not a number or max", k, f[0])
 				}
-				// In whole percent of a CPU, rounded up, as for linux.resources.cpu.quota.
-				perSec = q * 1000000 / period
-				if perSec%10000 != 0 {
-					perSec = (perSec/10000 + 1) * 10000
-				}
+				perSec = quotaPerSec(q, period)
 			}
 			if systemdVersion() >= 242 {
 				add("CPUQuotaPeriodUSec", period)
@@ -245,6 +236,17 @@ func unifiedProperties(unified map[string]string, systemdVersion func() int) ([]
 		}
 	}
 	return props, nil
+}
+
+// quotaPerSec is CPUQuotaPerSecUSec for a quota per period (µs): systemd keeps the quota in
+// whole percent of a CPU, so round up to 10 ms a second, so that the file the cgroupfs driver
+// writes after is not above it.
+func quotaPerSec(quota, period uint64) uint64 {
+	perSec := quota * 1000000 / period
+	if perSec%10000 != 0 {
+		perSec = (perSec/10000 + 1) * 10000
+	}
+	return perSec
 }
 
 // rangeToBits turns a cpuset list ("0-2,7") into systemd's byte mask, lowest CPUs first.
