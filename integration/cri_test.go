@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,11 +183,72 @@ func mirrorConfig(t *testing.T, dir, addr string) string {
 	return certs
 }
 
+// restartCRI restarts containerd and waits for its CRI plugin, which answers "server is not
+// initialized yet" for a while after containerd's own API is up (as the kubelet waits for it).
+func (c *criContainerd) restartCRI(t *testing.T) {
+	t.Helper()
+	c.restart(t)
+	var out string
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if out, err = c.run("version"); err == nil {
+			return
+		}
+	}
+	t.Fatalf("containerd's CRI plugin did not come up after a restart: %v\n%s", err, out)
+}
+
 // run runs crictl against this containerd and returns its combined output.
 func (c *criContainerd) run(args ...string) (string, error) {
-	cmd := exec.Command(c.crictl, append([]string{"--config", c.config}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := c.output(exec.Command(c.crictl, append([]string{"--config", c.config}, args...)...))
 	return string(out), err
+}
+
+// crictlDeadline bounds one crictl command, streams included: one that hangs fails its test
+// with the husk shims' goroutine stacks instead of stalling the suite until go test's timeout.
+const crictlDeadline = 3 * time.Minute
+
+// output runs cmd (crictl, or a script(1) running it) and returns its combined output. Past
+// crictlDeadline it is killed and the output ends with the stacks of this containerd's husk
+// shims.
+func (c *criContainerd) output(cmd *exec.Cmd) ([]byte, error) {
+	var buf lockedBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	cmd.WaitDelay = 5 * time.Second // script(1)'s child may hold the output pipe
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return []byte(buf.String()), err
+	case <-time.After(crictlDeadline):
+	}
+	stacks := c.shimStacks()
+	cmd.Process.Kill()
+	<-done
+	return []byte(buf.String() + stacks), fmt.Errorf("%q hung for %v and was killed", strings.Join(cmd.Args, " "), crictlDeadline)
+}
+
+// shimStacks has every husk shim of this containerd dump its goroutines (SIGUSR1) into the shim
+// log, which containerd copies into its own, and returns those dumps.
+func (c *criContainerd) shimStacks() string {
+	logPath := filepath.Join(c.dir, "containerd.log")
+	before := int64(0)
+	if st, err := os.Stat(logPath); err == nil {
+		before = st.Size()
+	}
+	pids := c.shimPids()
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGUSR1)
+	}
+	time.Sleep(time.Second)
+	data, _ := os.ReadFile(logPath)
+	if int64(len(data)) < before {
+		before = 0
+	}
+	return fmt.Sprintf("\n%d husk shims; their stacks from the containerd log:\n%s", len(pids), data[before:])
 }
 
 func (c *criContainerd) must(t *testing.T, args ...string) string {
@@ -281,19 +343,28 @@ func (c *criContainerd) waitExited(t *testing.T, id string) (int, string) {
 
 // shimsOf counts the husk shims serving this containerd.
 func (c *criContainerd) shimsOf(t *testing.T) int {
-	n := 0
+	return len(c.shimPids())
+}
+
+// shimPids lists the husk shims serving this containerd.
+func (c *criContainerd) shimPids() []int {
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil {
 			continue
 		}
 		args := strings.Split(string(cmdline), "\x00")
 		if strings.HasSuffix(args[0], "containerd-shim-husk-v2") && strings.Contains(string(cmdline), c.sock) {
-			n++
+			pids = append(pids, pid)
 		}
 	}
-	return n
+	return pids
 }
 
 func TestCRIContainerd16(t *testing.T) {
@@ -399,7 +470,7 @@ func testCRI(t *testing.T, bin string) {
 	}
 
 	// containerd restarted while the pod runs: the containers stay, and stay manageable.
-	c.restart(t)
+	c.restartCRI(t)
 	if out := c.must(t, "exec", "-s", restricted, "echo", "after-restart"); !strings.Contains(out, "after-restart") {
 		t.Errorf("exec after a containerd restart: %q", out)
 	}
@@ -579,14 +650,14 @@ func criStreaming(t *testing.T, c *criContainerd, pod, podCfg string) {
 	// exec -i: stdin reaches the process, and its end ends it.
 	cmd := exec.Command(c.crictl, "--config", c.config, "exec", "-i", id, "sh", "-c", "tr a-z A-Z")
 	cmd.Stdin = strings.NewReader("from stdin\n")
-	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "FROM STDIN") {
+	if b, err := c.output(cmd); err != nil || !strings.Contains(string(b), "FROM STDIN") {
 		t.Errorf("exec -i: %v %q", err, b)
 	}
 	// exec -it: a terminal, its size and the process's exit code, through script(1)'s terminal.
 	// (CRI sends the size on its resize stream once the process has started, for runc too:
 	// the process reads it a moment later.)
 	cmd = exec.Command("script", "-qec", "stty cols 91 rows 27; "+c.crictl+" --config "+c.config+" exec -it "+id+" sh -c 'tty; sleep 1; stty size; exit 6'", "/dev/null")
-	b, err := cmd.CombinedOutput()
+	b, err := c.output(cmd)
 	if !strings.Contains(string(b), "/dev/pts/") || !strings.Contains(string(b), "27 91") || !strings.Contains(string(b), "command terminated with exit code 6") {
 		t.Errorf("exec -it: %v %q, want a /dev/pts terminal of 27x91 and exit code 6", err, b)
 	}
@@ -596,7 +667,7 @@ func criStreaming(t *testing.T, c *criContainerd, pod, podCfg string) {
 		map[string]any{"stdin": true, "stdin_once": true})
 	cmd = exec.Command(c.crictl, "--config", c.config, "attach", "-i", att)
 	cmd.Stdin = strings.NewReader("hello\n")
-	b, err = cmd.CombinedOutput()
+	b, err = c.output(cmd)
 	if !strings.Contains(string(b), "got:hello") {
 		t.Errorf("attach -i: %v %q", err, b)
 	}
@@ -619,8 +690,9 @@ func criStreaming(t *testing.T, c *criContainerd, pod, podCfg string) {
 	}
 	defer func() { pf.Process.Kill(); pf.Wait() }()
 	var body []byte
+	client := &http.Client{Timeout: 10 * time.Second} // a forward that never answers fails, not hangs
 	for i := 0; i < 100; i++ {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 		if err == nil {
 			body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()

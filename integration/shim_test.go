@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,6 +77,25 @@ type shimHarness struct {
 	client taskapi.TTRPCTaskService
 	events *eventsServer
 	cmd    *exec.Cmd
+	log    lockedBuffer // the shim's stderr (containerd's shim log), also copied to the test's
+}
+
+// lockedBuffer is a bytes.Buffer written by one goroutine while another reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startShim runs the shim daemon on a socket of the test, with a test events server, and
@@ -99,7 +119,7 @@ func startShim(t *testing.T) *shimHarness {
 	h.cmd = exec.Command(shimBinary(t), "-namespace", "husktest", "-id", "shimtest", "-address", "/dev/null", "-socket", sock)
 	h.cmd.Env = append(os.Environ(), "TTRPC_ADDRESS="+evSock)
 	h.cmd.Dir = dir
-	h.cmd.Stderr = os.Stderr
+	h.cmd.Stderr = io.MultiWriter(os.Stderr, &h.log)
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -440,5 +460,28 @@ func TestShimInitExitKillsTheRestWithoutPidNamespace(t *testing.T) {
 			}
 			h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "k1"})
 		})
+	}
+}
+
+// TestShimDumpsStacksOnSIGUSR1: a hung shim is diagnosed the way containerd's runc shim is,
+// by SIGUSR1, which writes every goroutine's stack to the shim log and leaves the shim serving.
+func TestShimDumpsStacksOnSIGUSR1(t *testing.T) {
+	h := startShim(t)
+	if err := h.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	var log string
+	for i := 0; i < 100; i++ {
+		if log = h.log.String(); strings.Contains(log, "=== END goroutine stack dump ===") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(log, "=== BEGIN goroutine stack dump") || !strings.Contains(log, "goroutine ") || !strings.Contains(log, "=== END goroutine stack dump ===") {
+		t.Fatalf("no stack dump in the shim log after SIGUSR1: %q", log)
+	}
+	// Still serving.
+	if _, err := h.client.Connect(context.Background(), &taskapi.ConnectRequest{ID: "shimtest"}); err != nil {
+		t.Errorf("the shim after SIGUSR1: %v", err)
 	}
 }

@@ -289,6 +289,7 @@ func Serve(f Flags) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set child subreaper: %w", err)
 	}
+	dumpStacksOnSIGUSR1(os.Stderr)
 	var l net.Listener
 	var err error
 	if f.Socket != "" {
