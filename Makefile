@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -tags urfave_cli_no_docs
 DEMO_DIR ?= build/demo
 
-.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat test-runc15-compat test-critest test-containerd-client check-security check lint bench fuzz clean
+.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat test-runc15-compat test-critest test-containerd-client test-kubelet check-security check lint bench fuzz clean
 
 all: build
 
@@ -112,6 +112,16 @@ test-critest: build test-deps
 	unshare -m sh -c 'mount --make-rshared / && exec env HUSK_CRITEST=$(CRITEST_DIR)/critest HUSK_CRITEST_OUT=$(CURDIR)/build/critest-out \
 		HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin HUSK_BINARY=$(CURDIR)/bin/husk \
 		HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 30m -v -run "^TestCritest$$" ./integration/'
+
+# A standalone kubelet (v1.37.2, built once into KUBELET_DIR from the module proxy) on
+# containerd 2.4 with husk as the default runtime: static pods through their life on a node
+# (integration/kubelet_test.go), in a mount namespace of its own (integration/kubelet/node.sh).
+KUBELET_DIR ?= $(CURDIR)/build/kubelet
+test-kubelet: build test-deps
+	integration/kubelet/build.sh v1.37.2 $(KUBELET_DIR)/kubelet
+	unshare -m integration/kubelet/node.sh env HUSK_KUBELET=$(KUBELET_DIR)/kubelet \
+		HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin HUSK_BINARY=$(CURDIR)/bin/husk \
+		HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 20m -v -run "^TestKubelet$$" ./integration/
 
 # containerd v2.4.2's own client integration tests (integration/client, built once into
 # CONTAINERD_CLIENT_DIR) with the husk shim as the default runtime; fails when a test the runc

@@ -54,14 +54,23 @@ const criCgroupParent = "husk-cri-test"
 
 func startCRI(t *testing.T, bin string) *criContainerd {
 	t.Helper()
-	return startCRIWith(t, bin, "")
+	return startCRIWith(t, criOpts{bin: bin})
 }
 
-// startCRIWith is startCRI; with a registry address (host:port), containerd pulls every image
-// from that registry (as the mirror of registry.k8s.io, k8s.gcr.io and gcr.io) and nothing is
-// imported.
-func startCRIWith(t *testing.T, bin, registry string) *criContainerd {
+// criOpts is what startCRIWith adds to startCRI.
+type criOpts struct {
+	bin string // containerd 2.x's bin directory; "" for Debian's containerd 1.6
+	// registry (host:port): containerd pulls every image from it (as the mirror of
+	// registry.k8s.io, k8s.gcr.io and gcr.io) and nothing is imported.
+	registry string
+	// defaultRuntime is the handler of pods that name none (containerd 2.x; runc when "").
+	defaultRuntime string
+}
+
+// startCRIWith is startCRI with more options.
+func startCRIWith(t *testing.T, o criOpts) *criContainerd {
 	t.Helper()
+	bin, registry := o.bin, o.registry
 	crictl := crictlBin(t)
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
 		t.Skip("containernetworking-plugins is not installed (make test-deps installs it)")
@@ -115,6 +124,10 @@ func startCRIWith(t *testing.T, bin, registry string) *criContainerd {
 `, cri, netd, optsFile, sandboxImage, registryConfig)
 	} else {
 		rt, img := `plugins."io.containerd.cri.v1.runtime"`, `plugins."io.containerd.cri.v1.images"`
+		defaultRuntime := o.defaultRuntime
+		if defaultRuntime == "" {
+			defaultRuntime = "runc"
+		}
 		extra = fmt.Sprintf(`[plugins."io.containerd.snapshotter.v1.overlayfs"]
   slow_chown = true
 [%[4]s]
@@ -129,6 +142,8 @@ func startCRIWith(t *testing.T, bin, registry string) *criContainerd {
   [%[1]s.cni]
     bin_dirs = ["/usr/lib/cni"]
     conf_dir = %[2]q
+  [%[1]s.containerd]
+    default_runtime_name = %[8]q
   [%[1]s.containerd.runtimes.husk]
     runtime_type = "io.containerd.husk.v2"
     [%[1]s.containerd.runtimes.husk.options]
@@ -142,7 +157,7 @@ func startCRIWith(t *testing.T, bin, registry string) *criContainerd {
       Root = %[3]q
   [%[1]s.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
-`, rt, netd, huskRoot, img, sandboxImage, registryConfig, shimBinary(t))
+`, rt, netd, huskRoot, img, sandboxImage, registryConfig, shimBinary(t), defaultRuntime)
 	}
 	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: v3, cri: true, extraConfig: extra})
 	// As /run/containerd is: a user-namespaced pod's root must be able to pass through.

@@ -48,7 +48,7 @@ func TestCritest(t *testing.T) {
 	// pods (it refuses a husk-typed handler's generic options there).
 	for _, ctd := range []struct{ name, bin, handler string }{{"containerd-2.4", containerd2Bin(t), "husk-runc-options"}, {"containerd-1.6", "", "husk"}} {
 		t.Run(ctd.name, func(t *testing.T) {
-			c := startCRIWith(t, ctd.bin, registry)
+			c := startCRIWith(t, criOpts{bin: ctd.bin, registry: registry})
 			dir := filepath.Join(out, ctd.name)
 			os.MkdirAll(dir, 0o755)
 			run := func(handler, report string, focus []string) map[string]critestResult {

@@ -104,7 +104,7 @@ func removeCgroupEverywhere(name string) {
 // uniqueIDName matches the ids uniqueID makes.
 var uniqueIDName = regexp.MustCompile(`^t[0-9]+-Test`)
 
-// suiteLeftovers lists cgroups this suite names (husk-cri-test, husk-test-*, and the
+// suiteLeftovers lists cgroups this suite names (husk-cri-test, husk-kubelet-test, husk-test-*, and the
 // t<nanos>-Test... of uniqueID) still on the host after every test has run. Only the suite's
 // own names count: other work on the machine is not this suite's to judge.
 func suiteLeftovers() []string {
@@ -115,7 +115,7 @@ func suiteLeftovers() []string {
 				return nil
 			}
 			n := d.Name()
-			if n == criCgroupParent || strings.HasPrefix(n, "husk-test-") || uniqueIDName.MatchString(n) {
+			if n == criCgroupParent || n == kubeletCgroupRoot || strings.HasPrefix(n, "husk-test-") || uniqueIDName.MatchString(n) {
 				out = append(out, "cgroup "+p)
 				return filepath.SkipDir
 			}
