@@ -45,3 +45,34 @@ func TestContainerd2RunsHuskShim(t *testing.T) {
 		t.Errorf("containerd could not read the shim's -info")
 	}
 }
+
+// TestContainerd2BinaryV2Logger: containerd 2.4 hands the shim a binary-v2:// log URI (its
+// loggers signal readiness with a byte on fd 5) and the container's output reaches the logger.
+// (ctr -t ignores --log-uri; a logger with a terminal is TestShimBinaryV2AndTerminalLoggers,
+// at the Task API containerd forwards.)
+func TestContainerd2BinaryV2Logger(t *testing.T) {
+	bin := containerd2Bin(t)
+	b := newBundle(t)
+	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: true})
+	dir := t.TempDir()
+	logger := filepath.Join(dir, "logger.sh")
+	os.WriteFile(logger, []byte("#!/bin/sh\nprintf R >&5; exec 5>&-\ncat <&3 > \"$1.out\" &\ncat <&4 > \"$1.err\"\nwait\n"), 0o755)
+	base := filepath.Join(dir, "v2log")
+	if out, code := c.ctr(t, "run", "--rm", "--runtime", "io.containerd.husk.v2", "--env", "PATH=/bin", "--rootfs", b.rootfs(),
+		"--log-uri", "binary-v2://"+logger+"?"+base, "v2log", "sh", "-c", "echo logged-by-binary-v2; echo err-by-binary-v2 >&2"); code != 0 {
+		t.Fatalf("ctr run --log-uri binary-v2://: exit %d, %q", code, out)
+	}
+	for _, f := range []struct{ file, want string }{{base + ".out", "logged-by-binary-v2"}, {base + ".err", "err-by-binary-v2"}} {
+		var got string
+		for i := 0; i < 100; i++ {
+			data, _ := os.ReadFile(f.file)
+			if got = string(data); strings.Contains(got, f.want) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(got, f.want) {
+			t.Errorf("the logger's %s: %q, want %q", filepath.Base(f.file), got, f.want)
+		}
+	}
+}

@@ -204,6 +204,79 @@ func testShimFileAndBinaryStdio(t *testing.T, husk string) {
 	}
 }
 
+// TestShimBinaryV2AndTerminalLoggers: containerd 2.3+'s binary-v2:// logger is ready only once
+// it has written a byte to fd 5 (one that closes it silently fails the create and leaves no
+// container), and a logger takes a terminal's output (what containerd's runc shim does; husk
+// refused it before).
+func TestShimBinaryV2AndTerminalLoggers(t *testing.T) {
+	bothHusks(t, testShimBinaryV2AndTerminalLoggers)
+}
+
+func testShimBinaryV2AndTerminalLoggers(t *testing.T, husk string) {
+	h := startShim(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready.sh")
+	os.WriteFile(ready, []byte("#!/bin/sh\nprintf R >&5; exec 5>&-\ncat <&3 > \"$1.out\" &\ncat <&4 > \"$1.err\"\nwait\n"), 0o755)
+	silent := filepath.Join(dir, "silent.sh")
+	os.WriteFile(silent, []byte("#!/bin/sh\nexec 5>&-\ncat <&3 > \"$1.out\" &\ncat <&4 > \"$1.err\"\nwait\n"), 0o755)
+	root := t.TempDir()
+	opts, err := typeurl.MarshalAnyToProto(&options.Options{BinaryName: husk, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(id, uri string, terminal bool, script string) error {
+		b := newBundle(t, "sh", "-c", script)
+		b.spec.Process.Terminal = terminal
+		b.write(t)
+		if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Stdout: uri, Stderr: uri, Terminal: terminal, Options: opts}); err != nil {
+			return err
+		}
+		h.client.Start(ctx, &taskapi.StartRequest{ID: id})
+		if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: id}); err != nil || wr.ExitStatus != 0 {
+			t.Fatalf("%s: Wait: %v %v", id, wr, err)
+		}
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id})
+		return nil
+	}
+	logged := func(base, want string) {
+		t.Helper()
+		var got string
+		for i := 0; i < 100; i++ {
+			data, _ := os.ReadFile(base + ".out")
+			if got = string(data); strings.Contains(got, want) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("%s.out: %q, want %q", base, got, want)
+	}
+	if err := run("v2", "binary-v2://"+ready+"?"+filepath.Join(dir, "v2"), false, "echo v2-logged"); err != nil {
+		t.Fatalf("binary-v2 logger that signals ready: %v", err)
+	}
+	logged(filepath.Join(dir, "v2"), "v2-logged")
+
+	err = run("v2silent", "binary-v2://"+silent+"?"+filepath.Join(dir, "silent"), false, "echo never")
+	if err == nil || !strings.Contains(err.Error(), "did not signal ready") {
+		t.Errorf("binary-v2 logger that closes fd 5 without a byte: %v, want a refusal", err)
+	}
+	if _, err := h.client.State(ctx, &taskapi.StateRequest{ID: "v2silent"}); err == nil {
+		t.Errorf("the refused create left a task")
+	}
+	if _, err := os.Stat(filepath.Join(root, "v2silent")); err == nil {
+		t.Errorf("the refused create left runtime state in %s", root)
+	}
+
+	for _, scheme := range []string{"binary", "binary-v2"} {
+		base := filepath.Join(dir, scheme+"-tty")
+		if err := run(scheme+"tty", scheme+"://"+ready+"?"+base, true, "tty; echo on-a-terminal"); err != nil {
+			t.Fatalf("%s logger with a terminal: %v", scheme, err)
+		}
+		logged(base, "on-a-terminal")
+		logged(base, "/dev/pts/")
+	}
+}
+
 // TestHuskShimReportsOOM: a container over its memory limit is OOM-killed; containerd hears
 // /tasks/oom before /tasks/exit.
 func TestHuskShimReportsOOM(t *testing.T) {

@@ -30,6 +30,7 @@ type procIO struct {
 	epoller               *console.Epoller
 	copies                sync.WaitGroup
 	stdinPath, stdoutPath string
+	loggerOut             *os.File // with a terminal: the logger's stdout, fed from the pty master
 	mu                    sync.Mutex
 }
 
@@ -85,12 +86,18 @@ func newProcIO(r *reaper, stdin, stdout, stderr string, terminal bool, ns, id st
 			p.Close()
 		}
 	}()
-	if strings.HasPrefix(stdout, "binary://") {
-		if terminal {
-			return nil, fmt.Errorf("stdio %s: a binary logger cannot take a terminal", stdout)
-		}
-		if err := p.startLogger(r, stdout, ns, id); err != nil {
+	if isLoggerURI(stdout) {
+		out, errW, err := p.startLogger(r, stdout, ns, id)
+		if err != nil {
 			return nil, err
+		}
+		if terminal {
+			// The terminal's output, copied from the pty master once the process runs, is the
+			// logger's stdout; a terminal has no stderr, so the logger's ends at once.
+			p.loggerOut = out
+			errW.Close()
+		} else {
+			p.stdout, p.stderr = out, errW
 		}
 	}
 	if terminal {
@@ -128,28 +135,45 @@ func newProcIO(r *reaper, stdin, stdout, stderr string, terminal bool, ns, id st
 	return p, nil
 }
 
-// startLogger runs a binary:// logger with the container's output on its fds 3 and 4; it
-// signals readiness by closing (or writing to) fd 5, as containerd's loggers do.
-func (p *procIO) startLogger(r *reaper, uri, ns, id string) error {
+// isLoggerURI reports whether a stdio URI names a logger binary: binary:// (ready when it
+// closes fd 5 or writes to it) or binary-v2:// (containerd 2.3+: ready only once it has
+// written a byte to fd 5, so a logger that dies at start is an error, not a silent loss).
+func isLoggerURI(uri string) bool {
+	return strings.HasPrefix(uri, "binary://") || strings.HasPrefix(uri, "binary-v2://")
+}
+
+// startLogger runs a binary:// or binary-v2:// logger with the container's output on its fds
+// 3 and 4 and waits for it to be ready; it returns the write ends of those two pipes.
+func (p *procIO) startLogger(r *reaper, uri, ns, id string) (out, errOut *os.File, err error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return fmt.Errorf("stdio %s: %w", uri, err)
+		return nil, nil, fmt.Errorf("stdio %q: %w", uri, err)
 	}
-	outR, outW, err := os.Pipe()
+	var fds []*os.File
+	defer func() {
+		for _, f := range fds {
+			f.Close()
+		}
+	}()
+	pipe := func() (*os.File, *os.File, error) {
+		r, w, err := os.Pipe()
+		if err == nil {
+			fds = append(fds, r, w)
+		}
+		return r, w, err
+	}
+	outR, outW, err := pipe()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := pipe()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	waitR, waitW, err := os.Pipe()
+	waitR, waitW, err := pipe()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer outR.Close()
-	defer errR.Close()
-	defer waitR.Close()
 	args := []string{u.Path}
 	for k, vs := range u.Query() {
 		for _, v := range vs {
@@ -162,24 +186,34 @@ func (p *procIO) startLogger(r *reaper, uri, ns, id string) error {
 	}
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer null.Close()
+	fds = append(fds, null)
 	env := append(os.Environ(), "CONTAINER_ID="+id, "CONTAINER_NAMESPACE="+ns)
 	r.mu.Lock()
-	_, err = forkLogger(args, env, []uintptr{null.Fd(), null.Fd(), null.Fd(), outR.Fd(), errR.Fd(), waitW.Fd()})
+	pid, err := forkLogger(args, env, []uintptr{null.Fd(), null.Fd(), null.Fd(), outR.Fd(), errR.Fd(), waitW.Fd()})
 	r.mu.Unlock()
-	waitW.Close()
 	if err != nil {
-		outW.Close()
-		errW.Close()
-		return fmt.Errorf("start logger %s: %w", u.Path, err)
+		return nil, nil, fmt.Errorf("start logger %q: %w", u.Path, err)
 	}
-	// Ready when the logger closes fd 5 or writes to it.
+	// The logger's copy is the only one left: its exit is an EOF here. (A second Close of it
+	// below, on an error, is a no-op of os.File.)
+	waitW.Close()
+	defer waitR.Close()
 	buf := make([]byte, 1)
-	waitR.Read(buf)
-	p.stdout, p.stderr = outW, errW
-	return nil
+	n, err := waitR.Read(buf)
+	if err != nil && err != io.EOF {
+		return nil, nil, fmt.Errorf("logger %q: wait for it to be ready: %w", u.Path, err)
+	}
+	if u.Scheme == "binary-v2" && n == 0 {
+		unix.Kill(pid, unix.SIGKILL) // closed fd 5 without a word: not a logger to trust with output
+		return nil, nil, fmt.Errorf("logger %q did not signal ready (binary-v2 wants a byte on fd 5): it may have crashed or exited at start", u.Path)
+	}
+	fds = nil
+	outR.Close()
+	errR.Close()
+	null.Close()
+	return outW, errW, nil
 }
 
 // acceptMaster receives the pty master the runtime sends to the console socket.
@@ -282,9 +316,12 @@ func (p *procIO) started(ep func() (*console.Epoller, error)) error {
 		}()
 	}
 	if p.stdoutPath != "" {
-		out, err := p.openOutput(p.stdoutPath)
-		if err != nil {
-			return err
+		out := p.loggerOut
+		p.loggerOut = nil
+		if out == nil {
+			if out, err = p.openOutput(p.stdoutPath); err != nil {
+				return err
+			}
 		}
 		p.copies.Add(1)
 		go func() {
@@ -341,7 +378,7 @@ func (p *procIO) Close() {
 		p.master.Close()
 	}
 	p.mu.Lock()
-	for _, f := range append(p.keep, p.stdin, p.stdout, p.stderr) {
+	for _, f := range append(p.keep, p.stdin, p.stdout, p.stderr, p.loggerOut) {
 		if f != nil {
 			f.Close()
 		}
