@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -tags urfave_cli_no_docs
 DEMO_DIR ?= build/demo
 
-.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat test-runc15-compat test-critest test-containerd-client test-kubelet check-security check lint bench fuzz clean
+.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat test-runc15-compat test-critest test-containerd-client test-kubelet check-security check lint bench bench-critest fuzz clean
 
 all: build
 
@@ -112,6 +112,16 @@ test-critest: build test-deps
 	unshare -m sh -c 'mount --make-rshared / && exec env HUSK_CRITEST=$(CRITEST_DIR)/critest HUSK_CRITEST_OUT=$(CURDIR)/build/critest-out \
 		HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin HUSK_BINARY=$(CURDIR)/bin/husk \
 		HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 30m -v -run "^TestCritest$$" ./integration/'
+
+# critest's own benchmarks (pod lifecycle, container operations) with husk's handler and runc's
+# on containerd 2.4, interleaved: medians and husk/runc ratios (CRITEST_BENCH_ROUNDS rounds of
+# 30 pods and 30 containers), written to build/critest-bench.json.
+CRITEST_BENCH_ROUNDS ?= 6
+bench-critest: build test-deps
+	integration/suites/build.sh sigs.k8s.io/cri-tools v1.37.0 ./cmd/critest $(CRITEST_DIR)/critest
+	unshare -m sh -c 'mount --make-rshared / && exec env HUSK_CRITEST=$(CRITEST_DIR)/critest HUSK_CRITEST_BENCH=$(CRITEST_BENCH_ROUNDS) \
+		HUSK_CRITEST_BENCH_OUT=$(CURDIR)/build/critest-bench.json HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin \
+		HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 60m -v -run "^TestCritestBenchmark$$" ./integration/'
 
 # A standalone kubelet (v1.37.2, built once into KUBELET_DIR from the module proxy) on
 # containerd 2.4 with husk as the default runtime: static pods through their life on a node
