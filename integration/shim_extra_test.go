@@ -995,3 +995,90 @@ func TestShimInitExitWaitsForStartingExec(t *testing.T) {
 		t.Error("the init's exit was never made final after the held exec's start ended")
 	}
 }
+
+// TestShimSlowHookStallsNoOtherContainer: a container's createRuntime hook may take as long as
+// it likes (hooks have no default timeout) without holding back the other containers of the
+// same shim (a pod's): while container A's hook is blocked, container B can be exec'd into,
+// and B's exit, once it is killed, is delivered. The in-process engine used to hold the shim's
+// reaper off for the whole of every operation, so B's exit waited for A's create.
+func TestShimSlowHookStallsNoOtherContainer(t *testing.T) {
+	bothHusks(t, testShimSlowHookStallsNoOtherContainer)
+}
+
+func testShimSlowHookStallsNoOtherContainer(t *testing.T, husk string) {
+	h := startShim(t)
+	ctx := context.Background()
+	opts, err := typeurl.MarshalAnyToProto(&options.Options{BinaryName: husk, Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idA, idB := uniqueID(t)+"-a", uniqueID(t)+"-b"
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: idB, Bundle: b.dir, Options: opts}); err != nil {
+		t.Fatalf("create b: %v", err)
+	}
+	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: idB}); err != nil {
+		t.Fatalf("start b: %v", err)
+	}
+	defer func() {
+		h.client.Kill(ctx, &taskapi.KillRequest{ID: idB, Signal: 9})
+		h.client.Wait(ctx, &taskapi.WaitRequest{ID: idB})
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: idB})
+	}()
+
+	// A's createRuntime hook says it runs, then waits for the test (a minute at most).
+	gates := t.TempDir()
+	started, release := filepath.Join(gates, "started"), filepath.Join(gates, "release")
+	timeout := 60
+	a := newBundle(t, "sleep", "1000")
+	a.spec.Hooks = &rspec.Hooks{CreateRuntime: []rspec.Hook{{Path: "/bin/sh", Timeout: &timeout,
+		Args: []string{"sh", "-c", "touch " + started + "; while [ ! -e " + release + " ]; do sleep 0.05; done"}}}}
+	a.write(t)
+	created := make(chan error, 1)
+	go func() {
+		_, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: idA, Bundle: a.dir, Options: opts})
+		created <- err
+	}()
+	defer func() {
+		os.WriteFile(release, nil, 0o644)
+		if err := <-created; err == nil {
+			h.client.Kill(ctx, &taskapi.KillRequest{ID: idA, Signal: 9})
+			h.client.Delete(ctx, &taskapi.DeleteRequest{ID: idA})
+		}
+	}()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if i == 600 {
+			t.Fatal("A's createRuntime hook never ran")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// B works while A's hook runs: an exec, then B's own exit.
+	bounded, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := h.exec(idB, "e1", "true"); err != nil {
+		t.Fatalf("exec in b: %v", err)
+	}
+	if _, err := h.client.Start(bounded, &taskapi.StartRequest{ID: idB, ExecID: "e1"}); err != nil {
+		t.Fatalf("start of an exec in b while a's hook runs: %v", err)
+	}
+	if wr, err := h.client.Wait(bounded, &taskapi.WaitRequest{ID: idB, ExecID: "e1"}); err != nil || wr.ExitStatus != 0 {
+		t.Fatalf("the exec in b while a's hook runs: %v %v", wr, err)
+	}
+	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: idB, ExecID: "e1"})
+	if _, err := h.client.Kill(bounded, &taskapi.KillRequest{ID: idB, Signal: 9}); err != nil {
+		t.Fatalf("kill b: %v", err)
+	}
+	if wr, err := h.client.Wait(bounded, &taskapi.WaitRequest{ID: idB}); err != nil || wr.ExitStatus != 137 {
+		t.Fatalf("b's exit while a's hook runs: %v %v (it waited for a's create)", wr, err)
+	}
+	select {
+	case err := <-created:
+		t.Fatalf("a's create returned while its hook was held: %v", err)
+	default:
+	}
+}

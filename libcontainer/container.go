@@ -20,6 +20,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/cgroups/systemd"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
@@ -45,6 +46,9 @@ type Container struct {
 	// Warn receives what goes wrong without failing the operation (a failing poststart or
 	// poststop hook, as the spec asks); nil drops it.
 	Warn func(msg string)
+	// Monitor starts the children an operation forks and waits for them (nil: directly):
+	// the shim passes its reaper's.
+	Monitor children.Monitor
 }
 
 // Stdio is the standard streams given to the container's process.
@@ -72,6 +76,7 @@ type CreateOpts struct {
 	Stdio         Stdio
 	Debug         func(msg string) // --debug: the steps of the create, as runc logs them
 	Warn          func(msg string) // what is wrong but does not stop the create
+	Monitor       children.Monitor // starts and waits for the create's children (nil: directly)
 }
 
 // resolveCgroup finds where the container's cgroup goes: a cgroupfs path, or under
@@ -119,7 +124,7 @@ func newContainer(root string, o CreateOpts, undo *undoStack) (*Container, error
 	c := &Container{root: root, dir: dir, lock: lock, state: &State{
 		ID: o.ID, Bundle: o.Bundle, Rootfs: rootfsOf(o.Spec, o.Bundle), Created: time.Now().UTC(),
 		Owner: "", Config: o.RawSpec, Annotations: o.Spec.Annotations, Hooks: o.Spec.Hooks,
-	}}
+	}, Monitor: o.Monitor}
 	if c.state.Config == nil {
 		var err error
 		if c.state.Config, err = json.Marshal(o.Spec); err != nil {
@@ -148,6 +153,9 @@ func (c *Container) newCgroup(o CreateOpts, res *rspec.LinuxResources, undo *und
 	// From here on a killed create must stay cleanable by `delete --force`: the state names
 	// the cgroup before it exists, and the init's pid as soon as it exists.
 	c.state.Cgroup, c.state.Systemd = paths, unit
+	if unit != nil {
+		unit.Monitor = o.Monitor
+	}
 	if b, err := json.Marshal(paths); err == nil {
 		if err := os.WriteFile(filepath.Join(c.dir, cgroupFile), b, 0o600); err != nil {
 			return nil, fmt.Errorf("container %s: %w", o.ID, err)
@@ -329,6 +337,7 @@ func (c *Container) Pid() int {
 func (c *Container) Cgroup() *cgroups.Manager {
 	m := cgroups.Load(c.state.Cgroup)
 	if c.state.Systemd != nil {
+		c.state.Systemd.Monitor = c.Monitor
 		m.WithUnit(c.state.Systemd)
 	}
 	return m
@@ -426,7 +435,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		mode: "create", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
 		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
 		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings, debug: o.Debug,
-		oomScoreAdj: o.Spec.Process.OOMScoreAdj,
+		oomScoreAdj: o.Spec.Process.OOMScoreAdj, monitor: o.Monitor,
 	}
 	var bpf []byte
 	var seccompKey []byte
@@ -446,7 +455,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
 	}
-	if p.mountSources, cfg.LateMountSources, err = detachedMounts(o.Spec, o.Bundle, c.state.Rootfs); err != nil {
+	if p.mountSources, cfg.LateMountSources, err = detachedMounts(o.Monitor, o.Spec, o.Bundle, c.state.Rootfs); err != nil {
 		return nil, fmt.Errorf("container %s: %w", o.ID, err)
 	}
 	defer func() {
@@ -541,7 +550,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 			continue
 		}
 		if m.Type == msgMountSource {
-			if err := sendLateMountSource(sync, cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cfg.LateMountSources, m.Pid); err != nil {
+			if err := sendLateMountSource(o.Monitor, sync, cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cfg.LateMountSources, m.Pid); err != nil {
 				return nil, fmt.Errorf("container %s: %w", o.ID, err)
 			}
 			continue
@@ -558,10 +567,10 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 			return nil, fmt.Errorf("container %s: protocol error: unexpected %q", o.ID, m.Type)
 		}
 		hs := c.hookState(Creating)
-		if err := runHooks(o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
+		if err := runHooks(o.Monitor, o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
 			return nil, fmt.Errorf("container %s: %w", o.ID, err)
 		}
-		if err := runHooks(o.Spec.Hooks.CreateRuntime, "createRuntime", hs); err != nil {
+		if err := runHooks(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs); err != nil {
 			return nil, fmt.Errorf("container %s: %w", o.ID, err)
 		}
 		if err := sync.send(syncMsg{Type: msgHooksDone}); err != nil {
@@ -581,6 +590,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {
 		return nil, err
 	}
+	cmd.handOver()
 	c.init = cmd
 	return c, nil
 }
@@ -663,7 +673,7 @@ func (c *Container) Start() error {
 		// As runc (1.0 to 1.5), not as the spec's "log a warning and go on" (crun's way): the
 		// first failing poststart hook fails start and the container is killed, so a caller
 		// never gets a running container whose start-up step failed; the later hooks do not run.
-		if err := runHooks(h.Poststart, "poststart", c.hookState(Running)); err != nil {
+		if err := runHooks(c.Monitor, h.Poststart, "poststart", c.hookState(Running)); err != nil {
 			if kerr := c.Signal(unix.SIGKILL, false); kerr != nil && !errors.Is(kerr, ErrNotRunning) {
 				c.warn(fmt.Sprintf("poststart hook failed and the container could not be killed: %v", kerr))
 			}
@@ -844,7 +854,7 @@ func (c *Container) destroy() error {
 		return fmt.Errorf("container %s: delete: %w", c.state.ID, err)
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 {
-		runHooksWarn(h.Poststop, "poststop", c.hookState(Stopped), c.warn)
+		runHooksWarn(c.Monitor, h.Poststop, "poststop", c.hookState(Stopped), c.warn)
 	}
 	if err := unbindSharedRootfs(c.state.Rootfs, c.state.SharedRootfsMount); err != nil {
 		errs = append(errs, err.Error())
@@ -991,12 +1001,13 @@ func lockByID(root, id string) (string, *os.File, error) {
 // ForceDelete is `delete --force` of a container whose state is corrupt: it kills what the
 // salvaged state and the container's cgroup still name, removes the cgroup and the state
 // directory. runc leaves all of it behind; the cgroup knows the container's processes.
-func ForceDelete(root, id string, warn func(string)) error {
+// mon starts and waits for the children it forks (nil: directly).
+func ForceDelete(root, id string, warn func(string), mon children.Monitor) error {
 	dir, lock, err := lockByID(root, id)
 	if err != nil || lock == nil {
 		return err
 	}
-	c := &Container{root: root, dir: dir, lock: lock, state: salvageState(dir, id), Warn: warn}
+	c := &Container{root: root, dir: dir, lock: lock, state: salvageState(dir, id), Warn: warn, Monitor: mon}
 	defer c.Close()
 	c.warn("state is corrupt; deleting what the salvaged state and the cgroup name")
 	c.killAndWait()

@@ -10,15 +10,18 @@ import (
 	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/husk-runtime/husk/internal/children"
 )
 
-// runHooks runs hooks in order with the container state on stdin; the first failure stops them.
-func runHooks(hooks []rspec.Hook, phase string, st *rspec.State) error {
-	return runHooksIn("", hooks, phase, st)
+// runHooks runs hooks in order with the container state on stdin, started and waited for by
+// mon (nil: directly); the first failure stops them.
+func runHooks(mon children.Monitor, hooks []rspec.Hook, phase string, st *rspec.State) error {
+	return runHooksIn(mon, "", hooks, phase, st)
 }
 
 // runHooksIn is runHooks with dir as the hooks' working directory ("": husk's own).
-func runHooksIn(dir string, hooks []rspec.Hook, phase string, st *rspec.State) error {
+func runHooksIn(mon children.Monitor, dir string, hooks []rspec.Hook, phase string, st *rspec.State) error {
 	if len(hooks) == 0 {
 		return nil
 	}
@@ -27,7 +30,7 @@ func runHooksIn(dir string, hooks []rspec.Hook, phase string, st *rspec.State) e
 		return err
 	}
 	for i, h := range hooks {
-		if err := runHook(h, state, dir); err != nil {
+		if err := runHook(mon, h, state, dir); err != nil {
 			return fmt.Errorf("error running %s hook #%d: %q: %w", phase, i, h.Path, err) // runc's words
 		}
 	}
@@ -36,7 +39,7 @@ func runHooksIn(dir string, hooks []rspec.Hook, phase string, st *rspec.State) e
 
 // runHooksWarn runs every hook of a phase whose failure the spec says must not stop the
 // lifecycle (poststart, poststop): each failure goes to warn and the next hook runs.
-func runHooksWarn(hooks []rspec.Hook, phase string, st *rspec.State, warn func(string)) {
+func runHooksWarn(mon children.Monitor, hooks []rspec.Hook, phase string, st *rspec.State, warn func(string)) {
 	if len(hooks) == 0 {
 		return
 	}
@@ -46,13 +49,13 @@ func runHooksWarn(hooks []rspec.Hook, phase string, st *rspec.State, warn func(s
 		return
 	}
 	for i, h := range hooks {
-		if err := runHook(h, state, ""); err != nil && warn != nil {
+		if err := runHook(mon, h, state, ""); err != nil && warn != nil {
 			warn(fmt.Sprintf("error running %s hook #%d: %q: %v", phase, i, h.Path, err))
 		}
 	}
 }
 
-func runHook(h rspec.Hook, state []byte, dir string) error {
+func runHook(mon children.Monitor, h rspec.Hook, state []byte, dir string) error {
 	ctx := context.Background()
 	if h.Timeout != nil {
 		if *h.Timeout <= 0 {
@@ -74,7 +77,7 @@ func runHook(h rspec.Hook, state []byte, dir string) error {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	err := cmd.Run()
+	err := children.Or(mon).Run(cmd)
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("timed out after %ds", *h.Timeout)
 	}

@@ -13,6 +13,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/internal/idmap"
 	"github.com/husk-runtime/husk/specs"
 )
@@ -31,7 +32,7 @@ import (
 // init makes first (runc 1.5's mount-order tests bind a tree of container mounts onto another
 // place), so the init asks for it when it gets there (msgMountSource, lateMountSource), and
 // the clone is made in its mount namespace, as runc does for every source.
-func detachedMounts(s *rspec.Spec, bundle, rootfs string) (out map[string]*os.File, late []int, err error) {
+func detachedMounts(mon children.Monitor, s *rspec.Spec, bundle, rootfs string) (out map[string]*os.File, late []int, err error) {
 	userns := hasNamespace(s.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
 	if !userns && !hasIDMappedMount(s) {
 		return nil, nil, nil // the common container: nothing to clone
@@ -60,7 +61,7 @@ func detachedMounts(s *rspec.Spec, bundle, rootfs string) (out map[string]*os.Fi
 			late = append(late, i)
 			continue
 		}
-		f, err := cloneMountSource(s, bundle, "", i)
+		f, err := cloneMountSource(mon, s, bundle, "", i)
 		if err != nil {
 			if !idmapped {
 				continue // the init reports it, with its own words
@@ -84,7 +85,7 @@ func mountSourcePath(m rspec.Mount, bundle string) string {
 // as the calling thread's mount namespace sees it, idmapped where the mount asks for it. With a
 // rootfs, the source lies inside it and resolves inside it: a symlink of the image cannot make
 // it name a host path.
-func cloneMountSource(s *rspec.Spec, bundle, rootfs string, i int) (*os.File, error) {
+func cloneMountSource(mon children.Monitor, s *rspec.Spec, bundle, rootfs string, i int) (*os.File, error) {
 	m := s.Mounts[i]
 	opts, err := specs.ParseMountOptions(m.Options)
 	if err != nil {
@@ -111,7 +112,7 @@ func cloneMountSource(s *rspec.Spec, bundle, rootfs string, i int) (*os.File, er
 	if opts.IDMap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
 		// As runc 1.5: "idmap" (or mappings alone) maps the top mount only, "ridmap" the
 		// submounts of an rbind too.
-		if err := idmapTree(f, s, m, opts.RecursiveIDMap); err != nil {
+		if err := idmapTree(mon, f, s, m, opts.RecursiveIDMap); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("mounts[%d] (%q): idmap: %w", i, m.Destination, err)
 		}
@@ -123,7 +124,7 @@ func cloneMountSource(s *rspec.Spec, bundle, rootfs string, i int) (*os.File, er
 // on a thread that joined the init's mount namespace (before pivot_root its paths are the
 // host's, with the container's mounts made so far), and sent with msgMountSourceFd. A failure
 // goes back in the message, for the init to report.
-func sendLateMountSource(pipe *syncPipe, initPid int, s *rspec.Spec, bundle, rootfs string, late []int, index int) error {
+func sendLateMountSource(mon children.Monitor, pipe *syncPipe, initPid int, s *rspec.Spec, bundle, rootfs string, late []int, index int) error {
 	reply := syncMsg{Type: msgMountSourceFd}
 	if !slices.Contains(late, index) {
 		return fmt.Errorf("protocol error: the init asked for the source of mounts[%d]", index)
@@ -136,7 +137,7 @@ func sendLateMountSource(pipe *syncPipe, initPid int, s *rspec.Spec, bundle, roo
 	var tree *os.File
 	err = startLocked([]*os.File{mntns}, func() error {
 		var err error
-		tree, err = cloneMountSource(s, bundle, rootfs, index)
+		tree, err = cloneMountSource(mon, s, bundle, rootfs, index)
 		return err
 	})
 	if err != nil {
@@ -149,16 +150,16 @@ func sendLateMountSource(pipe *syncPipe, initPid int, s *rspec.Spec, bundle, roo
 
 // idmapTree sets MOUNT_ATTR_IDMAP on a detached tree, with the mount's own mappings or, where
 // it has none, the container's user namespace: its mappings, or the namespace it joins.
-func idmapTree(tree *os.File, s *rspec.Spec, m rspec.Mount, recursive bool) error {
+func idmapTree(mon children.Monitor, tree *os.File, s *rspec.Spec, m rspec.Mount, recursive bool) error {
 	var ns *os.File
 	var err error
 	switch {
 	case len(m.UIDMappings) > 0:
-		ns, err = userNamespaceFor(m.UIDMappings, m.GIDMappings)
+		ns, err = userNamespaceFor(mon, m.UIDMappings, m.GIDMappings)
 	case joinedUserNamespace(s) != "":
 		ns, err = openNamespace(rspec.UserNamespace, joinedUserNamespace(s))
 	default:
-		ns, err = userNamespaceFor(s.Linux.UIDMappings, s.Linux.GIDMappings)
+		ns, err = userNamespaceFor(mon, s.Linux.UIDMappings, s.Linux.GIDMappings)
 	}
 	if err != nil {
 		return err
@@ -185,9 +186,10 @@ func joinedUserNamespace(s *rspec.Spec) string {
 	return ""
 }
 
-// userNamespaceFor returns a user namespace with these mappings (see internal/idmap).
-func userNamespaceFor(uids, gids []rspec.LinuxIDMapping) (*os.File, error) {
-	return idmap.UserNamespace(idMaps(uids), idMaps(gids), true)
+// userNamespaceFor returns a user namespace with these mappings (see internal/idmap), its
+// helper started and waited for by mon.
+func userNamespaceFor(mon children.Monitor, uids, gids []rspec.LinuxIDMapping) (*os.File, error) {
+	return idmap.UserNamespace(idMaps(uids), idMaps(gids), mon)
 }
 
 // hasIDMappedMount reports whether the spec has an idmapped mount (made by the Go init's parent).

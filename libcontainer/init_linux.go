@@ -213,7 +213,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 		if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
 			// As runc: in the container's rootfs, before pivot_root (the hooks that
 			// install libraries into the image use relative paths).
-			return runHooksIn(cfg.Rootfs, spec.Hooks.CreateContainer, "createContainer", &rspec.State{
+			return runHooksIn(nil, cfg.Rootfs, spec.Hooks.CreateContainer, "createContainer", &rspec.State{
 				Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreating, Pid: os.Getpid(),
 				Bundle: cfg.Bundle, Annotations: spec.Annotations,
 			})
@@ -276,7 +276,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	unix.Close(ff)
 	unix.Close(cfg.FifoFd)
 	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
-		if err := runHooks(spec.Hooks.StartContainer, "startContainer", &rspec.State{
+		if err := runHooks(nil, spec.Hooks.StartContainer, "startContainer", &rspec.State{
 			Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreated, Pid: os.Getpid(),
 			Bundle: cfg.Bundle, Annotations: spec.Annotations,
 		}); err != nil {

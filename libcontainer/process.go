@@ -18,6 +18,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/specs"
 )
@@ -58,6 +59,7 @@ type initProcess struct {
 	beforeRun   func()             // called right before the child gets its config or request
 	affinity    *rspec.CPUAffinity // process.execCPUAffinity
 	oomScoreAdj *int               // process.oomScoreAdj, written by the parent
+	monitor     children.Monitor   // forks the child (and the intermediate) and waits for it
 	debug       func(string)       // --debug
 	// mountSources are detached clones of bind mount sources (idmapped, or for an init in a new
 	// user namespace), by mount index: see detachedMounts.
@@ -68,6 +70,7 @@ type initProcess struct {
 // with syscall.ForkExec rather than os/exec: nothing to copy, no pidfd probe child.
 type Process struct {
 	Pid int
+	mon children.Monitor // what started it and waits for it (nil: directly)
 }
 
 // Signal sends sig to the process.
@@ -77,13 +80,13 @@ func (p *Process) Signal(sig os.Signal) error {
 
 // Wait reaps the process and returns its wait status.
 func (p *Process) Wait() (syscall.WaitStatus, error) {
-	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(p.Pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			return ws, err
-		}
-	}
+	return children.Or(p.mon).Wait(p.Pid)
+}
+
+// handOver ends the operation's claim on the process's exit once it is the caller's process
+// (the container's init, an exec'd process): a monitor then routes it as any other exit.
+func (p *Process) handOver() {
+	children.Or(p.mon).Release(p.Pid)
 }
 
 func (p *Process) kill() {
@@ -268,9 +271,9 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
 	defer exe.Close()
-	proc := &Process{}
+	proc := &Process{mon: p.monitor}
 	fork := func() error {
-		pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(int(exe.Fd())), []string{"husk", "init"},
+		pid, err := children.Or(p.monitor).ForkExec("/proc/self/fd/"+strconv.Itoa(int(exe.Fd())), []string{"husk", "init"},
 			&syscall.ProcAttr{Env: env, Files: files, Sys: sys})
 		proc.Pid = pid
 		return err
@@ -313,7 +316,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	if forks {
 		child.Close()
 		m, err := pipe.expect(msgPid)
-		intermediate := &Process{Pid: proc.Pid}
+		intermediate := &Process{Pid: proc.Pid, mon: p.monitor}
 		intermediate.Wait()
 		if err != nil {
 			parent.Close()
@@ -539,7 +542,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		}
 		joins[ns.Type] = path
 	}
-	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug, oomScoreAdj: o.Process.OOMScoreAdj}
+	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug, oomScoreAdj: o.Process.OOMScoreAdj, monitor: c.Monitor}
 	// An exec'd process gets the container's personality and memory policy too: the Go init
 	// applies them.
 	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0 || rawHasNotify(v.Linux.Seccomp)
@@ -614,6 +617,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		cmd.kill()
 		return nil, err
 	}
+	cmd.handOver()
 	return cmd, nil
 }
 

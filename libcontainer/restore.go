@@ -94,8 +94,8 @@ func (c *Container) RunRestoreHooks(pid int) error {
 	}
 	st := c.hookState(Creating)
 	st.Pid = pid
-	if err := runHooks(h.Prestart, "prestart", st); err != nil { //nolint:staticcheck // prestart is deprecated but still honoured
+	if err := runHooks(c.Monitor, h.Prestart, "prestart", st); err != nil { //nolint:staticcheck // prestart is deprecated but still honoured
 		return err
 	}
-	return runHooks(h.CreateRuntime, "createRuntime", st)
+	return runHooks(c.Monitor, h.CreateRuntime, "createRuntime", st)
 }

@@ -60,13 +60,10 @@ func (e *engine) warn(msg string) {
 	fmt.Fprintf(os.Stderr, "containerd-shim-husk-v2: warning: %s\n", msg)
 }
 
-// do runs one operation with the reaper held off, and words its error as a failed runtime
-// command's.
+// do runs one operation and words its error as a failed runtime command's. (Its children go
+// through the reaper, the containers' Monitor: nothing is held off while it runs.)
 func (e *engine) do(cmd string, f func() error) error {
-	release := e.reaper.hold()
-	err := f()
-	release()
-	if err != nil {
+	if err := f(); err != nil {
 		return &runtimeError{cmd: cmd, msg: err.Error()}
 	}
 	return nil
@@ -78,7 +75,7 @@ func (e *engine) withContainer(id string, f func(*libcontainer.Container) error)
 		return err
 	}
 	defer ct.Close()
-	ct.Warn = e.warn
+	ct.Warn, ct.Monitor = e.warn, e.reaper
 	return f(ct)
 }
 
@@ -99,8 +96,9 @@ func (e *engine) create(a createArgs) (int, error) {
 		ct, err := libcontainer.Create(e.root, libcontainer.CreateOpts{
 			ID: a.id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: a.consoleSocket,
 			PidFile: a.pidFile, NoPivot: a.noPivot, NoNewKeyring: a.noNewKeyring, SystemdCgroup: e.systemd,
-			Stdio: libcontainer.Stdio{Stdin: a.stdio[0], Stdout: a.stdio[1], Stderr: a.stdio[2]},
-			Warn:  e.warn,
+			Stdio:   libcontainer.Stdio{Stdin: a.stdio[0], Stdout: a.stdio[1], Stderr: a.stdio[2]},
+			Warn:    e.warn,
+			Monitor: e.reaper,
 		})
 		if err != nil {
 			return err
@@ -140,6 +138,7 @@ func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os
 		// As husk exec: the lock guards the state, read by now; it is not held while the
 		// process starts (in a paused container that waits for a resume, which needs the lock).
 		ct.Close()
+		ct.Monitor = e.reaper
 		proc, err := ct.Exec(libcontainer.ExecOpts{
 			Process: p, ConsoleSocket: consoleSocket,
 			Stdio: libcontainer.Stdio{Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2]},
@@ -172,7 +171,7 @@ func (e *engine) forceDelete(id string) error {
 		case errors.Is(err, libcontainer.ErrNotExist):
 			return libcontainer.RemoveStale(e.root, id)
 		case errors.Is(err, libcontainer.ErrCorruptState):
-			return libcontainer.ForceDelete(e.root, id, e.warn)
+			return libcontainer.ForceDelete(e.root, id, e.warn, e.reaper)
 		}
 		return err
 	})

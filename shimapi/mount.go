@@ -9,13 +9,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/internal/idmap"
 	"github.com/husk-runtime/husk/specs"
 )
 
 // mountAll mounts the rootfs mounts containerd's snapshotter hands over (overlay, bind, ...)
 // onto target, undoing what it did if one fails.
-func mountAll(mounts rootfsMounts, target string) error {
+func mountAll(mounts rootfsMounts, target string, mon children.Monitor) error {
 	if len(mounts) == 0 {
 		return nil
 	}
@@ -23,7 +24,7 @@ func mountAll(mounts rootfsMounts, target string) error {
 		return fmt.Errorf("rootfs %s: %w", target, err)
 	}
 	for i, m := range mounts {
-		options, cleanup, err := idmappedLowerdirs(m.Type, m.Options, target)
+		options, cleanup, err := idmappedLowerdirs(m.Type, m.Options, target, mon)
 		if err != nil {
 			unmountAll(target)
 			return fmt.Errorf("rootfs mount %d: %w", i, err)
@@ -57,7 +58,7 @@ func mountAll(mounts rootfsMounts, target string) error {
 // rootfs, containerd 2.x): overlay wants its lowerdirs idmapped, so each is cloned, idmapped and
 // attached under a directory beside target, and the options name those instead. cleanup
 // detaches them once the overlay is mounted (it holds the layers itself), as containerd does.
-func idmappedLowerdirs(typ string, options []string, target string) ([]string, func(), error) {
+func idmappedLowerdirs(typ string, options []string, target string, mon children.Monitor) ([]string, func(), error) {
 	var uidmap, gidmap string
 	var rest []string
 	for _, o := range options {
@@ -85,7 +86,7 @@ func idmappedLowerdirs(typ string, options []string, target string) ([]string, f
 	if err != nil {
 		return nil, nothing, err
 	}
-	ns, err := idmap.UserNamespace(uids, gids, false) // the shim's reaper reaps the helper
+	ns, err := idmap.UserNamespace(uids, gids, mon)
 	if err != nil {
 		return nil, nothing, err
 	}

@@ -14,29 +14,28 @@ import (
 type exit struct {
 	pid    int
 	status int // exit code, or 128+signal
+	ws     syscall.WaitStatus
 	at     time.Time
 }
 
 // reaper owns every wait4 of the shim: the shim is a child subreaper, so container processes,
-// runtime commands and loggers all end up here. A pid someone subscribed to (a runtime command
-// the shim forked) goes to its subscriber; every other exit is queued for the exit loop. The
+// runtime commands, loggers and the children of husk's in-process engine (hooks, the init's
+// intermediate, the systemd and idmap helpers) all end up here. A pid someone subscribed to as
+// it was forked (a runtime command, an engine child: the reaper is the engine's
+// children.Monitor) goes to its subscriber; every other exit is queued for the exit loop. The
 // queue is unbounded: the reaper must never wait on the exit loop, which may be waiting (through
-// the service lock) for a runtime command whose exit only the reaper can deliver.
+// the service lock) for a runtime command whose exit only the reaper can deliver. Nothing holds
+// the reaper off: one container's slow hook delays no other container's exit.
 type reaper struct {
-	// own is held (read) while husk's engine runs in this process: it forks and waits for
-	// children of its own (the init's intermediate, hooks, the systemd and idmap helpers), and
-	// a wait4(-1) here would take their exits from it. The reaper waits (write) until no
-	// operation runs; a waiting reaper holds new operations back, so exits are never starved.
-	// Operations never wait for the reaper.
-	own     sync.RWMutex
-	mu      sync.Mutex
-	subs    map[int]chan exit
-	pending []exit
-	notify  chan struct{} // one token: pending is not empty
+	mu       sync.Mutex
+	subs     map[int]chan exit
+	children map[int]chan exit // the engine's children, until waited for or released
+	pending  []exit
+	notify   chan struct{} // one token: pending is not empty
 }
 
 func newReaper() *reaper {
-	r := &reaper{subs: map[int]chan exit{}, notify: make(chan struct{}, 1)}
+	r := &reaper{subs: map[int]chan exit{}, children: map[int]chan exit{}, notify: make(chan struct{}, 1)}
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, unix.SIGCHLD)
 	go func() {
@@ -48,8 +47,6 @@ func newReaper() *reaper {
 }
 
 func (r *reaper) reap() {
-	r.own.Lock()
-	defer r.own.Unlock()
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
@@ -59,16 +56,17 @@ func (r *reaper) reap() {
 		if pid <= 0 || err != nil {
 			return
 		}
-		e := exit{pid: pid, status: exitCode(ws), at: time.Now()}
+		e := exit{pid: pid, status: exitCode(ws), ws: ws, at: time.Now()}
 		r.mu.Lock()
 		ch, ok := r.subs[pid]
 		delete(r.subs, pid)
-		if !ok {
+		if ok {
+			ch <- e // buffered: never blocks; under mu, so a Release sees it there
+		} else {
 			r.pending = append(r.pending, e)
 		}
 		r.mu.Unlock()
 		if ok {
-			ch <- e // buffered: never blocks
 			continue
 		}
 		select {
@@ -76,13 +74,6 @@ func (r *reaper) reap() {
 		default:
 		}
 	}
-}
-
-// hold keeps the reaper from reaping until the returned function is called: for the length of
-// an operation of the in-process engine, which waits for its own children.
-func (r *reaper) hold() func() {
-	r.own.RLock()
-	return r.own.RUnlock
 }
 
 // others waits for exits nobody subscribed to and returns them in order.

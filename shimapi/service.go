@@ -341,7 +341,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		c.criuWork, c.criuImage = opts.CriuWorkPath, opts.CriuImagePath
 	}
 	rootfs := filepath.Join(r.Bundle, "rootfs")
-	if err := mountAll(r.Rootfs, rootfs); err != nil {
+	if err := mountAll(r.Rootfs, rootfs, s.reaper); err != nil {
 		return nil, toStatus(err)
 	}
 	c.mounted = len(r.Rootfs) > 0

@@ -345,7 +345,7 @@ var deleteCommand = cli.Command{
 			return libcontainer.RemoveStale(c.GlobalString("root"), c.Args().First())
 		}
 		if err != nil && c.Bool("force") && errors.Is(err, libcontainer.ErrCorruptState) {
-			return libcontainer.ForceDelete(c.GlobalString("root"), c.Args().First(), warnLine)
+			return libcontainer.ForceDelete(c.GlobalString("root"), c.Args().First(), warnLine, nil)
 		}
 		return err
 	},

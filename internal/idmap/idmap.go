@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/internal/children"
 )
 
 // holdArg is argv[0] of the helper process UserNamespace starts; Hold makes it wait.
@@ -28,20 +30,22 @@ func Hold() {
 
 // UserNamespace returns a user namespace with these mappings. A process is needed to make one:
 // a copy of this binary is started in a new user namespace (the mappings are written before it
-// execs) and holds (Hold) until its namespace is open. The helper's exit is reaped here when
-// reap is set; a caller with a reaper of its own (the shim, a subreaper) leaves it to that: a
-// second waiter would race it (a ptrace-stopped helper, runc's way, hung the shim this way).
-func UserNamespace(uids, gids []syscall.SysProcIDMap, reap bool) (*os.File, error) {
+// execs) and holds (Hold) until its namespace is open. mon starts it and waits for its exit
+// (nil: directly): a process with a reaper of its own (the shim, a subreaper) passes the
+// reaper's, as a second waiter would race it (a ptrace-stopped helper, runc's way, hung the
+// shim this way).
+func UserNamespace(uids, gids []syscall.SysProcIDMap, mon children.Monitor) (*os.File, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return nil, errors.New("an idmapped mount needs both uid and gid mappings")
 	}
+	mon = children.Or(mon)
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 	defer w.Close()
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{holdArg}, &syscall.ProcAttr{
+	pid, err := mon.ForkExec("/proc/self/exe", []string{holdArg}, &syscall.ProcAttr{
 		Files: []uintptr{r.Fd()},
 		Sys: &syscall.SysProcAttr{
 			Cloneflags: unix.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids, Pdeathsig: unix.SIGKILL,
@@ -52,10 +56,7 @@ func UserNamespace(uids, gids []syscall.SysProcIDMap, reap bool) (*os.File, erro
 	}
 	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
 	w.Close() // the helper exits
-	if reap {
-		var ws unix.WaitStatus
-		_, _ = unix.Wait4(pid, &ws, 0, nil)
-	}
+	_, _ = mon.Wait(pid)
 	if err != nil {
 		return nil, fmt.Errorf("user namespace for the mapping: %w", err)
 	}

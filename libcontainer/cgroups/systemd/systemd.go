@@ -21,6 +21,8 @@ import (
 	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/husk-runtime/husk/internal/children"
 )
 
 // PropertyPrefix is the annotation prefix runc passes through as unit properties.
@@ -40,6 +42,9 @@ type Unit struct {
 	// Properties are the org.systemd.property.* annotations, by property name, as written
 	// (GVariant text); husk-systemd parses them.
 	Properties map[string]string `json:"properties,omitempty"`
+	// Monitor starts husk-systemd and waits for it (nil: directly): the shim passes its
+	// reaper's.
+	Monitor children.Monitor `json:"-"`
 }
 
 // Booted reports whether systemd runs this host, as sd_booted(3) tells.
@@ -191,7 +196,7 @@ func (u *Unit) call(req Request) error {
 	var out, errb bytes.Buffer
 	cmd := exec.Command(helper)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &out, &errb
-	if err := cmd.Run(); err != nil {
+	if err := children.Or(u.Monitor).Run(cmd); err != nil {
 		if msg := strings.TrimSpace(errb.String()); msg != "" {
 			return errors.New(lastLine(msg))
 		}
