@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/integration/ociimage"
+	"github.com/husk-runtime/husk/integration/suites/critestimages"
 )
 
 // criContainerd is a private containerd with the CRI plugin on, and crictl pointed at it.
@@ -94,7 +95,7 @@ func startCRIWith(t *testing.T, o criOpts) *criContainerd {
 	huskRoot := filepath.Join(dir, "husk-root")
 	sandboxImage, registryConfig := "husk.test/pause:1", ""
 	if registry != "" {
-		sandboxImage, registryConfig = critestSandboxImage, mirrorConfig(t, dir, registry)
+		sandboxImage, registryConfig = critestimages.SandboxImage, mirrorConfig(t, dir, registry)
 	}
 	var extra string
 	v3 := bin != ""

@@ -498,5 +498,86 @@ else bad "containerd 2.4 pod: $(cat /tmp/runp2.err /tmp/create2.err 2>/dev/null 
 kill $CTD2
 fi
 
+# critest on the node most clusters run: cgroup v2 with systemd, containerd 2.4 with the
+# systemd cgroup driver, the husk shim as a runc-typed handler's runtime_path (as in the
+# README). A spec husk fails is run again with runc's handler and once more with husk's, as on
+# the host (integration/critest_test.go): FAIL only when runc passes it and husk fails twice.
+if [ -n "$V2" ] && [ -x /opt/critest/critest ] && [ -x /opt/ctd2/bin/containerd ]; then
+sec "10 critest v1.37.0: containerd 2.4, systemd cgroup driver, cgroup v2"
+/opt/critest/critest-registry -busybox /opt/critest/busybox -imagetool /opt/critest/imagetool -listen 127.0.0.1:5000 > /tmp/registry.log 2>&1 &
+REG=$!
+# It builds every image before it listens (tens of seconds under software emulation).
+for i in $(seq 600); do busybox wget -q -O /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null && break; sleep 0.5; done
+busybox wget -q -O /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null || bad "critest-registry is not serving: $(tail -3 /tmp/registry.log | tr '\n' ' ')"
+for h in registry.k8s.io k8s.gcr.io gcr.io; do
+	mkdir -p /etc/ctd3/certs.d/$h
+	printf 'server = "https://%s"\n[host."http://127.0.0.1:5000"]\n  capabilities = ["pull", "resolve"]\n' $h > /etc/ctd3/certs.d/$h/hosts.toml
+done
+mkdir -p /etc/ctd3/net.d
+cat > /etc/ctd3/net.d/10-critest.conflist <<'EOF3'
+{"cniVersion":"1.0.0","name":"critest","plugins":[
+ {"type":"bridge","bridge":"crbr0","isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","dataDir":"/run/ctd3/ipam","ranges":[[{"subnet":"10.88.0.0/16"}]]}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}
+EOF3
+cat > /etc/ctd3/config.toml <<'EOF3'
+version = 3
+root = "/var/lib/ctd3"
+state = "/run/ctd3"
+[grpc]
+  address = "/run/ctd3/ctd.sock"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "registry.k8s.io/pause:3.10"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "/etc/ctd3/certs.d"
+[plugins."io.containerd.cri.v1.runtime"]
+  enable_selinux = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/opt/critest/cni"]
+    conf_dir = "/etc/ctd3/net.d"
+  [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.husk]
+    runtime_type = "io.containerd.runc.v2"
+    runtime_path = "/usr/local/bin/containerd-shim-husk-v2"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.husk.options]
+      SystemdCgroup = true
+  [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+      SystemdCgroup = true
+EOF3
+PATH=/opt/ctd2/bin:$PATH /opt/ctd2/bin/containerd --config /etc/ctd3/config.toml > /tmp/ctd3.log 2>&1 &
+CTD3=$!
+for i in $(seq 150); do /opt/ctd2/bin/ctr --address /run/ctd3/ctd.sock version >/dev/null 2>&1 && break; sleep 0.2; done
+mkdir -p /opt/test/out/critest
+SKIP='image with digest|AppArmor|NRI'
+FOCUS=$(cat /opt/critest/focus)
+runcritest() { # handler report [focus]
+	( cd /opt/test/out/critest && /opt/critest/critest -runtime-endpoint unix:///run/ctd3/ctd.sock -image-endpoint unix:///run/ctd3/ctd.sock \
+		-runtime-handler "$1" -ginkgo.no-color -ginkgo.skip "$SKIP" ${3:+-ginkgo.focus "$3"} -ginkgo.json-report "$2" > "${2%.json}.log" 2>&1 )
+}
+specs() { # report state: the full names of its specs in that state
+	jq -r --arg s "$2" '.[0].SpecReports[] | select(.LeafNodeType=="It" and .State==$s) | ((.ContainerHierarchyTexts|join(" "))+" "+.LeafNodeText)' "/opt/test/out/critest/$1" 2>/dev/null
+}
+t0=$(cut -d. -f1 /proc/uptime)
+runcritest husk husk.json "$FOCUS"
+say "INFO critest (husk handler, systemd driver): $(specs husk.json passed | grep -c .) passed, $(specs husk.json failed | grep -c .) failed, $(specs husk.json skipped | grep -c .) skipped in $(( $(cut -d. -f1 /proc/uptime) - t0 )) s"
+[ -s /opt/test/out/critest/husk.json ] || bad "critest wrote no report: $(tail -3 /opt/test/out/critest/husk.log | tr '\n' ' ')"
+if [ "$(specs husk.json failed | grep -c .)" -gt 0 ]; then
+	# The failed specs' leaf texts, regex-quoted, anchored at the end.
+	again=$(jq -r '[.[0].SpecReports[] | select(.LeafNodeType=="It" and .State=="failed") | .LeafNodeText
+		| gsub("(?<c>[\\\\.+*?()|\\[\\]{}^$])"; "\\\(.c)") + "$"] | join("|")' /opt/test/out/critest/husk.json)
+	runcritest runc runc.json "$again"
+	runcritest husk husk-again.json "$again"
+	specs husk.json failed | while read -r name; do
+		if ! specs runc.json passed | grep -qxF "$name"; then say "INFO critest: fails for runc too: $name"
+		elif specs husk-again.json passed | grep -qxF "$name"; then say "INFO critest: FLAKY for husk (passed on the second run): $name"
+		else bad "critest: husk fails what runc passes: $name"; fi
+	done
+fi
+[ "$(specs husk.json passed | grep -c .)" -gt 0 ] && ok "critest with the systemd driver: $(specs husk.json passed | grep -c .) specs passed"
+kill $CTD3 $REG 2>/dev/null
+fi
+
 say "INFO uptime-at-test-end $(cut -d' ' -f1 /proc/uptime)s"
 say DONE

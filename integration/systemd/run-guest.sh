@@ -55,6 +55,23 @@ if [ -x "$ROOT/build/containerd2/bin/containerd" ]; then
 	mkdir -p "$ROOTFS/opt/ctd2/bin"
 	cp "$ROOT"/build/containerd2/bin/* "$ROOTFS/opt/ctd2/bin/"
 fi
+# critest v1.37.0 (make test-critest builds it into CRITEST_DIR) with what it pulls: a static
+# registry of its images (critest-registry, as the host's critest test serves them) and the
+# host's CNI plugins for its pods' network.
+CRITEST_BIN=${CRITEST_DIR:-$ROOT/build/critest}/critest
+rm -rf "$ROOTFS/opt/critest"
+if [ -x "$CRITEST_BIN" ] && [ -x "$ROOT/build/containerd2/bin/containerd" ] && [ -x /usr/lib/cni/bridge ]; then
+	mkdir -p "$ROOTFS/opt/critest/cni"
+	cp "$CRITEST_BIN" "$ROOTFS/opt/critest/critest"
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ROOTFS/opt/critest/critest-registry" ./integration/suites/critest-registry \
+		&& CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ROOTFS/opt/critest/imagetool" ./integration/suites/imagetool)
+	cp /bin/busybox "$ROOTFS/opt/critest/busybox"
+	cp /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback /usr/lib/cni/portmap "$ROOTFS/opt/critest/cni/"
+	# CRITEST_FOCUS: a ginkgo focus for a shorter run (the whole suite by default).
+	printf '%s\n' "${CRITEST_FOCUS:-}" > "$ROOTFS/opt/critest/focus"
+else
+	echo "test-systemd: critest, containerd 2.4 or the CNI plugins are missing (make test-critest builds critest); critest is skipped in the guest"
+fi
 install -m 0755 "$HERE/guest-test.sh" "$ROOTFS/opt/test/run.sh"
 grep -v '^#' "$HERE/checkpoint-known-gaps.txt" > "$ROOTFS/opt/test/checkpoint-known-gaps.txt"
 grep -v '^#' "$HERE/checkpoint-expected-pass.txt" > "$ROOTFS/opt/test/checkpoint-expected-pass.txt"
