@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -19,9 +20,10 @@ import (
 type oomWatch struct {
 	cg          *cgroups.Manager
 	counterFile string
-	seen        uint64
-	efd         int  // eventfd (v1) or inotify fd (v2) that wakes watchOOM, -1 for none
-	v1          bool // efd fires as the OOM starts, before the kill is counted
+	seen        uint64        // the count last reported; guarded by the service lock
+	latest      atomic.Uint64 // the highest count read, by any goroutine
+	efd         int           // eventfd (v1) or inotify fd (v2) that wakes watchOOM, -1 for none
+	v1          bool          // efd fires as the OOM starts, before the kill is counted
 }
 
 func newOOMWatch(cg *cgroups.Manager) *oomWatch {
@@ -79,11 +81,23 @@ func inotifyModify(file string) int {
 	return fd
 }
 
+// count is the container's OOM kill count: read now, or the highest read before when the
+// cgroup is gone (systemd removes an empty scope's cgroup as soon as its last process exits,
+// which may be before the exit reaches the shim).
 func (w *oomWatch) count() uint64 {
-	if n, ok := w.cg.OOMKills(); ok {
-		return n
+	w.sample()
+	return max(w.latest.Load(), w.seen)
+}
+
+// sample reads the counter and keeps the highest value read; it needs no lock.
+func (w *oomWatch) sample() {
+	n, ok := w.cg.OOMKills()
+	for ok {
+		old := w.latest.Load()
+		if n <= old || w.latest.CompareAndSwap(old, n) {
+			return
+		}
 	}
-	return w.seen
 }
 
 // checkOOM publishes TaskOOM if the container had OOM kills since the last check; the caller
@@ -113,6 +127,9 @@ func (s *Service) watchOOM(c *container) {
 			if _, err := efd.Read(buf); err != nil {
 				return
 			}
+			// Read at once, before waiting for the service lock: the cgroup may not outlive
+			// the wait (see count).
+			c.oom.sample()
 			// cgroup v1 signals when the cgroup enters OOM, before the victim is killed and
 			// oom_kill counts it: look again for a moment until the count moves. cgroup v2
 			// signals again when oom_kill changes, and memory.high events must not spin here.
