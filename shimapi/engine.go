@@ -26,12 +26,13 @@ type engine struct {
 	root    string
 	systemd bool
 	reaper  *reaper
+	command *runtimeClient // husk's command line, for checkpoint and restore (husk-criu)
 }
 
 // inProcessEngine returns an engine when binary is the husk installed beside this shim (whose
 // husk-init, and husk-systemd, the engine finds beside its own executable), else nil: another
 // runtime, or a husk elsewhere, is run as a command.
-func inProcessEngine(binary, root string, systemd bool, r *reaper) *engine {
+func inProcessEngine(binary, root string, systemd bool, r *reaper, command *runtimeClient) *engine {
 	self, err := os.Executable()
 	if err != nil {
 		return nil
@@ -51,7 +52,7 @@ func inProcessEngine(binary, root string, systemd bool, r *reaper) *engine {
 			return nil
 		}
 	}
-	return &engine{root: root, systemd: systemd, reaper: r}
+	return &engine{root: root, systemd: systemd, reaper: r, command: command}
 }
 
 // warn reports what goes wrong without failing an operation (a failing poststop hook) in the
@@ -77,12 +78,6 @@ func (e *engine) withContainer(id string, f func(*libcontainer.Container) error)
 	defer ct.Close()
 	ct.Warn, ct.Monitor = e.warn, e.reaper
 	return f(ct)
-}
-
-type createArgs struct {
-	id, bundle, pidFile, consoleSocket string
-	stdio                              [3]*os.File
-	noPivot, noNewKeyring              bool
 }
 
 // create returns the init's pid.
@@ -153,8 +148,12 @@ func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os
 }
 
 // signal sends sig to the init; signalAll to every process of the container.
-func (e *engine) signal(id string, sig unix.Signal) error    { return e.kill(id, sig, false) }
-func (e *engine) signalAll(id string, sig unix.Signal) error { return e.kill(id, sig, true) }
+func (e *engine) signal(id string, sig uint32) error    { return e.kill(id, unix.Signal(sig), false) }
+func (e *engine) signalAll(id string, sig uint32) error { return e.kill(id, unix.Signal(sig), true) }
+
+// restore and checkpoint go through husk's command line: CRIU runs under husk-criu.
+func (e *engine) restore(a restoreArgs) (int, error)        { return e.command.restore(a) }
+func (e *engine) checkpoint(id string, args []string) error { return e.command.checkpoint(id, args) }
 
 func (e *engine) kill(id string, sig unix.Signal, all bool) error {
 	return e.do("kill", func() error {

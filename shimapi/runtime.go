@@ -12,9 +12,38 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
+
+// containerRuntime is what the shim asks of the runtime of a container, chosen once when the
+// container is created (runtimeFor): husk's engine in this process (engine), or any
+// runc-compatible binary through its command line (runtimeClient).
+type containerRuntime interface {
+	create(a createArgs) (pid int, err error)
+	restore(a restoreArgs) (pid int, err error) // a created task from a checkpoint, running
+	start(id string) error
+	exec(id string, spec []byte, consoleSocket string, stdio [3]*os.File) (pid int, err error)
+	signal(id string, sig uint32) error    // the init
+	signalAll(id string, sig uint32) error // every process of the container
+	forceDelete(id string) error
+	pause(id string) error
+	resume(id string) error
+	update(id string, resources []byte) error
+	ps(id string) ([]int, error)
+	checkpoint(id string, args []string) error // `checkpoint` with its flags
+}
+
+// createArgs is a create's request, in either runtime.
+type createArgs struct {
+	id, bundle, pidFile, consoleSocket string
+	stdio                              [3]*os.File
+	noPivot, noNewKeyring              bool
+}
+
+// restoreArgs is a restore's: a create from CRIU's images (noNewKeyring does not apply).
+type restoreArgs struct {
+	createArgs
+	image, work, parent string
+}
 
 // runtimeClient drives any runc-compatible binary (husk, runc, crun) through its command line,
 // as containerd's go-runc does: global flags first, json logs whose last error explains a
@@ -25,7 +54,6 @@ type runtimeClient struct {
 	logPath string
 	systemd bool
 	reaper  *reaper
-	engine  *engine // husk's engine in this process; nil: the binary is run for everything
 }
 
 type runtimeError struct {
@@ -160,9 +188,6 @@ func (r *runtimeClient) state(id string) (*ociState, error) {
 }
 
 func (r *runtimeClient) ps(id string) ([]int, error) {
-	if r.engine != nil {
-		return r.engine.ps(id)
-	}
 	out, err := r.run([3]*os.File{}, true, nil, "ps", "--format", "json", id)
 	if err != nil {
 		return nil, err
@@ -174,22 +199,62 @@ func (r *runtimeClient) ps(id string) ([]int, error) {
 	return pids, nil
 }
 
-// The operations below run in husk's engine in this process when there is one, else the
-// runtime's command.
+// create runs `create` and returns the init's pid; a create whose pid cannot be read is
+// deleted again.
+func (r *runtimeClient) create(a createArgs) (int, error) {
+	args := []string{"create", "--bundle", a.bundle, "--pid-file", a.pidFile}
+	if a.noNewKeyring {
+		args = append(args, "--no-new-keyring")
+	}
+	return r.createWith(a.withShared(args), a)
+}
+
+// restore runs `restore --detach` from a checkpoint's images and returns the init's pid.
+func (r *runtimeClient) restore(a restoreArgs) (int, error) {
+	args := []string{"restore", "--detach", "--no-subreaper", "--bundle", a.bundle, "--pid-file", a.pidFile, "--image-path", a.image}
+	if a.work != "" {
+		args = append(args, "--work-path", a.work)
+	}
+	if a.parent != "" {
+		args = append(args, "--parent-path", a.parent)
+	}
+	return r.createWith(a.withShared(args), a.createArgs)
+}
+
+// withShared adds the flags create and restore share, and the id, to args.
+func (a createArgs) withShared(args []string) []string {
+	if a.consoleSocket != "" {
+		args = append(args, "--console-socket", a.consoleSocket)
+	}
+	if a.noPivot {
+		args = append(args, "--no-pivot")
+	}
+	return append(args, a.id)
+}
+
+func (r *runtimeClient) createWith(argv []string, a createArgs) (int, error) {
+	if _, err := r.run(a.stdio, false, nil, argv...); err != nil {
+		return 0, err
+	}
+	pid, err := readPidFile(a.pidFile)
+	if err != nil {
+		r.forceDelete(a.id)
+	}
+	return pid, err
+}
+
+func (r *runtimeClient) checkpoint(id string, args []string) error {
+	_, err := r.run([3]*os.File{}, false, nil, append(args, id)...)
+	return err
+}
 
 func (r *runtimeClient) start(id string) error {
-	if r.engine != nil {
-		return r.engine.start(id)
-	}
 	_, err := r.run([3]*os.File{}, false, nil, "start", id)
 	return err
 }
 
 // exec starts an exec process (OCI Process JSON), detached, and returns its pid.
 func (r *runtimeClient) exec(id string, spec []byte, consoleSocket string, stdio [3]*os.File) (int, error) {
-	if r.engine != nil {
-		return r.engine.exec(id, spec, consoleSocket, stdio)
-	}
 	f, err := os.CreateTemp(filepath.Dir(r.logPath), ".exec-*.json")
 	if err != nil {
 		return 0, err
@@ -216,51 +281,33 @@ func (r *runtimeClient) exec(id string, spec []byte, consoleSocket string, stdio
 
 // signal sends sig to the container's init.
 func (r *runtimeClient) signal(id string, sig uint32) error {
-	if r.engine != nil {
-		return r.engine.signal(id, unix.Signal(sig))
-	}
 	_, err := r.run([3]*os.File{}, false, nil, "kill", id, strconv.FormatUint(uint64(sig), 10))
 	return err
 }
 
 // signalAll sends sig to every process of the container.
 func (r *runtimeClient) signalAll(id string, sig uint32) error {
-	if r.engine != nil {
-		return r.engine.signalAll(id, unix.Signal(sig))
-	}
 	_, err := r.run([3]*os.File{}, false, nil, "kill", "--all", id, strconv.FormatUint(uint64(sig), 10))
 	return err
 }
 
 func (r *runtimeClient) forceDelete(id string) error {
-	if r.engine != nil {
-		return r.engine.forceDelete(id)
-	}
 	_, err := r.run([3]*os.File{}, false, nil, "delete", "--force", id)
 	return err
 }
 
 func (r *runtimeClient) pause(id string) error {
-	if r.engine != nil {
-		return r.engine.pause(id)
-	}
 	_, err := r.run([3]*os.File{}, false, nil, "pause", id)
 	return err
 }
 
 func (r *runtimeClient) resume(id string) error {
-	if r.engine != nil {
-		return r.engine.resume(id)
-	}
 	_, err := r.run([3]*os.File{}, false, nil, "resume", id)
 	return err
 }
 
 // update applies LinuxResources JSON.
 func (r *runtimeClient) update(id string, resources []byte) error {
-	if r.engine != nil {
-		return r.engine.update(id, resources)
-	}
 	_, err := r.run([3]*os.File{}, false, resources, "update", "--resources", "-", id)
 	return err
 }

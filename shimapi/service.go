@@ -50,7 +50,7 @@ type container struct {
 	gone     bool // deleted, or its create failed; guarded by s.mu
 	id       string
 	bundle   string
-	rt       *runtimeClient
+	rt       containerRuntime
 	init     *process
 	execs    map[string]*process
 	mounted  bool
@@ -187,7 +187,9 @@ type shimOptions struct {
 	Systemd bool   `json:"systemd,omitempty"`
 }
 
-func (s *Service) runtimeFor(bundle string, opts *options.Options) *runtimeClient {
+// runtimeFor returns the runtime of a new container from its options: husk's engine in this
+// process when the binary is the husk beside the shim, else the binary's command line.
+func (s *Service) runtimeFor(bundle string, opts *options.Options) containerRuntime {
 	o := shimOptions{Binary: DefaultRuntime, Root: filepath.Join("/run/containerd/husk", s.ns)}
 	if opts != nil {
 		if opts.BinaryName != "" {
@@ -201,10 +203,11 @@ func (s *Service) runtimeFor(bundle string, opts *options.Options) *runtimeClien
 	if b, err := json.Marshal(o); err == nil {
 		_ = os.WriteFile(filepath.Join(bundle, "options.json"), b, 0o600)
 	}
-	return &runtimeClient{
-		binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper,
-		engine: inProcessEngine(o.Binary, o.Root, o.Systemd, s.reaper),
+	command := &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper}
+	if e := inProcessEngine(o.Binary, o.Root, o.Systemd, s.reaper, command); e != nil {
+		return e
 	}
+	return command
 }
 
 // parseOptions reads the runtime options containerd sends with Create. Clients that know the
@@ -364,40 +367,18 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		return nil, toStatus(err)
 	}
 	p.io = pio
-	pidFile := filepath.Join(r.Bundle, "init.pid")
-	args := []string{"create", "--bundle", r.Bundle, "--pid-file", pidFile}
-	if r.Checkpoint != "" {
-		// A task created from a checkpoint is restored here, running: Start has nothing to
-		// start (containerd's runc shim defers the restore to Start; the result is the same).
-		args = []string{"restore", "--detach", "--no-subreaper", "--bundle", r.Bundle, "--pid-file", pidFile, "--image-path", r.Checkpoint}
-		if c.criuWork != "" {
-			args = append(args, "--work-path", c.criuWork)
-		}
-		if r.ParentCheckpoint != "" {
-			args = append(args, "--parent-path", r.ParentCheckpoint)
-		}
-	}
-	if sock := pio.consoleSocket(); sock != "" {
-		args = append(args, "--console-socket", sock)
-	}
-	if opts != nil && opts.NoPivotRoot {
-		args = append(args, "--no-pivot")
-	}
-	if opts != nil && opts.NoNewKeyring && r.Checkpoint == "" {
-		args = append(args, "--no-new-keyring")
+	a := createArgs{
+		id: r.ID, bundle: r.Bundle, pidFile: filepath.Join(r.Bundle, "init.pid"), consoleSocket: pio.consoleSocket(),
+		stdio: pio.runtimeStdio(), noPivot: opts != nil && opts.NoPivotRoot, noNewKeyring: opts != nil && opts.NoNewKeyring,
 	}
 	started := time.Now()
 	var pid int
-	if e := c.rt.engine; e != nil && r.Checkpoint == "" {
-		pid, err = e.create(createArgs{
-			id: r.ID, bundle: r.Bundle, pidFile: pidFile, consoleSocket: pio.consoleSocket(), stdio: pio.runtimeStdio(),
-			noPivot: opts != nil && opts.NoPivotRoot, noNewKeyring: opts != nil && opts.NoNewKeyring,
-		})
-	} else if _, err = c.rt.run(pio.runtimeStdio(), false, nil, append(args, r.ID)...); err == nil {
-		pid, err = readPidFile(pidFile)
-		if err != nil {
-			c.rt.forceDelete(r.ID)
-		}
+	if r.Checkpoint != "" {
+		// A task created from a checkpoint is restored here, running: Start has nothing to
+		// start (containerd's runc shim defers the restore to Start; the result is the same).
+		pid, err = c.rt.restore(restoreArgs{createArgs: a, image: r.Checkpoint, work: c.criuWork, parent: r.ParentCheckpoint})
+	} else {
+		pid, err = c.rt.create(a)
 	}
 	if err == nil {
 		if err = pio.started(s.consoleEpoller); err != nil {
@@ -868,16 +849,16 @@ func (s *Service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.Pi
 
 // Pause freezes the container.
 func (s *Service) Pause(ctx context.Context, r *taskapi.PauseRequest) (*emptypb.Empty, error) {
-	return s.freeze(r.ID, (*runtimeClient).pause, task.Status_PAUSED, topicPaused, &eventstypes.TaskPaused{ContainerID: r.ID})
+	return s.freeze(r.ID, containerRuntime.pause, task.Status_PAUSED, topicPaused, &eventstypes.TaskPaused{ContainerID: r.ID})
 }
 
 // Resume thaws the container.
 func (s *Service) Resume(ctx context.Context, r *taskapi.ResumeRequest) (*emptypb.Empty, error) {
-	return s.freeze(r.ID, (*runtimeClient).resume, task.Status_RUNNING, topicResumed, &eventstypes.TaskResumed{ContainerID: r.ID})
+	return s.freeze(r.ID, containerRuntime.resume, task.Status_RUNNING, topicResumed, &eventstypes.TaskResumed{ContainerID: r.ID})
 }
 
 // freeze pauses or resumes (op) a container, which then has status st, and publishes ev.
-func (s *Service) freeze(id string, op func(*runtimeClient, string) error, st task.Status, topic string, ev any) (*emptypb.Empty, error) {
+func (s *Service) freeze(id string, op func(containerRuntime, string) error, st task.Status, topic string, ev any) (*emptypb.Empty, error) {
 	c, err := s.lock(id)
 	if err != nil {
 		return nil, err
@@ -1000,7 +981,7 @@ func (s *Service) Checkpoint(ctx context.Context, r *taskapi.CheckpointTaskReque
 	if opts.CgroupsMode != "" {
 		args = append(args, "--manage-cgroups-mode", opts.CgroupsMode)
 	}
-	if _, err := c.rt.run([3]*os.File{}, false, nil, append(args, r.ID)...); err != nil {
+	if err := c.rt.checkpoint(r.ID, args); err != nil {
 		return nil, toStatus(err)
 	}
 	if opts.ImagePath != "" && opts.ImagePath != image {
