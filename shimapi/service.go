@@ -3,12 +3,9 @@
 package shimapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,17 +17,15 @@ import (
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
-	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/typeurl/v2"
-	"github.com/pelletier/go-toml/v2"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -179,135 +174,6 @@ func (s *Service) getProcess(id, execID string) (*container, *process, error) {
 	return c, p, nil
 }
 
-// shimOptions is what the shim keeps in the bundle so the delete action can clean up after a
-// dead shim.
-type shimOptions struct {
-	Binary  string `json:"binary"`
-	Root    string `json:"root"`
-	Systemd bool   `json:"systemd,omitempty"`
-}
-
-// runtimeFor returns the runtime of a new container from its options: husk's engine in this
-// process when the binary is the husk beside the shim, else the binary's command line.
-func (s *Service) runtimeFor(bundle string, opts *options.Options) containerRuntime {
-	o := shimOptions{Binary: DefaultRuntime, Root: filepath.Join("/run/containerd/husk", s.ns)}
-	if opts != nil {
-		if opts.BinaryName != "" {
-			o.Binary = opts.BinaryName
-		}
-		if opts.Root != "" {
-			o.Root = filepath.Join(opts.Root, s.ns)
-		}
-		o.Systemd = opts.SystemdCgroup
-	}
-	if b, err := json.Marshal(o); err == nil {
-		_ = os.WriteFile(filepath.Join(bundle, "options.json"), b, 0o600)
-	}
-	command := &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper}
-	if e := inProcessEngine(o.Binary, o.Root, o.Systemd, s.reaper, command); e != nil {
-		return e
-	}
-	return command
-}
-
-// parseOptions reads the runtime options containerd sends with Create. Clients that know the
-// runc shim (ctr, the CRI plugin for runtime types named like runc's) send runc's options type;
-// containerd's CRI plugin sends every other runtime type, io.containerd.husk.v2 included, its
-// generic runtimeoptions type: the handler's `options` table as TOML (ConfigBody), or the path
-// of a TOML file (ConfigPath). Both carry the same keys as runc's options (BinaryName, Root,
-// SystemdCgroup, ...).
-func parseOptions(a interface {
-	GetTypeUrl() string
-	GetValue() []byte
-}) (*options.Options, error) {
-	if a == nil || a.GetTypeUrl() == "" {
-		return nil, nil
-	}
-	var o *options.Options
-	switch url := a.GetTypeUrl(); {
-	case strings.HasSuffix(url, "containerd.runc.v1.Options"):
-		o = &options.Options{}
-		if err := proto.Unmarshal(a.GetValue(), o); err != nil {
-			return nil, fmt.Errorf("runtime options: %w", err)
-		}
-	case strings.HasSuffix(url, "runtimeoptions.v1.Options"):
-		var ro runtimeoptions.Options
-		if err := proto.Unmarshal(a.GetValue(), &ro); err != nil {
-			return nil, fmt.Errorf("runtime options: %w", err)
-		}
-		var err error
-		if o, err = optionsFromTOML(&ro); err != nil || o == nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("runtime options: unknown type %q", a.GetTypeUrl())
-	}
-	// Nothing is dropped silently: what the shim does not apply is refused.
-	switch {
-	case o.TaskApiAddress != "" || o.TaskApiVersion != 0:
-		return nil, errors.New("runtime options: TaskApiAddress/TaskApiVersion are not supported by the husk shim")
-	}
-	return o, nil
-}
-
-// tomlOptions are the keys of a CRI handler's options table: runc's names. TypeUrl and
-// ConfigPath belong to the runtimeoptions message itself (containerd copies the whole table).
-type tomlOptions struct {
-	BinaryName     string
-	Root           string
-	SystemdCgroup  bool
-	NoPivotRoot    bool
-	NoNewKeyring   bool
-	ShimCgroup     string
-	IoUid          uint32
-	IoGid          uint32
-	CriuPath       string
-	CriuImagePath  string
-	CriuWorkPath   string
-	TaskApiAddress string
-	TaskApiVersion uint32
-	TypeUrl        string
-	ConfigPath     string
-}
-
-// maxOptionsSize bounds a ConfigPath file.
-const maxOptionsSize = 1 << 20
-
-func optionsFromTOML(ro *runtimeoptions.Options) (*options.Options, error) {
-	body := ro.ConfigBody
-	if ro.ConfigPath != "" {
-		b, err := specs.ReadLimited(ro.ConfigPath, maxOptionsSize, "runtime options file")
-		if err != nil {
-			return nil, fmt.Errorf("runtime options: ConfigPath %q: %w", ro.ConfigPath, err)
-		}
-		body = b
-	}
-	if len(body) == 0 {
-		return nil, nil
-	}
-	var t tomlOptions
-
-	dec := toml.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		var sme *toml.StrictMissingError
-		if errors.As(err, &sme) {
-			return nil, fmt.Errorf("runtime options: unknown option(s) for the husk shim: %s", strings.ReplaceAll(strings.TrimSpace(sme.String()), "\n", "; "))
-		}
-		return nil, fmt.Errorf("runtime options: %w", err)
-	}
-	if t.CriuPath != "" {
-		// runc's options type has no CriuPath any more either: criu is run from PATH.
-		return nil, errors.New("runtime options: CriuPath is not supported by the husk shim: it runs criu from PATH")
-	}
-	return &options.Options{
-		BinaryName: t.BinaryName, Root: t.Root, SystemdCgroup: t.SystemdCgroup, NoPivotRoot: t.NoPivotRoot,
-		NoNewKeyring: t.NoNewKeyring, ShimCgroup: t.ShimCgroup, IoUid: t.IoUid, IoGid: t.IoGid,
-		CriuImagePath: t.CriuImagePath, CriuWorkPath: t.CriuWorkPath,
-		TaskApiAddress: t.TaskApiAddress, TaskApiVersion: t.TaskApiVersion,
-	}, nil
-}
-
 // Create mounts the rootfs, sets up stdio and runs `runtime create`.
 func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
 	// The id is taken at once, so that a second Create of it fails; the container is found by
@@ -412,143 +278,6 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 	})
 	return &taskapi.CreateTaskResponse{Pid: uint32(pid)}, nil
-}
-
-// heldTTL is how long an exit of a pid nobody tracks is kept for a runtime command still
-// running (one that started the process but has not returned its pid yet). Runtime commands
-// take milliseconds; a pod's shim lives for weeks and reaps loggers and probes all along.
-const heldTTL = time.Minute
-
-// track registers a process's pid; since is when the runtime command that started it began.
-// An exit held for that pid applies only if it came after since, within that command's window:
-// an older one is of an earlier process that had the same pid (as containerd's runc shim
-// subscribes to exits for the window of a start, not for all time).
-func (s *Service) track(p *process, since time.Time) {
-	if e, ok := s.held[p.pid]; ok {
-		delete(s.held, p.pid)
-		if !e.at.Before(since) {
-			s.handleExit(p, e)
-			return
-		}
-	}
-	s.byPid[p.pid] = p
-}
-
-// exitLoop is the one place where exits meet processes.
-func (s *Service) exitLoop() {
-	for {
-		exits := s.reaper.others()
-		s.mu.Lock()
-		s.handleExits(exits, time.Now())
-		s.mu.Unlock()
-	}
-}
-
-// handleExits applies reaped exits to the processes they belong to and holds the others for
-// the runtime command that may still report their pid; the caller holds s.mu.
-func (s *Service) handleExits(exits []exit, now time.Time) {
-	for _, e := range exits {
-		if p, ok := s.byPid[e.pid]; ok {
-			delete(s.byPid, e.pid)
-			s.handleExit(p, e)
-			continue
-		}
-		// Not (yet) known: an exec whose pid file is not read yet, or a logger.
-		s.held[e.pid] = e
-	}
-	for pid, h := range s.held {
-		if now.Sub(h.at) > heldTTL {
-			delete(s.held, pid)
-		}
-	}
-}
-
-// handleExit applies one exit; the caller holds s.mu. An init's exit is made final (and
-// published) only after every exec of its container has exited, as containerd requires.
-func (s *Service) handleExit(p *process, e exit) {
-	c, ok := s.containers[p.id]
-	if !ok {
-		p.setExited(e.status, e.at)
-		return
-	}
-	if p.execID != "" {
-		p.setExited(e.status, e.at)
-		s.publishExit(p)
-		if c.initExit != nil && !c.execsRunning() {
-			s.finishInit(c, *c.initExit)
-		}
-		return
-	}
-	if c.killAllOnExit && c.cg != nil {
-		// Before the exit is published: containerd takes the task for gone once it is.
-		_ = c.cg.Signal(unix.SIGKILL)
-	}
-	if c.execsRunning() {
-		c.initExit = &e
-		// Without a pid namespace execs outlive the init; containerd expects them gone.
-		for _, x := range c.execs {
-			if x.pid > 0 && !x.exited() {
-				unix.Kill(x.pid, unix.SIGKILL)
-			}
-		}
-		return
-	}
-	s.finishInit(c, e)
-}
-
-// sharesPidNamespace reports whether the bundle's container has no pid namespace of its own
-// (it names none, or joins one by path), as containerd's runc.ShouldKillAllOnExit reads it.
-func sharesPidNamespace(bundle string) bool {
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return false
-	}
-	var cfg struct {
-		Linux *struct {
-			Namespaces []struct {
-				Type string `json:"type"`
-				Path string `json:"path"`
-			} `json:"namespaces"`
-		} `json:"linux"`
-	}
-	if json.Unmarshal(data, &cfg) != nil || cfg.Linux == nil {
-		return false
-	}
-	for _, ns := range cfg.Linux.Namespaces {
-		if ns.Type == "pid" && ns.Path == "" {
-			return false
-		}
-	}
-	return true
-}
-
-// execsRunning reports whether an exec of the container runs or is being started: the init's
-// exit waits for both, as the runc shim's does (containerd issue 10589).
-func (c *container) execsRunning() bool {
-	for _, x := range c.execs {
-		if x.starting || (x.pid > 0 && !x.exited()) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Service) finishInit(c *container, e exit) {
-	c.initExit = nil
-	s.checkOOM(c) // an OOM kill is reported before the exit it caused
-	c.init.setExited(e.status, e.at)
-	s.publishExit(c.init)
-}
-
-func (s *Service) publishExit(p *process) {
-	id := p.execID
-	if id == "" {
-		id = p.id
-	}
-	s.events.publish(topicExit, &eventstypes.TaskExit{
-		ContainerID: p.id, ID: id, Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode),
-		ExitedAt: timestamppb.New(p.exitedAt),
-	})
 }
 
 // Start starts the init (`runtime start`) or an exec (`runtime exec --detach`).
@@ -921,110 +650,6 @@ func (s *Service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*empt
 		p.io.closeStdin()
 	}
 	return empty, nil
-}
-
-// Checkpoint dumps a running container with the runtime's checkpoint command (CRIU), with
-// containerd's runc checkpoint options; with Exit the container's processes end after the dump.
-func (s *Service) Checkpoint(ctx context.Context, r *taskapi.CheckpointTaskRequest) (*emptypb.Empty, error) {
-	c, err := s.lock(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer c.op.Unlock()
-	var opts options.CheckpointOptions
-	if r.Options != nil {
-		if r.Options.GetTypeUrl() != "" && !strings.HasSuffix(r.Options.GetTypeUrl(), "containerd.runc.v1.CheckpointOptions") {
-			return nil, status.Errorf(codes.InvalidArgument, "checkpoint options: unknown type %q", r.Options.GetTypeUrl())
-		}
-		if err := proto.Unmarshal(r.Options.GetValue(), &opts); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "checkpoint options: %v", err)
-		}
-	}
-	image := r.Path
-	if image == "" {
-		image = opts.ImagePath
-	}
-	if image == "" {
-		image = c.criuImage
-	}
-	if image == "" {
-		return nil, status.Errorf(codes.InvalidArgument, "checkpoint of %s: no image path", r.ID)
-	}
-	// CRIU's work files (logs) go beside the images unless a work path is given, as runc's shim.
-	work := opts.WorkPath
-	if work == "" {
-		work = c.criuWork
-	}
-	if work == "" {
-		work = filepath.Join(c.bundle, "criu-work")
-		defer os.RemoveAll(work)
-	}
-	args := []string{"checkpoint", "--image-path", image, "--work-path", work}
-	if !opts.Exit {
-		args = append(args, "--leave-running")
-	}
-	if opts.OpenTcp {
-		args = append(args, "--tcp-established")
-	}
-	if opts.ExternalUnixSockets {
-		args = append(args, "--ext-unix-sk")
-	}
-	if opts.Terminal {
-		args = append(args, "--shell-job")
-	}
-	if opts.FileLocks {
-		args = append(args, "--file-locks")
-	}
-	for _, ns := range opts.EmptyNamespaces {
-		args = append(args, "--empty-ns", ns)
-	}
-	if opts.CgroupsMode != "" {
-		args = append(args, "--manage-cgroups-mode", opts.CgroupsMode)
-	}
-	if err := c.rt.checkpoint(r.ID, args); err != nil {
-		return nil, toStatus(err)
-	}
-	if opts.ImagePath != "" && opts.ImagePath != image {
-		// containerd 1.6 keeps a non-runc runtime's checkpoint in its content store and gives
-		// the shim a directory of its own; the images also go where the client asked.
-		if err := copyFlatDir(image, opts.ImagePath); err != nil {
-			return nil, toStatus(fmt.Errorf("checkpoint images to %s: %w", opts.ImagePath, err))
-		}
-	}
-	return &emptypb.Empty{}, nil
-}
-
-// copyFlatDir copies the files and symlinks of a CRIU image directory (it has no subdirectories).
-func copyFlatDir(from, to string) error {
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		src, dst := filepath.Join(from, e.Name()), filepath.Join(to, e.Name())
-		switch {
-		case e.Type()&os.ModeSymlink != 0:
-			link, err := os.Readlink(src)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(link, dst); err != nil {
-				return err
-			}
-		case e.Type().IsRegular():
-			b, err := os.ReadFile(src)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(dst, b, 0o600); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // Connect tells containerd the shim's and the task's pids.
