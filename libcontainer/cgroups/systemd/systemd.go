@@ -207,6 +207,7 @@ func (u *Unit) call(req Request) error {
 		if err := json.Unmarshal(out.Bytes(), &after); err != nil {
 			return fmt.Errorf("%s %s: %w", HelperName, req.Op, err)
 		}
+		after.Monitor = u.Monitor // not in the helper's reply: the caller's, for the next call
 		*u = after
 	}
 	return nil
