@@ -337,29 +337,30 @@ func (k *kubelet) apply(t *testing.T, name string, spec map[string]any) {
 
 func (k *kubelet) get(t *testing.T, path string) string {
 	t.Helper()
-	resp, err := k.client.Get(k.url(path))
-	if err != nil {
-		t.Fatalf("kubelet GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("kubelet GET %s: %s: %s", path, resp.Status, b)
-	}
-	return string(b)
+	return k.request(t, http.MethodGet, k.url(path))
 }
 
 // post runs cmd (split at spaces, as the kubelet does) in a container through /run.
 func (k *kubelet) post(t *testing.T, path, cmd string) string {
 	t.Helper()
-	resp, err := k.client.Post(k.url(path)+"?cmd="+url.QueryEscape(cmd), "", nil)
+	return k.request(t, http.MethodPost, k.url(path)+"?cmd="+url.QueryEscape(cmd))
+}
+
+// request sends one request to the kubelet's server and returns the body of its 200 answer.
+func (k *kubelet) request(t *testing.T, method, u string) string {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
-		t.Fatalf("kubelet POST %s: %v", path, err)
+		t.Fatal(err)
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		t.Fatalf("kubelet %s %s: %v", method, u, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("kubelet POST %s: %s: %s", path, resp.Status, b)
+		t.Fatalf("kubelet %s %s: %s: %s", method, u, resp.Status, b)
 	}
 	return string(b)
 }
