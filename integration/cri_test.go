@@ -241,15 +241,17 @@ func (c *criContainerd) output(cmd *exec.Cmd) ([]byte, error) {
 		return []byte(buf.String()), err
 	case <-time.After(crictlDeadline):
 	}
-	stacks := c.shimStacks()
+	summary, stacks := c.shimStacks()
+	// Also printed as is: a test's message may quote the output on one line.
+	fmt.Fprintf(os.Stderr, "    cri_test.go: %q hung for %v; the husk shims' goroutines:\n%s", strings.Join(cmd.Args, " "), crictlDeadline, summary)
 	cmd.Process.Kill()
 	<-done
 	return []byte(buf.String() + stacks), fmt.Errorf("%q hung for %v and was killed", strings.Join(cmd.Args, " "), crictlDeadline)
 }
 
 // shimStacks has every husk shim of this containerd dump its goroutines (SIGUSR1) into the shim
-// log, which containerd copies into its own, and returns those dumps.
-func (c *criContainerd) shimStacks() string {
+// log, which containerd copies into its own, and returns a summary and those dumps.
+func (c *criContainerd) shimStacks() (summary, dumps string) {
 	logPath := filepath.Join(c.dir, "containerd.log")
 	before := int64(0)
 	if st, err := os.Stat(logPath); err == nil {
@@ -264,7 +266,36 @@ func (c *criContainerd) shimStacks() string {
 	if int64(len(data)) < before {
 		before = 0
 	}
-	return fmt.Sprintf("\n%d husk shims; their stacks from the containerd log:\n%s", len(pids), data[before:])
+	dump := string(data[before:])
+	summary = fmt.Sprintf("%d husk shims; where their goroutines wait:\n%s", len(pids), stackSummary(dump))
+	return summary, "\n" + summary + "their stacks from the containerd log:\n" + dump
+}
+
+// stackSummary is one line per goroutine of Go stack dumps: its header and its innermost husk
+// frame, which is where a hang shows (CI shows only a few lines of a failure).
+func stackSummary(dump string) string {
+	var b strings.Builder
+	for _, block := range strings.Split(dump, "\n\n") {
+		lines := strings.Split(strings.TrimSpace(block), "\n")
+		for len(lines) > 0 && !strings.HasPrefix(lines[0], "goroutine ") {
+			lines = lines[1:]
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		frame := ""
+		for _, l := range lines[1:] {
+			if strings.Contains(l, "husk") && !strings.HasPrefix(l, "\t") && !strings.Contains(l, "allStacks") && !strings.Contains(l, "dumpStacks") {
+				frame = l
+				break
+			}
+		}
+		if frame == "" && len(lines) > 1 {
+			frame = lines[1]
+		}
+		fmt.Fprintf(&b, "  %s %s\n", lines[0], frame)
+	}
+	return b.String()
 }
 
 func (c *criContainerd) must(t *testing.T, args ...string) string {
