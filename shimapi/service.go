@@ -4,10 +4,8 @@ package shimapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,43 +23,11 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/specs"
 )
 
 // DefaultRuntime is the OCI runtime the shim drives unless BinaryName says otherwise.
 const DefaultRuntime = "husk"
-
-// container is one task of the shim (a shim serves a whole pod group).
-//
-// Locking: s.mu guards the maps and every process's fields, and is only held for bookkeeping,
-// never across a runtime command. op serialises the runtime operations on one container
-// (create, start, delete, pause, resume, update, checkpoint), so that a slow command on one
-// container never holds up another of the pod: the lock order is op, then s.mu. Exec starts
-// share op (read): one slow exec start (a runtime waiting on something) must not hold up the
-// container's other execs, as it does not in the runc shim (containerd's TestIssue10589).
-type container struct {
-	op       sync.RWMutex
-	gone     bool // deleted, or its create failed; guarded by s.mu
-	id       string
-	bundle   string
-	rt       containerRuntime
-	init     *process
-	execs    map[string]*process
-	mounted  bool
-	initExit *exit // the init's exit, held while execs still run
-	ioUID    int   // IoUid/IoGid options: the owner of the stdio of its processes (-1: unchanged)
-	ioGID    int
-	oom      *oomWatch
-	cg       *cgroups.Manager // the init's cgroup as created, nil if it has none
-	// killAllOnExit: no pid namespace of its own (none, or a joined one), so the init's exit
-	// leaves its other processes running; they are killed with it, as the runc shim does.
-	killAllOnExit bool
-	// criuWork and criuImage are the CriuWorkPath and CriuImagePath options: where CRIU works,
-	// and where a checkpoint goes when the request names no path.
-	criuWork, criuImage string
-	restored            bool // created from a checkpoint: running already, Start starts nothing
-}
 
 // Service implements containerd's Task API (v2) for the containers of one shim.
 type Service struct {
@@ -102,181 +68,34 @@ func (s *Service) consoleEpoller() (*console.Epoller, error) {
 	return s.epoller, s.epollErr
 }
 
-func errNotFound(format string, a ...any) error {
-	return status.Errorf(codes.NotFound, format, a...)
-}
-
-func errState(format string, a ...any) error {
-	return status.Errorf(codes.FailedPrecondition, format, a...)
-}
-
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return status.Error(codes.Unknown, err.Error())
-}
-
-// get returns a created container; the caller holds s.mu. One still being created is not
-// found yet, as with containerd's runc shim.
-func (s *Service) get(id string) (*container, error) {
-	c, ok := s.containers[id]
-	if !ok || c.init == nil || c.gone {
-		return nil, errNotFound("container %s not found", id)
-	}
-	return c, nil
-}
-
-// lock takes container id's operation lock; unlock with c.op.Unlock. A container deleted
-// while the caller waited is not found.
-func (s *Service) lock(id string) (*container, error) { return s.lockOp(id, false) }
-
-// lockShared is lock for exec starts: op taken shared; unlock with c.op.RUnlock.
-func (s *Service) lockShared(id string) (*container, error) { return s.lockOp(id, true) }
-
-func (s *Service) lockOp(id string, shared bool) (*container, error) {
-	s.mu.Lock()
-	c, err := s.get(id)
-	s.mu.Unlock()
+// Create mounts the rootfs, sets up stdio and creates the init (create.go has the stages).
+func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*taskapi.CreateTaskResponse, error) {
+	c, release, err := s.reserve(r.ID, r.Bundle)
 	if err != nil {
 		return nil, err
 	}
-	lock, unlock := c.op.Lock, c.op.Unlock
-	if shared {
-		lock, unlock = c.op.RLock, c.op.RUnlock
-	}
-	lock()
-	s.mu.Lock()
-	gone := c.gone
-	s.mu.Unlock()
-	if gone {
-		unlock()
-		return nil, errNotFound("container %s not found", id)
-	}
-	return c, nil
-}
-
-func (s *Service) getProcess(id, execID string) (*container, *process, error) {
-	c, err := s.get(id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if execID == "" {
-		return c, c.init, nil
-	}
-	p, ok := c.execs[execID]
-	if !ok {
-		return nil, nil, errNotFound("exec %s of container %s not found", execID, id)
-	}
-	return c, p, nil
-}
-
-// Create mounts the rootfs, sets up stdio and runs `runtime create`.
-func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
-	// The id is taken at once, so that a second Create of it fails; the container is found by
-	// other calls only once created.
-	c := &container{id: r.ID, bundle: r.Bundle, execs: map[string]*process{}}
-	c.op.Lock()
 	defer c.op.Unlock()
-	s.mu.Lock()
-	if _, ok := s.containers[r.ID]; ok {
-		s.mu.Unlock()
-		return nil, status.Errorf(codes.AlreadyExists, "container %s already exists", r.ID)
-	}
-	s.containers[r.ID] = c
-	s.mu.Unlock()
-	defer func() {
-		if retErr != nil {
-			s.mu.Lock()
-			c.gone = true
-			delete(s.containers, r.ID)
-			s.mu.Unlock()
-		}
-	}()
 	opts, err := parseOptions(r.Options)
+	if err == nil {
+		err = s.configure(c, opts)
+	}
+	var p *process
+	var undo func()
+	if err == nil {
+		p, undo, err = s.prepare(c, r)
+	}
 	if err != nil {
+		release()
 		return nil, toStatus(err)
-	}
-	if opts != nil && opts.ShimCgroup != "" {
-		if err := joinCgroup(opts.ShimCgroup); err != nil {
-			return nil, toStatus(err)
-		}
-	}
-	c.rt = s.runtimeFor(r.Bundle, opts)
-	if opts != nil {
-		c.criuWork, c.criuImage = opts.CriuWorkPath, opts.CriuImagePath
-	}
-	rootfs := filepath.Join(r.Bundle, "rootfs")
-	if err := mountAll(r.Rootfs, rootfs, s.reaper); err != nil {
-		return nil, toStatus(err)
-	}
-	c.mounted = len(r.Rootfs) > 0
-	defer func() {
-		if retErr != nil && c.mounted {
-			unmountAll(rootfs)
-		}
-	}()
-	p := newProcess(r.ID, "", r.Stdin, r.Stdout, r.Stderr, r.Terminal)
-	pio, err := newProcIO(s.reaper, r.Stdin, r.Stdout, r.Stderr, r.Terminal, s.ns, r.ID)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	c.ioUID, c.ioGID = -1, -1
-	if opts != nil && (opts.IoUid != 0 || opts.IoGid != 0) {
-		c.ioUID, c.ioGID = int(opts.IoUid), int(opts.IoGid)
-	}
-	if err := pio.chown(c.ioUID, c.ioGID); err != nil {
-		pio.Close()
-		return nil, toStatus(err)
-	}
-	p.io = pio
-	a := createArgs{
-		id: r.ID, bundle: r.Bundle, pidFile: filepath.Join(r.Bundle, "init.pid"), consoleSocket: pio.consoleSocket(),
-		stdio: pio.runtimeStdio(), noPivot: opts != nil && opts.NoPivotRoot, noNewKeyring: opts != nil && opts.NoNewKeyring,
 	}
 	started := time.Now()
-	var pid int
-	if r.Checkpoint != "" {
-		// A task created from a checkpoint is restored here, running: Start has nothing to
-		// start (containerd's runc shim defers the restore to Start; the result is the same).
-		pid, err = c.rt.restore(restoreArgs{createArgs: a, image: r.Checkpoint, work: c.criuWork, parent: r.ParentCheckpoint})
-	} else {
-		pid, err = c.rt.create(a)
-	}
-	if err == nil {
-		if err = pio.started(s.consoleEpoller); err != nil {
-			c.rt.forceDelete(r.ID)
-		}
-	}
+	pid, err := s.launch(c, p, r, opts)
 	if err != nil {
-		pio.Close()
+		undo()
+		release()
 		return nil, toStatus(err)
 	}
-	// The container's cgroup, found once through its init: stats and OOM counts read it until
-	// the task is deleted, after the init is gone too (containerd asks for stats on an exit
-	// with 137, to tell an OOM kill it has not seen yet).
-	cg, _ := cgroups.Of(pid)
-	if cg != nil && cg.Paths().Check() != nil {
-		cg = nil // not a container's own cgroup (the root of a hierarchy): never acted on
-	}
-	oom := newOOMWatch(cg)
-	killAll := sharesPidNamespace(r.Bundle)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p.pid = pid
-	c.cg, c.killAllOnExit = cg, killAll
-	c.restored = r.Checkpoint != ""
-	c.init = p
-	c.oom = oom
-	s.watchOOM(c)
-	s.track(p, started)
-	s.events.publish(topicCreate, &eventstypes.TaskCreate{
-		ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs, Checkpoint: r.Checkpoint, Pid: uint32(pid),
-		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
-	})
+	s.register(c, p, pid, started, r)
 	return &taskapi.CreateTaskResponse{Pid: uint32(pid)}, nil
 }
 
@@ -330,38 +149,11 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 		s.events.publish(topicStart, &eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(p.pid)})
 		return &taskapi.StartResponse{Pid: uint32(p.pid)}, nil
 	}
-	pio, err := newProcIO(s.reaper, p.stdin, p.stdout, p.stderr, p.terminal, s.ns, r.ID)
+	pid, err := s.startExec(c, p)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if err := pio.chown(c.ioUID, c.ioGID); err != nil {
-		pio.Close()
-		return nil, toStatus(err)
-	}
-	started := time.Now()
-	pid, err := c.rt.exec(r.ID, p.spec, pio.consoleSocket(), pio.runtimeStdio())
-	if err == nil {
-		err = pio.started(s.consoleEpoller)
-	}
-	if err != nil {
-		pio.Close()
-		return nil, toStatus(err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p.io = pio
-	p.pid = pid
-	p.status = task.Status_RUNNING
-	s.events.publish(topicExecStarted, &eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(pid)})
-	s.track(p, started)
 	return &taskapi.StartResponse{Pid: uint32(pid)}, nil
-}
-
-func displayID(p *process) string {
-	if p.execID == "" {
-		return "init"
-	}
-	return p.execID
 }
 
 // Delete removes an exec, or the container with its runtime state and rootfs mounts.
@@ -393,35 +185,8 @@ func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		return nil, errState("container %s must be stopped before delete", r.ID)
 	}
 	s.mu.Unlock()
-	if err := c.rt.forceDelete(r.ID); err != nil {
-		return nil, toStatus(err)
-	}
-	// A created container was killed by the delete: wait for its exit to come through.
-	select {
-	case <-p.done:
-	case <-time.After(2 * time.Second):
-		s.mu.Lock()
-		p.setExited(128+int(unix.SIGKILL), time.Now())
-		s.mu.Unlock()
-	}
-	if c.mounted {
-		unmountAll(filepath.Join(c.bundle, "rootfs"))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p.io != nil {
-		p.io.Close()
-	}
-	c.gone = true
-	delete(s.containers, r.ID)
-	if s.byPid[p.pid] == p {
-		// Only when its exit never came: the pid may be another container's by now.
-		delete(s.byPid, p.pid)
-	}
-	s.events.publish(topicDelete, &eventstypes.TaskDelete{
-		ContainerID: r.ID, ID: r.ID, Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode), ExitedAt: timestamppb.New(p.exitedAt),
-	})
-	return &taskapi.DeleteResponse{Pid: uint32(p.pid), ExitStatus: uint32(p.exitCode), ExitedAt: timestamppb.New(p.exitedAt)}, nil
+	resp, err := s.remove(c, p)
+	return resp, toStatus(err)
 }
 
 // Exec registers an exec process; Start runs it.
@@ -453,18 +218,6 @@ func (s *Service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emp
 	c.execs[r.ExecID] = p
 	s.events.publish(topicExecAdded, &eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
 	return empty, nil
-}
-
-// withTerminal returns the process spec with its terminal field set to the request's, which
-// decides (as in the runc shim): containerd's client asks for a terminal through the IO it
-// sets up and may send a spec that says terminal false (the container's own process).
-func withTerminal(spec []byte, terminal bool) ([]byte, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(spec, &fields); err != nil {
-		return nil, err
-	}
-	fields["terminal"], _ = json.Marshal(terminal)
-	return json.Marshal(fields)
 }
 
 // State reports a process's status and exit.
