@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -17,16 +18,16 @@ func BenchmarkSyncConfig(b *testing.B) {
 	defer r.Close()
 	defer w.Close()
 	raw, _ := json.Marshal(specs.Default())
-	cfg := &initConfig{Mode: "create", ID: "bench", RawSpec: raw, Rootfs: "/rootfs"}
-	send, recv := newSyncPipe(w), newSyncPipe(r)
+	cfg := &initConfig{InitConfig: initproto.InitConfig{Mode: initproto.ModeCreate, ID: "bench", RawSpec: raw, Rootfs: "/rootfs"}}
+	send, recv := initproto.NewConn(w), initproto.NewConn(r)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		go send.send(syncMsg{Type: msgConfig, Config: cfg})
-		m, err := recv.expect(msgConfig)
-		if err != nil {
+		go send.SendConfig(cfg)
+		got := &initConfig{}
+		if err := recv.WaitConfig(got); err != nil {
 			b.Fatal(err)
 		}
-		if err := decodeSpec(m.Config); err != nil {
+		if err := decodeSpec(got); err != nil {
 			b.Fatal(err)
 		}
 	}

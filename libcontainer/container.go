@@ -24,6 +24,7 @@ import (
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/cgroups/systemd"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -432,7 +433,7 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 	}
 
 	p := &initProcess{
-		mode: "create", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
+		mode: initproto.ModeCreate, stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
 		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
 		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings, debug: o.Debug,
 		oomScoreAdj: o.Spec.Process.OOMScoreAdj, monitor: o.Monitor,
@@ -448,13 +449,13 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 			bpf = cachedSeccomp(root, seccompKey)
 		}
 	}
-	var procReq []byte
+	var procReq *initproto.ExecRequest
 	p.fastCreate, procReq = fastCreate(o, bpf)
-	cfg := &initConfig{
-		Mode: "create", ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
+	cfg := &initConfig{InitConfig: initproto.InitConfig{
+		Mode: initproto.ModeCreate, ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
-	}
+	}}
 	if p.mountSources, cfg.LateMountSources, err = detachedMounts(o.Monitor, o.Spec, o.Bundle, c.state.Rootfs); err != nil {
 		return nil, fmt.Errorf("container %s: %w", o.ID, err)
 	}
@@ -531,51 +532,42 @@ func Create(root string, o CreateOpts) (c *Container, err error) {
 		}
 	}
 
-	for {
-		m, err := sync.recv()
+	// What the parent does for the init fails as the parent's own error, not the init's.
+	mine := func(err error) error {
 		if err != nil {
-			return nil, initError(o.ID, err)
+			return &parentError{err}
 		}
-		if m.Type == msgReady {
-			break
-		}
-		if m.Type == msgSeccompFd {
-			st := c.hookState(Creating)
-			if err := sendSeccompListener(cmd.Pid, m.Pid, o.Spec.Linux.Seccomp, *st); err != nil {
-				return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		return nil
+	}
+	err = sync.WaitReady(initproto.Handlers{
+		Hooks: func() error {
+			hs := c.hookState(Creating)
+			if err := runHooks(o.Monitor, o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
+				return mine(err)
 			}
-			if err := sync.send(syncMsg{Type: msgSeccompFdDone}); err != nil {
-				return nil, fmt.Errorf("container %s: %w", o.ID, err)
-			}
-			continue
-		}
-		if m.Type == msgMountSource {
-			if err := sendLateMountSource(o.Monitor, sync, cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cfg.LateMountSources, m.Pid); err != nil {
-				return nil, fmt.Errorf("container %s: %w", o.ID, err)
-			}
-			continue
-		}
-		if m.Type == msgSeccomp {
+			return mine(runHooks(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs))
+		},
+		Seccomp: func(bpf []byte) error {
 			// Kept for the exec fast path, which has no libseccomp to compile it again.
-			if err := os.WriteFile(filepath.Join(dir, seccompFile), m.Data, 0o600); err != nil {
-				return nil, fmt.Errorf("container %s: save seccomp filter: %w", o.ID, err)
+			if err := os.WriteFile(filepath.Join(dir, seccompFile), bpf, 0o600); err != nil {
+				return mine(fmt.Errorf("save seccomp filter: %w", err))
 			}
-			cacheSeccomp(root, seccompKey, m.Data)
-			continue
-		}
-		if m.Type != msgHooks {
-			return nil, fmt.Errorf("container %s: protocol error: unexpected %q", o.ID, m.Type)
-		}
-		hs := c.hookState(Creating)
-		if err := runHooks(o.Monitor, o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
-			return nil, fmt.Errorf("container %s: %w", o.ID, err)
-		}
-		if err := runHooks(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs); err != nil {
-			return nil, fmt.Errorf("container %s: %w", o.ID, err)
-		}
-		if err := sync.send(syncMsg{Type: msgHooksDone}); err != nil {
-			return nil, fmt.Errorf("container %s: %w", o.ID, err)
-		}
+			cacheSeccomp(root, seccompKey, bpf)
+			return nil
+		},
+		SeccompFd: func(fd int) error {
+			return mine(sendSeccompListener(cmd.Pid, fd, o.Spec.Linux.Seccomp, *c.hookState(Creating)))
+		},
+		MountSource: func(index int) error {
+			return mine(sendLateMountSource(o.Monitor, sync, cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cfg.LateMountSources, index))
+		},
+	})
+	var own *parentError
+	if errors.As(err, &own) {
+		return nil, fmt.Errorf("container %s: %w", o.ID, own.err)
+	}
+	if err != nil {
+		return nil, initError(o.ID, err)
 	}
 
 	if c.state.Cgroup != nil {
@@ -604,6 +596,13 @@ func rootfsOf(s *rspec.Spec, bundle string) string {
 }
 
 // initError turns what the init reported (or its silent death) into a user-facing error.
+// parentError is a failure of what the parent does for the init during the create (hooks, the
+// seccomp agent, a mount source), told apart from the init's own.
+type parentError struct{ err error }
+
+func (e *parentError) Error() string { return e.err.Error() }
+func (e *parentError) Unwrap() error { return e.err }
+
 func initError(id string, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("container %s: init process exited before it was ready", id)

@@ -20,6 +20,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -30,13 +31,13 @@ import (
 //
 //  1. the init, placed in its cgroup, unshares its cgroup namespace, joins its session keyring
 //     and opens a procfs context in its pid namespace (the one thing a joined thread cannot
-//     make: procfs takes the pid namespace a task was born in), then says msgNsReady;
+//     make: procfs takes the pid namespace a task was born in), then says NsReady;
 //  2. husk takes that context with pidfd_getfd, and on a locked thread that unshared its fs
 //     attributes (which setns into a mount namespace requires, and which keeps the thread's root
 //     and working directory its own) and joined the init's namespaces (startLocked) runs
 //     buildContainer, the same code the Go init runs; the thread dies with the goroutine;
 //  3. husk sends the process as for the exec fast path, plus the exec fifo: the constructor
-//     sets it up (execfast.c), says msgReady, waits for start and execs.
+//     sets it up (execfast.c), says Ready, waits for start and execs.
 //
 // A seccomp filter needs its compiled program, which only the Go init can make (libseccomp):
 // the first container with a profile goes to the Go init and husk keeps the program in a cache
@@ -45,10 +46,6 @@ import (
 //
 // Everything else (user and time namespaces, a terminal, filter flags, LSM labels, hooks that
 // run in the container, --no-pivot) goes to the Go init.
-
-// msgNsReady: init -> parent, create fast path: namespaces made; Pid carries the init's fd of
-// a procfs context (fsopen), or -1.
-const msgNsReady = "nsready"
 
 // seccompCacheDir, under husk's root, holds compiled seccomp programs, one file per
 // seccompCacheKey. Its name is no valid container id.
@@ -157,10 +154,11 @@ func trimSeccompCache(dir string) {
 }
 
 // fastCreate returns, when this container can be created without the Go init, the
-// constructor's two requests: the namespace step's and the process (an exec's, without the
-// create's own records, which need the child's fd numbers: see buildFromParent). Else nil, nil.
-// bpf is the spec's compiled seccomp program, if it has a filter and the program is known.
-func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
+// constructor's two requests: the namespace step's, encoded, and the process (an exec's,
+// without the create's own fields, which need the child's fd numbers: see buildFromParent).
+// Else nil, nil. bpf is the spec's compiled seccomp program, if it has a filter and the
+// program is known.
+func fastCreate(o CreateOpts, bpf []byte) (nsReq []byte, procReq *initproto.ExecRequest) {
 	s := o.Spec
 	if o.SlowPath || o.NoPivot || s.Process == nil || s.Linux == nil || (s.Linux.Seccomp != nil && bpf == nil) || !kernelAtLeast(5, 6) {
 		return nil, nil
@@ -186,7 +184,7 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 	if procReq = fastExecRequest(&p, bpf, flags, o.PreserveFds, ""); procReq == nil {
 		return nil, nil
 	}
-	var req []string
+	var req initproto.CreateRequest
 	mountNs := false
 	for _, ns := range s.Linux.Namespaces {
 		switch ns.Type {
@@ -196,7 +194,7 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 			mountNs = ns.Path == ""
 		case rspec.CgroupNamespace:
 			if ns.Path == "" {
-				req = append(req, "cgroupns=1")
+				req.CgroupNS = true
 			}
 		}
 	}
@@ -221,13 +219,11 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq, procReq []byte) {
 			return nil, nil
 		}
 	}
-	if procs == 1 {
-		req = append(req, "proc=1")
-	}
+	req.Proc = procs == 1
 	if !o.NoNewKeyring {
-		req = append(req, "keyring=_ses."+o.ID)
+		req.Keyring = "_ses." + o.ID
 	}
-	return appendRecords(nil, req...), procReq
+	return req.Encode(), procReq
 }
 
 // chrootedOnce is chrooted, asked once per process: the shim's in-process engine creates many
@@ -281,18 +277,18 @@ func kernelAtLeast(major, minor int) bool {
 
 // buildFromParent is steps 2 and 3: cfg is the create's config, with the whole spec; procReq
 // is fastCreate's process request.
-func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, procReq []byte) error {
-	m, err := pipe.expect(msgNsReady)
+func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *initproto.ExecRequest) error {
+	procFd, err := pipe.WaitNsReady()
 	if err != nil {
 		return err
 	}
 	cfg.initPid = pid
-	if m.Pid >= 0 {
+	if procFd >= 0 {
 		pidfd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			return fmt.Errorf("pidfd of init: %w", err)
 		}
-		fd, err := unix.PidfdGetfd(pidfd, m.Pid, 0)
+		fd, err := unix.PidfdGetfd(pidfd, procFd, 0)
 		unix.Close(pidfd)
 		if err != nil {
 			return fmt.Errorf("procfs context of init: %w", err)
@@ -311,14 +307,13 @@ func buildFromParent(pid int, pipe *syncPipe, cfg *initConfig, procReq []byte) e
 	if err != nil {
 		return err
 	}
-	// The create's own records: a session of its own, and after the process is set up,
-	// msgReady and the exec fifo.
-	records := []string{"setsid=1", "fifo=" + strconv.Itoa(cfg.FifoFd)}
+	// The create's own: a session of its own, and after the process is set up, Ready and the
+	// exec fifo. (fastCreate left room for HOME.)
+	procReq.Setsid, procReq.Fifo = true, cfg.FifoFd
 	if p := cfg.Spec.Process; !hasHome(p.Env) && !hasHome(cfg.ExtraEnv) {
-		records = append(records, "env=HOME="+containerHome(pid, p.User.UID))
+		procReq.Env = append(procReq.Env, "HOME="+containerHome(pid, p.User.UID))
 	}
-	req := appendRecords(procReq, records...)
-	if _, err := pipe.f.Write(req); err != nil {
+	if err := pipe.SendRequest(procReq.Encode()); err != nil {
 		return fmt.Errorf("send process to init: %w", err)
 	}
 	return nil

@@ -30,10 +30,11 @@ func TestFastExecRequest(t *testing.T) {
 		NoNewPrivileges: true, OOMScoreAdj: &oom,
 		Rlimits: []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 10, Hard: 20}},
 	}
-	b := fastExecRequest(p, []byte{1, 2, 3, 4, 5, 6, 7, 8}, 0, 1, "/")
-	if b == nil {
+	r := fastExecRequest(p, []byte{1, 2, 3, 4, 5, 6, 7, 8}, 0, 1, "/")
+	if r == nil {
 		t.Fatal("a plain process was refused")
 	}
+	b := r.Encode()
 	if n := binary.LittleEndian.Uint32(b); int(n) != len(b)-4 {
 		t.Fatalf("length header %d for %d bytes", n, len(b)-4)
 	}
@@ -74,7 +75,7 @@ func TestFastExecRequest(t *testing.T) {
 	caps.Bounding = append(append([]string(nil), caps.Bounding...), "CAP_NOPE")
 	caps.Ambient = append(append([]string(nil), caps.Ambient...), "CAP_NOPE")
 	q.Capabilities = &caps
-	if got, want := fastExecRequest(&q, nil, 0, 0, "/"), fastExecRequest(p, nil, 0, 0, "/"); !bytes.Equal(got, want) {
+	if got, want := fastExecRequest(&q, nil, 0, 0, "/").Encode(), fastExecRequest(p, nil, 0, 0, "/").Encode(); !bytes.Equal(got, want) {
 		t.Errorf("an unknown capability changed the request:\n%q\n%q", got, want)
 	}
 }

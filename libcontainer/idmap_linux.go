@@ -15,6 +15,7 @@ import (
 
 	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/internal/idmap"
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -30,7 +31,7 @@ import (
 // husk's namespace is refused), and the idmapped ones always. Keys are mount indexes. A source
 // inside the rootfs is not cloned here but listed in late: it may be (or sit under) a mount the
 // init makes first (runc 1.5's mount-order tests bind a tree of container mounts onto another
-// place), so the init asks for it when it gets there (msgMountSource, lateMountSource), and
+// place), so the init asks for it when it gets there (initproto.MountSource, lateMountSource), and
 // the clone is made in its mount namespace, as runc does for every source.
 func detachedMounts(mon children.Monitor, s *rspec.Spec, bundle, rootfs string) (out map[string]*os.File, late []int, err error) {
 	userns := hasNamespace(s.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
@@ -120,12 +121,11 @@ func cloneMountSource(mon children.Monitor, s *rspec.Spec, bundle, rootfs string
 	return f, nil
 }
 
-// sendLateMountSource answers the init's msgMountSource for mount index: the source is cloned
+// sendLateMountSource answers the init's MountSource for mount index: the source is cloned
 // on a thread that joined the init's mount namespace (before pivot_root its paths are the
-// host's, with the container's mounts made so far), and sent with msgMountSourceFd. A failure
+// host's, with the container's mounts made so far), and sent with MountSourceFd. A failure
 // goes back in the message, for the init to report.
-func sendLateMountSource(mon children.Monitor, pipe *syncPipe, initPid int, s *rspec.Spec, bundle, rootfs string, late []int, index int) error {
-	reply := syncMsg{Type: msgMountSourceFd}
+func sendLateMountSource(mon children.Monitor, pipe *initproto.Conn, initPid int, s *rspec.Spec, bundle, rootfs string, late []int, index int) error {
 	if !slices.Contains(late, index) {
 		return fmt.Errorf("protocol error: the init asked for the source of mounts[%d]", index)
 	}
@@ -141,11 +141,10 @@ func sendLateMountSource(mon children.Monitor, pipe *syncPipe, initPid int, s *r
 		return err
 	})
 	if err != nil {
-		reply.Message = err.Error()
-		return pipe.send(reply)
+		return pipe.SendMountSource(-1, err)
 	}
 	defer tree.Close()
-	return pipe.sendFd(reply, int(tree.Fd()))
+	return pipe.SendMountSource(int(tree.Fd()), nil)
 }
 
 // idmapTree sets MOUNT_ATTR_IDMAP on a detached tree, with the mount's own mappings or, where

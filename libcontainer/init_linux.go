@@ -13,11 +13,12 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
 // IsInit reports whether this process was started as a husk init.
-func IsInit() bool { return os.Getenv("_HUSK_INIT") != "" }
+func IsInit() bool { return os.Getenv(initproto.EnvInit) != "" }
 
 // Init is the entry point of `husk init`, the process that becomes the container. It never
 // returns: it execs the user's process or reports an error to the parent and exits.
@@ -25,30 +26,29 @@ func Init() {
 	// Capabilities, no_new_privs and the seccomp filter are per thread: everything happens on
 	// this thread, which is the one that finally calls execve.
 	runtime.LockOSThread()
-	fd, err := strconv.Atoi(os.Getenv("_HUSK_SYNCFD"))
+	fd, err := strconv.Atoi(os.Getenv(initproto.EnvSyncFd))
 	if err != nil {
 		os.Exit(1)
 	}
-	os.Unsetenv("_HUSK_INIT")
-	os.Unsetenv("_HUSK_SYNCFD")
+	os.Unsetenv(initproto.EnvInit)
+	os.Unsetenv(initproto.EnvSyncFd)
 	os.Unsetenv("GOMAXPROCS")
-	pipe := newSyncPipe(os.NewFile(uintptr(fd), "sync"))
-	m, err := pipe.expect(msgConfig)
-	if err != nil {
+	pipe := initproto.NewConn(os.NewFile(uintptr(fd), "sync"))
+	cfg := &initConfig{}
+	if err := pipe.WaitConfig(cfg); err != nil {
 		os.Exit(1)
 	}
-	cfg := m.Config
 	if err := decodeSpec(cfg); err != nil {
-		_ = pipe.send(syncMsg{Type: msgError, Message: err.Error()})
+		pipe.Fail(err)
 		os.Exit(1)
 	}
-	if cfg.Mode == "create" {
+	if cfg.Mode == initproto.ModeCreate {
 		err = initContainer(pipe, cfg)
 	} else {
 		err = initExec(pipe, cfg)
 	}
 	// If the parent is gone it has already reported (or aborted) the create: stay silent.
-	_ = pipe.send(syncMsg{Type: msgError, Message: err.Error()})
+	pipe.Fail(err)
 	os.Exit(1)
 }
 
@@ -181,7 +181,7 @@ func buildContainer(cfg *initConfig, afterMounts func() error) error {
 	return finishRootfs(cfg)
 }
 
-func initContainer(pipe *syncPipe, cfg *initConfig) error {
+func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 	spec := cfg.Spec
 	cfg.pipe = pipe
 	// The cgroup and time namespaces are made here, after the parent placed us in our cgroup,
@@ -203,10 +203,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	}
 	err := buildContainer(cfg, func() error {
 		if cfg.HasRuntimeHooks {
-			if err := pipe.send(syncMsg{Type: msgHooks}); err != nil {
-				return err
-			}
-			if _, err := pipe.expect(msgHooksDone); err != nil {
+			if err := pipe.RunHooks(); err != nil {
 				return err
 			}
 		}
@@ -236,7 +233,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 			return err
 		}
 		cfg.seccompBPF = bpf
-		if err := pipe.send(syncMsg{Type: msgSeccomp, Data: cfg.seccompBPF}); err != nil {
+		if err := pipe.SendSeccomp(cfg.seccompBPF); err != nil {
 			return err
 		}
 	}
@@ -253,7 +250,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 		}
 		cfg.seccompLoaded = true
 	}
-	if err := pipe.send(syncMsg{Type: msgReady}); err != nil {
+	if err := pipe.SendReady(); err != nil {
 		return err
 	}
 	pipe.Close()
@@ -289,7 +286,7 @@ func initContainer(pipe *syncPipe, cfg *initConfig) error {
 	return nil
 }
 
-func initExec(pipe *syncPipe, cfg *initConfig) error {
+func initExec(pipe *initproto.Conn, cfg *initConfig) error {
 	if cfg.Process.Terminal {
 		if _, err := unix.Setsid(); err != nil {
 			return fmt.Errorf("setsid: %w", err)
@@ -306,7 +303,7 @@ func initExec(pipe *syncPipe, cfg *initConfig) error {
 
 // execProcess loads a no_new_privs seccomp filter as late as possible (so the filter need not
 // allow husk's own syscalls), then replaces this process with the user's.
-func execProcess(name string, cfg *initConfig, pipe *syncPipe) error {
+func execProcess(name string, cfg *initConfig, pipe *initproto.Conn) error {
 	p := cfg.Process
 	if cfg.Spec.Linux.Seccomp != nil && p.NoNewPrivileges && !cfg.seccompLoaded {
 		if err := loadSeccomp(cfg, pipe); err != nil {
@@ -322,7 +319,7 @@ func execProcess(name string, cfg *initConfig, pipe *syncPipe) error {
 
 // prepareProcess applies everything about the process (console, limits, credentials,
 // capabilities, cwd, fds) and returns the resolved path of the program to exec.
-func prepareProcess(cfg *initConfig, pipe *syncPipe) (string, error) {
+func prepareProcess(cfg *initConfig, pipe *initproto.Conn) (string, error) {
 	p := cfg.Process
 	if cfg.ConsoleFd > 0 {
 		if err := setupConsole(cfg.ConsoleFd, p.ConsoleSize, p.User.UID); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -36,7 +37,7 @@ func TestInitDecodesWhatTheInitReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &initConfig{RawSpec: raw}
+	cfg := &initConfig{InitConfig: initproto.InitConfig{RawSpec: raw}}
 	if err := decodeSpec(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -45,7 +44,7 @@ var nsProcName = map[rspec.LinuxNamespaceType]string{
 
 // initProcess describes the child to start: how it enters its namespaces and which fds it gets.
 type initProcess struct {
-	mode        string
+	mode        initproto.Mode
 	stdio       Stdio
 	preserveFds int
 	console     *os.File
@@ -103,7 +102,7 @@ func fdOr(f *os.File, null *os.File) uintptr {
 
 // start launches `husk init` from the sealed binary, places it in cg before it does anything,
 // and sends it cfg. The returned pipe carries the rest of the conversation.
-func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *syncPipe, error) {
+func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *initproto.Conn, error) {
 	// What husk inherited without close-on-exec (its caller's fds) must not reach the init,
 	// even for the moment before the init's own exec (CVE-2024-21626; runc does the same): the
 	// fds handed over on purpose are dup'd into place by the child, which clears the flag.
@@ -164,7 +163,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	cfg.PreserveFds = p.preserveFds
 
 	var flags uintptr
-	var childNs []string
+	var childNs []int
 	var parentNs []*os.File
 	defer func() {
 		for _, f := range parentNs {
@@ -182,7 +181,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 			flags |= cloneFlags[ns.Type] // cgroup and time are unshared by the init itself
 		}
 	}
-	if flags&unix.CLONE_NEWUSER != 0 && len(joins) > 0 && p.mode == "create" {
+	if flags&unix.CLONE_NEWUSER != 0 && len(joins) > 0 && p.mode == initproto.ModeCreate {
 		for t := range joins {
 			if t != rspec.UserNamespace {
 				return nil, nil, fmt.Errorf("joining the %s namespace by path together with a new user namespace is not supported yet", t)
@@ -208,7 +207,7 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	if joinUser && flags != 0 {
 		unshareLater, flags = flags, 0
 	}
-	var forkNs []string
+	var forkNs []int
 	for _, t := range append(append([]rspec.LinuxNamespaceType(nil), nsOrder...), rspec.PIDNamespace, rspec.TimeNamespace) {
 		path, ok := joins[t]
 		if !ok {
@@ -224,31 +223,22 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 			parentNs = append(parentNs, f)
 		case childrenOnly:
 			opened = append(opened, f)
-			forkNs = append(forkNs, strconv.Itoa(addFd(f)))
+			forkNs = append(forkNs, int(addFd(f)))
 		default:
 			opened = append(opened, f)
-			childNs = append(childNs, strconv.Itoa(addFd(f)))
+			childNs = append(childNs, int(addFd(f)))
 		}
 	}
 
-	// The init lives for milliseconds: one P and no GC are all it needs.
-	env := []string{"_HUSK_INIT=1", "_HUSK_SYNCFD=" + strconv.Itoa(syncFd), "GOMAXPROCS=1", "GOGC=off"}
-	if p.fastExec != nil {
-		env = append(env, "_HUSK_EXECFAST=1")
+	boot := initproto.Boot{SyncFd: syncFd, NsFds: childNs, NsFdsFork: forkNs, Unshare: unshareLater}
+	switch {
+	case p.fastExec != nil:
+		boot.Path = initproto.PathExecFast
+	case p.fastCreate != nil:
+		boot.Path = initproto.PathCreateFast
 	}
-	if p.fastCreate != nil {
-		env = append(env, "_HUSK_CREATEFAST=1")
-	}
-	if len(childNs) > 0 {
-		env = append(env, "_HUSK_NSFDS="+strings.Join(childNs, ","))
-	}
-	if unshareLater != 0 {
-		env = append(env, "_HUSK_UNSHARE="+strconv.FormatUint(uint64(unshareLater), 16))
-	}
+	env := boot.Encode()
 	forks := len(forkNs) > 0 || unshareLater&unix.CLONE_NEWPID != 0
-	if len(forkNs) > 0 {
-		env = append(env, "_HUSK_NSFDS_FORK="+strings.Join(forkNs, ","))
-	}
 	if forks {
 		// The process nsenter forks is our grandchild; as a subreaper we can still wait for it.
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -307,22 +297,22 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
 	debugf(p.debug, "nsexec container setup: husk-init started as pid %d (%s), joining %d namespaces", proc.Pid, p.mode, len(childNs)+len(forkNs)+len(parentNs))
-	pipe := newSyncPipe(parent)
-	fail := func(err error) (*Process, *syncPipe, error) {
+	pipe := initproto.NewConn(parent)
+	fail := func(err error) (*Process, *initproto.Conn, error) {
 		proc.kill()
 		parent.Close()
 		return nil, nil, err
 	}
 	if forks {
 		child.Close()
-		m, err := pipe.expect(msgPid)
+		pid, err := pipe.WaitPid()
 		intermediate := &Process{Pid: proc.Pid, mon: p.monitor}
 		intermediate.Wait()
 		if err != nil {
 			parent.Close()
 			return nil, nil, err
 		}
-		proc.Pid = m.Pid
+		proc.Pid = pid
 	}
 	if p.debug != nil {
 		logAffinity(p.debug, proc.Pid)
@@ -366,15 +356,15 @@ func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *sy
 	}
 	switch {
 	case p.fastExec != nil:
-		_, err = parent.Write(p.fastExec)
+		err = pipe.SendRequest(p.fastExec)
 	case p.fastCreate != nil:
-		_, err = parent.Write(p.fastCreate)
+		err = pipe.SendRequest(p.fastCreate)
 	default:
-		err = pipe.send(syncMsg{Type: msgConfig, Config: cfg})
+		err = pipe.SendConfig(cfg)
 	}
 	if err != nil {
 		// The constructor may have failed to join a namespace and said why.
-		if _, rerr := pipe.recv(); rerr != nil && !errors.Is(rerr, os.ErrClosed) {
+		if _, rerr := pipe.Recv(); rerr != nil && !errors.Is(rerr, os.ErrClosed) {
 			return fail(rerr)
 		}
 		return fail(fmt.Errorf("send config to init: %w", err))
@@ -542,7 +532,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 		}
 		joins[ns.Type] = path
 	}
-	p := &initProcess{mode: "exec", stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug, oomScoreAdj: o.Process.OOMScoreAdj, monitor: c.Monitor}
+	p := &initProcess{mode: initproto.ModeExec, stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins, beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug, oomScoreAdj: o.Process.OOMScoreAdj, monitor: c.Monitor}
 	// An exec'd process gets the container's personality and memory policy too: the Go init
 	// applies them.
 	attrs := len(v.Linux.Personality) > 0 || len(v.Linux.MemoryPolicy) > 0 || rawHasNotify(v.Linux.Seccomp)
@@ -561,7 +551,9 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 			if hasSeccomp {
 				debugf(o.Debug, "seccomp filter flags: %d", flags)
 			}
-			p.fastExec = fastExecRequest(o.Process, bpf, flags, o.PreserveFds, home)
+			if r := fastExecRequest(o.Process, bpf, flags, o.PreserveFds, home); r != nil {
+				p.fastExec = r.Encode()
+			}
 		}
 	}
 	// The exec'd process needs only these parts of the spec: the init gets just them.
@@ -575,7 +567,7 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
 	}
-	cfg := &initConfig{Mode: "exec", ID: c.state.ID, RawSpec: spec, Process: o.Process, NoNewKeyring: true}
+	cfg := &initConfig{InitConfig: initproto.InitConfig{Mode: initproto.ModeExec, ID: c.state.ID, RawSpec: spec, Process: o.Process, NoNewKeyring: true}}
 	cg := c.Cgroup()
 	if len(o.Cgroups) > 0 {
 		if cg, err = cg.Sub(o.Cgroups); err != nil {
@@ -589,28 +581,12 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	defer pipe.Close()
 	// The init closes its end by exec'ing (close-on-exec), or reports why it could not; on
 	// the way it may hand over a seccomp listener for the agent.
-	for {
-		m, err := pipe.recv()
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				break
-			}
-			cmd.kill()
-			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
-		}
-		if m.Type != msgSeccompFd {
-			cmd.kill()
-			return nil, fmt.Errorf("container %s: exec: protocol error: unexpected %q", c.state.ID, m.Type)
-		}
-		st := c.hookState(c.status())
-		if err := sendSeccompListener(cmd.Pid, m.Pid, seccompOfSpec(v.Linux.Seccomp), *st); err != nil {
-			cmd.kill()
-			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
-		}
-		if err := pipe.send(syncMsg{Type: msgSeccompFdDone}); err != nil {
-			cmd.kill()
-			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
-		}
+	err = pipe.WaitExec(initproto.Handlers{SeccompFd: func(fd int) error {
+		return sendSeccompListener(cmd.Pid, fd, seccompOfSpec(v.Linux.Seccomp), *c.hookState(c.status()))
+	}})
+	if err != nil {
+		cmd.kill()
+		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
 	}
 	debugf(o.Debug, "setns_init: about to exec: pid %d runs %q", cmd.Pid, o.Process.Args[0])
 	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {

@@ -17,6 +17,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -435,28 +436,13 @@ func openSourceInRootfs(rootfs, src string) (*os.File, error) {
 
 // lateMountSource asks the parent for the clone of a bind source inside the rootfs, made now
 // that the mounts before it are in place (see detachedMounts).
-func lateMountSource(pipe *syncPipe, index int) (*os.File, error) {
+func lateMountSource(pipe *initproto.Conn, index int) (*os.File, error) {
 	if pipe == nil {
 		return nil, fmt.Errorf("mounts[%d]: no parent to clone the source", index)
 	}
-	if err := pipe.send(syncMsg{Type: msgMountSource, Pid: index}); err != nil {
-		return nil, err
-	}
-	m, fd, err := pipe.recvFd()
+	fd, err := pipe.AskMountSource(index)
 	if err != nil {
-		return nil, fmt.Errorf("mounts[%d]: source: %w", index, err)
-	}
-	if m.Type != msgMountSourceFd {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		return nil, fmt.Errorf("protocol error: got %q, want %q", m.Type, msgMountSourceFd)
-	}
-	if m.Message != "" || fd < 0 {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		return nil, fmt.Errorf("bind source: %s", m.Message)
+		return nil, fmt.Errorf("bind source: %w", err)
 	}
 	return os.NewFile(uintptr(fd), "mount-source"), nil
 }

@@ -9,6 +9,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -34,7 +35,7 @@ func loadSeccompBPF(bpf []byte, flags uintptr) (int, error) {
 // loadSeccomp loads the process's filter: the one compiled earlier in this init, else the
 // spec's, compiled now. A filter with SCMP_ACT_NOTIFY gets a listener, which goes to the
 // parent and from it to the seccomp agent before this returns (pipe: the sync pipe).
-func loadSeccomp(cfg *initConfig, pipe *syncPipe) error {
+func loadSeccomp(cfg *initConfig, pipe *initproto.Conn) error {
 	bpf := cfg.seccompBPF
 	if bpf == nil {
 		var err error
@@ -58,11 +59,7 @@ func loadSeccomp(cfg *initConfig, pipe *syncPipe) error {
 	if pipe == nil {
 		return errors.New("seccomp: SCMP_ACT_NOTIFY: no parent to pass the listener to")
 	}
-	if err := pipe.send(syncMsg{Type: msgSeccompFd, Pid: fd}); err != nil {
-		return err
-	}
-	_, err = pipe.expect(msgSeccompFdDone)
-	return err
+	return pipe.HandOverSeccompFd(fd)
 }
 
 // hasNotify reports whether a profile has a SCMP_ACT_NOTIFY rule: its filter needs a listener
