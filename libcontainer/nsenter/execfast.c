@@ -21,6 +21,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "proto.h"
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -34,7 +36,9 @@
  * The parent sends, once the process is in its cgroup, a 4-byte length and then NUL-separated
  * "key=value" records, computed and checked on the Go side. */
 
-#define MAX_ITEMS 4096 /* arguments, and environment entries; execfast.go checks the limits */
+/* The request's records and limits are initproto's (proto.h); ExecRequest.Check keeps the Go
+ * side within them. */
+#define MAX_ITEMS HUSK_MAX_ITEMS
 
 struct execfast {
 	uid_t uid;
@@ -43,7 +47,7 @@ struct execfast {
 	int ngroups;
 	long umask_val; /* -1: leave alone */
 	uint64_t bounding, effective, permitted, inheritable;
-	int ambient[64];
+	int ambient[HUSK_MAX_AMBIENT];
 	int nambient;
 	int last_cap;
 	int nnp;
@@ -54,7 +58,7 @@ struct execfast {
 	struct {
 		int res;
 		struct rlimit lim;
-	} rlimits[32];
+	} rlimits[HUSK_MAX_RLIMITS];
 	int nrlimits;
 	int preserve;
 	int setsid;    /* create: a session of its own, as the Go init */
@@ -84,7 +88,7 @@ static void xfail(const char *fmt, ...)
 		dprintf(2, "%s\n", msg); /* the one line runc's init prints there too */
 		_exit(127);
 	}
-	o += sprintf(o, "{\"type\":\"error\",\"message\":\"");
+	o += sprintf(o, "{\"type\":\"" HUSK_MSG_ERROR "\",\"message\":\"");
 	/* Room left for the longest escape (6), the closing "}\n (3) and the NUL. */
 	for (i = 0; msg[i] && o < line + sizeof(line) - 16; i++) {
 		unsigned char c = (unsigned char)msg[i];
@@ -145,35 +149,35 @@ static void parse(char *blob, size_t len, struct execfast *x)
 	x->last_cap = -1;
 	x->fifo = -1;
 	while (next_record(&p, end, &rec, &v)) {
-		if (!strcmp(rec, "uid"))
+		if (!strcmp(rec, HUSK_KEY_UID))
 			x->uid = (uid_t)strtoul(v, NULL, 10);
-		else if (!strcmp(rec, "gid"))
+		else if (!strcmp(rec, HUSK_KEY_GID))
 			x->gid = (gid_t)strtoul(v, NULL, 10);
-		else if (!strcmp(rec, "group")) {
+		else if (!strcmp(rec, HUSK_KEY_GROUP)) {
 			gid_t *g = realloc(x->groups, sizeof(gid_t) * (size_t)(x->ngroups + 1));
 			if (!g)
 				xfail("exec: out of memory");
 			x->groups = g;
 			x->groups[x->ngroups++] = (gid_t)strtoul(v, NULL, 10);
-		} else if (!strcmp(rec, "umask"))
+		} else if (!strcmp(rec, HUSK_KEY_UMASK))
 			x->umask_val = strtol(v, NULL, 10);
-		else if (!strcmp(rec, "bounding"))
+		else if (!strcmp(rec, HUSK_KEY_BOUNDING))
 			x->bounding = hex64(v);
-		else if (!strcmp(rec, "effective"))
+		else if (!strcmp(rec, HUSK_KEY_EFFECTIVE))
 			x->effective = hex64(v);
-		else if (!strcmp(rec, "permitted"))
+		else if (!strcmp(rec, HUSK_KEY_PERMITTED))
 			x->permitted = hex64(v);
-		else if (!strcmp(rec, "inheritable"))
+		else if (!strcmp(rec, HUSK_KEY_INHERITABLE))
 			x->inheritable = hex64(v);
-		else if (!strcmp(rec, "ambient")) {
-			if (x->nambient == 64)
+		else if (!strcmp(rec, HUSK_KEY_AMBIENT)) {
+			if (x->nambient == HUSK_MAX_AMBIENT)
 				xfail("exec: too many ambient capabilities");
 			x->ambient[x->nambient++] = atoi(v);
-		} else if (!strcmp(rec, "lastcap"))
+		} else if (!strcmp(rec, HUSK_KEY_LAST_CAP))
 			x->last_cap = atoi(v);
-		else if (!strcmp(rec, "nnp"))
+		else if (!strcmp(rec, HUSK_KEY_NO_NEW_PRIVS))
 			x->nnp = atoi(v);
-		else if (!strcmp(rec, "seccomp")) {
+		else if (!strcmp(rec, HUSK_KEY_SECCOMP)) {
 			size_t n = strlen(v), i;
 			unsigned char *b;
 			if (n == 0 || n % 16 != 0 || n / 16 > 0xffff)
@@ -189,31 +193,31 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			}
 			x->seccomp = (struct sock_filter *)b;
 			x->seccomp_len = (unsigned short)(n / 16);
-		} else if (!strcmp(rec, "seccompflags"))
+		} else if (!strcmp(rec, HUSK_KEY_SECCOMP_FLAGS))
 			x->seccomp_flags = strtoul(v, NULL, 16);
-		else if (!strcmp(rec, "cwd"))
+		else if (!strcmp(rec, HUSK_KEY_CWD))
 			x->cwd = v;
-		else if (!strcmp(rec, "preserve"))
+		else if (!strcmp(rec, HUSK_KEY_PRESERVE))
 			x->preserve = atoi(v);
-		else if (!strcmp(rec, "setsid"))
+		else if (!strcmp(rec, HUSK_KEY_SETSID))
 			x->setsid = atoi(v);
-		else if (!strcmp(rec, "fifo"))
+		else if (!strcmp(rec, HUSK_KEY_FIFO))
 			x->fifo = atoi(v);
-		else if (!strcmp(rec, "rlimit")) {
+		else if (!strcmp(rec, HUSK_KEY_RLIMIT)) {
 			char *s1 = strchr(v, ','), *s2 = s1 ? strchr(s1 + 1, ',') : NULL;
 			if (!s2)
 				xfail("exec: malformed rlimit");
-			if (x->nrlimits == 32)
+			if (x->nrlimits == HUSK_MAX_RLIMITS)
 				xfail("exec: too many rlimits");
 			x->rlimits[x->nrlimits].res = atoi(v);
 			x->rlimits[x->nrlimits].lim.rlim_cur = strtoull(s1 + 1, NULL, 10);
 			x->rlimits[x->nrlimits].lim.rlim_max = strtoull(s2 + 1, NULL, 10);
 			x->nrlimits++;
-		} else if (!strcmp(rec, "arg")) {
+		} else if (!strcmp(rec, HUSK_KEY_ARG)) {
 			if (x->argc == MAX_ITEMS)
 				xfail("exec: more than %d arguments", MAX_ITEMS);
 			x->argv[x->argc++] = v;
-		} else if (!strcmp(rec, "env")) {
+		} else if (!strcmp(rec, HUSK_KEY_ENV)) {
 			if (x->envc == MAX_ITEMS)
 				xfail("exec: more than %d environment variables", MAX_ITEMS);
 			x->envp[x->envc++] = v;
@@ -372,10 +376,11 @@ static void apply(struct execfast *x)
 	}
 	if (x->fifo >= 0) {
 		/* As the Go init: ready, then blocked until `husk start` opens the fifo's other end. */
+		static const char ready[] = "{\"type\":\"" HUSK_MSG_READY "\"}\n";
 		char fifo[64];
 		int ff;
 
-		if (write(fast_syncfd, "{\"type\":\"ready\"}\n", 17) != 17)
+		if (write(fast_syncfd, ready, sizeof(ready) - 1) != (ssize_t)(sizeof(ready) - 1))
 			_exit(1);
 		close(fast_syncfd);
 		fast_syncfd = -1;
@@ -411,7 +416,7 @@ static char *read_request(int syncfd, uint32_t *lenp)
 
 	read_full(syncfd, hdr, sizeof(hdr));
 	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
-	if (len > (8U << 20))
+	if (len > (uint32_t)HUSK_MAX_REQUEST)
 		xfail("init: bad request size %u", len);
 	blob = malloc(len + 1);
 	if (!blob)
@@ -439,16 +444,40 @@ void husk_execfast(int syncfd)
 	apply(&x);
 }
 
-/* The create fast path (createfast.go), when _HUSK_CREATEFAST is set: this constructor is the
- * container's whole init. First what only the init can do, in its cgroup already: a cgroup
+/* The create fast path's first request (initproto.CreateRequest). */
+struct createfast {
+	int cgroupns;
+	const char *keyring; /* NULL: keep the inherited session keyring */
+	int proc;
+};
+
+static void parse_create(char *blob, size_t len, struct createfast *c)
+{
+	char *p = blob, *rec, *v;
+
+	while (next_record(&p, blob + len, &rec, &v)) {
+		if (!strcmp(rec, HUSK_KEY_CGROUP_NS))
+			c->cgroupns = atoi(v);
+		else if (!strcmp(rec, HUSK_KEY_KEYRING))
+			c->keyring = v;
+		else if (!strcmp(rec, HUSK_KEY_PROC))
+			c->proc = atoi(v);
+		else
+			xfail("init: unknown request field %s", rec);
+	}
+}
+
+/* The create fast path (createfast.go), when HUSK_ENV_CREATE_FAST is set: this constructor is
+ * the container's whole init. First what only the init can do, in its cgroup already: a cgroup
  * namespace, the session keyring, and a procfs context in its pid namespace for husk to mount.
  * husk then builds the rootfs from a thread in our namespaces and sends the process, which is
  * set up as an exec's, with the exec fifo to wait on before execve. */
 void husk_createfast(int syncfd)
 {
 	static struct execfast x;
+	struct createfast c = {0};
 	uint32_t len;
-	char *blob, *p, *rec, *v;
+	char *blob;
 	int procfd = -1;
 	char line[64];
 
@@ -456,22 +485,18 @@ void husk_createfast(int syncfd)
 	if (syncfd < 0)
 		_exit(1);
 	blob = read_request(syncfd, &len);
-	for (p = blob; next_record(&p, blob + len, &rec, &v);) {
-		if (!strcmp(rec, "cgroupns")) {
-			if (unshare(CLONE_NEWCGROUP) < 0)
-				xfail("new cgroup namespace: %s", strerror(errno));
-		} else if (!strcmp(rec, "keyring")) {
-			if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, v) < 0 && errno != ENOSYS)
-				xfail("join session keyring: %s", strerror(errno));
-		} else if (!strcmp(rec, "proc")) {
-			procfd = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
-			if (procfd < 0)
-				xfail("open a procfs context: %s", strerror(errno));
-		} else
-			xfail("init: unknown request field %s", rec);
+	parse_create(blob, len, &c);
+	if (c.cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+		xfail("new cgroup namespace: %s", strerror(errno));
+	if (c.keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.keyring) < 0 && errno != ENOSYS)
+		xfail("join session keyring: %s", strerror(errno));
+	if (c.proc) {
+		procfd = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+		if (procfd < 0)
+			xfail("open a procfs context: %s", strerror(errno));
 	}
 	free(blob);
-	snprintf(line, sizeof(line), "{\"type\":\"nsready\",\"pid\":%d}\n", procfd);
+	snprintf(line, sizeof(line), "{\"type\":\"" HUSK_MSG_NS_READY "\",\"pid\":%d}\n", procfd);
 	if (write(syncfd, line, strlen(line)) != (ssize_t)strlen(line))
 		_exit(1);
 	blob = read_request(syncfd, &len);
@@ -482,3 +507,102 @@ void husk_createfast(int syncfd)
 	parse(blob, len, &x);
 	apply(&x);
 }
+
+#ifdef HUSK_PARSE_TEST
+#include <sys/wait.h>
+
+/* For the parsers' test (nsenter/parsetest): what a request was read as, written to fd as
+ * records in the request's own form, so the Go side can compare them with what it encoded. */
+static void put(int fd, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void put(int fd, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	dprintf(fd, "%s=", key);
+	va_start(ap, fmt);
+	vdprintf(fd, fmt, ap);
+	va_end(ap);
+	(void)!write(fd, "", 1);
+}
+
+static void dump_exec(int fd, struct execfast *x)
+{
+	int i;
+
+	put(fd, HUSK_KEY_UID, "%u", (unsigned)x->uid);
+	put(fd, HUSK_KEY_GID, "%u", (unsigned)x->gid);
+	for (i = 0; i < x->ngroups; i++)
+		put(fd, HUSK_KEY_GROUP, "%u", (unsigned)x->groups[i]);
+	if (x->umask_val >= 0)
+		put(fd, HUSK_KEY_UMASK, "%ld", x->umask_val);
+	put(fd, HUSK_KEY_BOUNDING, "%llx", (unsigned long long)x->bounding);
+	put(fd, HUSK_KEY_EFFECTIVE, "%llx", (unsigned long long)x->effective);
+	put(fd, HUSK_KEY_PERMITTED, "%llx", (unsigned long long)x->permitted);
+	put(fd, HUSK_KEY_INHERITABLE, "%llx", (unsigned long long)x->inheritable);
+	for (i = 0; i < x->nambient; i++)
+		put(fd, HUSK_KEY_AMBIENT, "%d", x->ambient[i]);
+	put(fd, HUSK_KEY_LAST_CAP, "%d", x->last_cap);
+	if (x->nnp)
+		put(fd, HUSK_KEY_NO_NEW_PRIVS, "%d", x->nnp);
+	if (x->seccomp) {
+		const unsigned char *b = (const unsigned char *)x->seccomp;
+		dprintf(fd, "%s=", HUSK_KEY_SECCOMP);
+		for (i = 0; i < x->seccomp_len * 8; i++)
+			dprintf(fd, "%02x", b[i]);
+		(void)!write(fd, "", 1);
+	}
+	if (x->seccomp_flags)
+		put(fd, HUSK_KEY_SECCOMP_FLAGS, "%lx", x->seccomp_flags);
+	put(fd, HUSK_KEY_CWD, "%s", x->cwd);
+	put(fd, HUSK_KEY_PRESERVE, "%d", x->preserve);
+	for (i = 0; i < x->nrlimits; i++)
+		put(fd, HUSK_KEY_RLIMIT, "%d,%llu,%llu", x->rlimits[i].res, (unsigned long long)x->rlimits[i].lim.rlim_cur,
+		    (unsigned long long)x->rlimits[i].lim.rlim_max);
+	for (i = 0; i < x->argc; i++)
+		put(fd, HUSK_KEY_ARG, "%s", x->argv[i]);
+	for (i = 0; i < x->envc; i++)
+		put(fd, HUSK_KEY_ENV, "%s", x->envp[i]);
+	if (x->setsid)
+		put(fd, HUSK_KEY_SETSID, "%d", x->setsid);
+	if (x->fifo >= 0)
+		put(fd, HUSK_KEY_FIFO, "%d", x->fifo);
+}
+
+/* Parses req (an ExecRequest, or a CreateRequest if create) in a child, as the constructor
+ * would, and writes what it read to fd; a refusal is the constructor's error line on fd and
+ * exit status 1. Returns the child's wait status. */
+int husk_parse_check(const char *req, size_t len, int create, int fd)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		static struct execfast x;
+		struct createfast c = {0};
+		char *blob = malloc(len + 1);
+
+		fast_syncfd = fd;
+		memcpy(blob, req, len);
+		blob[len] = 0;
+		if (create) {
+			parse_create(blob, len, &c);
+			if (c.cgroupns)
+				put(fd, HUSK_KEY_CGROUP_NS, "%d", c.cgroupns);
+			if (c.keyring)
+				put(fd, HUSK_KEY_KEYRING, "%s", c.keyring);
+			if (c.proc)
+				put(fd, HUSK_KEY_PROC, "%d", c.proc);
+		} else {
+			parse(blob, len, &x);
+			dump_exec(fd, &x);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return status;
+}
+#endif

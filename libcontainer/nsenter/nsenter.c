@@ -10,13 +10,15 @@
 #include <linux/nsfs.h>
 #include <unistd.h>
 
+#include "proto.h"
+
 /* Reports a failure to the parent on the sync socket in the JSON-line protocol the Go side
  * speaks, then exits: the parent turns it into the user's error. */
 static void fail(int syncfd, const char *what, int fd, int err)
 {
 	char buf[256];
 	int n = snprintf(buf, sizeof(buf),
-			 "{\"type\":\"error\",\"message\":\"join namespace: %s (fd %d): %s\"}\n",
+			 "{\"type\":\"" HUSK_MSG_ERROR "\",\"message\":\"join namespace: %s (fd %d): %s\"}\n",
 			 what, fd, strerror(err));
 	if (syncfd >= 0 && n > 0)
 		(void)!write(syncfd, buf, (size_t)n);
@@ -99,28 +101,26 @@ static void join_list(const char *list, int syncfd)
 	}
 }
 
-/* _HUSK_EXECFAST: the process is an exec the constructor sets up and execs itself (execfast.c),
- * after the namespaces are joined. _HUSK_CREATEFAST: the same for a new container's init, whose
- * rootfs husk builds (createfast.go).
- * _HUSK_NSFDS: comma-separated fds, already ordered by the parent (user namespace first, so the
- * others are joined with the capabilities it grants). _HUSK_NSFDS_FORK: pid and time namespace
- * fds, which apply to children only: after joining them we fork, the child goes on to become
- * the process, and this intermediate reports the child's pid and exits. */
+/* The boot environment (initproto/boot.go says what each variable holds): the namespaces to
+ * join (HUSK_ENV_NS_FDS) and to join and fork into (HUSK_ENV_NS_FDS_FORK: the child goes on to
+ * become the process, this intermediate reports its pid and exits), then the fast paths:
+ * HUSK_ENV_EXEC_FAST, an exec set up and exec'd here (execfast.c); HUSK_ENV_CREATE_FAST, the
+ * same for a new container's init, whose rootfs husk builds (createfast.go). */
 void husk_execfast(int syncfd);
 void husk_createfast(int syncfd);
 
-/* _HUSK_UNSHARE: CLONE_NEW* flags (hex) of the namespaces to make after joining a user
+/* HUSK_ENV_UNSHARE: CLONE_NEW* flags (hex) of the namespaces to make after joining a user
  * namespace by path, so that they belong to it (made at clone, they would belong to husk's, and
  * the init could not use them once in the joined one). A new pid namespace applies to children:
  * we fork, as for a joined one. */
 void husk_nsenter(void)
 {
-	const char *list = getenv("_HUSK_NSFDS");
-	const char *forklist = getenv("_HUSK_NSFDS_FORK");
-	const char *unshare_hex = getenv("_HUSK_UNSHARE");
-	const char *sync = getenv("_HUSK_SYNCFD");
-	const char *fast = getenv("_HUSK_EXECFAST");
-	const char *create = getenv("_HUSK_CREATEFAST");
+	const char *list = getenv(HUSK_ENV_NS_FDS);
+	const char *forklist = getenv(HUSK_ENV_NS_FDS_FORK);
+	const char *unshare_hex = getenv(HUSK_ENV_UNSHARE);
+	const char *sync = getenv(HUSK_ENV_SYNC_FD);
+	const char *fast = getenv(HUSK_ENV_EXEC_FAST);
+	const char *create = getenv(HUSK_ENV_CREATE_FAST);
 	int syncfd = sync ? atoi(sync) : -1;
 	unsigned long unshare_flags = unshare_hex ? strtoul(unshare_hex, NULL, 16) : 0;
 
@@ -132,8 +132,8 @@ void husk_nsenter(void)
 		return;
 	}
 	join_list(list, syncfd);
-	unsetenv("_HUSK_NSFDS");
-	unsetenv("_HUSK_UNSHARE");
+	unsetenv(HUSK_ENV_NS_FDS);
+	unsetenv(HUSK_ENV_UNSHARE);
 	if (unshare_flags & ~(unsigned long)CLONE_NEWPID) {
 		if (unshare((int)(unshare_flags & ~(unsigned long)CLONE_NEWPID)) < 0)
 			fail(syncfd, "unshare", -1, errno);
@@ -148,12 +148,12 @@ void husk_nsenter(void)
 		int n;
 
 		join_list(forklist, syncfd);
-		unsetenv("_HUSK_NSFDS_FORK");
+		unsetenv(HUSK_ENV_NS_FDS_FORK);
 		child = fork();
 		if (child < 0)
 			fail(syncfd, "fork into pid namespace", -1, errno);
 		if (child > 0) {
-			n = snprintf(buf, sizeof(buf), "{\"type\":\"pid\",\"pid\":%d}\n", (int)child);
+			n = snprintf(buf, sizeof(buf), "{\"type\":\"" HUSK_MSG_PID "\",\"pid\":%d}\n", (int)child);
 			if (write(syncfd, buf, (size_t)n) != n)
 				_exit(1);
 			_exit(0);
