@@ -50,8 +50,9 @@ func crictlBin(t *testing.T) string {
 
 // startCRI starts containerd (1.6 from Debian when bin is "", else containerd 2.x from bin) with
 // the CRI plugin, a husk and a runc handler, the bridge CNI config, and imports the test images.
-// criCgroupParent is the cgroup_parent of the CRI tests' pods.
-const criCgroupParent = "husk-cri-test"
+// criCgroupParent is the cgroup_parent of the CRI tests' pods: this test process's own, so the
+// leak check of a suite run beside it never counts it.
+var criCgroupParent = fmt.Sprintf("husk-cri-test-%d", os.Getpid())
 
 func startCRI(t *testing.T, bin string) *criContainerd {
 	t.Helper()

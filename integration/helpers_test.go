@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -104,9 +105,10 @@ func removeCgroupEverywhere(name string) {
 // uniqueIDName matches the ids uniqueID makes.
 var uniqueIDName = regexp.MustCompile(`^t[0-9]+-Test`)
 
-// suiteLeftovers lists cgroups this suite names (husk-cri-test, husk-kubelet-test, husk-test-*, and the
-// t<nanos>-Test... of uniqueID) still on the host after every test has run. Only the suite's
-// own names count: other work on the machine is not this suite's to judge.
+// suiteLeftovers lists cgroups this suite run named (its CRI tests' parent, husk-kubelet-test,
+// and any named after an id uniqueID made) still on the host after every test has run. Only
+// this run's own names count: other work on the machine, another run of this suite included,
+// is not this run's to judge.
 func suiteLeftovers() []string {
 	var out []string
 	for _, h := range cgroupHierarchies() {
@@ -115,7 +117,7 @@ func suiteLeftovers() []string {
 				return nil
 			}
 			n := d.Name()
-			if n == criCgroupParent || n == kubeletCgroupRoot || strings.HasPrefix(n, "husk-test-") || uniqueIDName.MatchString(n) {
+			if n == criCgroupParent || n == kubeletCgroupRoot || (uniqueIDName.MatchString(n) || strings.HasPrefix(n, "husk-test-")) && madeHere(n) {
 				out = append(out, "cgroup "+p)
 				return filepath.SkipDir
 			}
@@ -123,6 +125,16 @@ func suiteLeftovers() []string {
 		})
 	}
 	return out
+}
+
+// madeHere reports whether cgroup name n holds an id this process made.
+func madeHere(n string) bool {
+	found := false
+	madeIDs.Range(func(id, _ any) bool {
+		found = strings.Contains(n, id.(string))
+		return !found
+	})
+	return found
 }
 
 func needBusybox(t testing.TB) {
@@ -352,8 +364,13 @@ func statusField(out, field string) string {
 }
 
 func uniqueID(t testing.TB) string {
-	return fmt.Sprintf("t%d-%s", time.Now().UnixNano()%1e9, strings.NewReplacer("/", "-", " ", "", "=", "-").Replace(t.Name()))
+	id := fmt.Sprintf("t%d-%s", time.Now().UnixNano()%1e9, strings.NewReplacer("/", "-", " ", "", "=", "-").Replace(t.Name()))
+	madeIDs.Store(id, true)
+	return id
 }
+
+// madeIDs holds the ids uniqueID made in this process: the leak check counts only those.
+var madeIDs sync.Map
 
 func fmtSscan(s string, v ...any) (int, error) { return fmt.Sscan(s, v...) }
 
