@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/typeurl/v2"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -313,5 +318,69 @@ func TestConsoleSymlinkIsNotFollowed(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(target); string(data) != "host\n" {
 		t.Fatalf("host file changed: %q", data)
+	}
+}
+
+// TestShimSealedInitIsReadOnlyAndFollowsUpgrades: the husk shim keeps one sealed view of
+// husk-init for all its creates and execs (libcontainer.InitBinary). The view stays read-only
+// from the host (CVE-2019-5736), and once husk-init is replaced on disk (an upgrade, while the
+// shim lives on) the next container runs the new binary, not the view of the old one.
+func TestShimSealedInitIsReadOnlyAndFollowsUpgrades(t *testing.T) {
+	dir := t.TempDir()
+	for src, name := range map[string]string{shimBinary(t): "containerd-shim-husk-v2", huskBin: "husk", filepath.Join(filepath.Dir(huskBin), "husk-init"): "husk-init"} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startShimBinary(t, filepath.Join(dir, "containerd-shim-husk-v2"))
+	ctx := context.Background()
+	opts, err := typeurl.MarshalAnyToProto(&options.Options{BinaryName: filepath.Join(dir, "husk"), Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(id string) (exe []byte) {
+		b := newBundle(t, "sleep", "1000")
+		b.write(t)
+		cr, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Options: opts})
+		if err != nil {
+			t.Fatalf("Create %s: %v", id, err)
+		}
+		t.Cleanup(func() {
+			h.client.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: 9})
+			h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id})
+		})
+		// A created container's pid 1 is still husk-init, run from the sealed view.
+		exePath := fmt.Sprintf("/proc/%d/exe", cr.Pid)
+		if _, err := os.OpenFile(exePath, os.O_WRONLY, 0); !errors.Is(err, syscall.EROFS) {
+			t.Fatalf("%s: open %s for writing: %v, want EROFS", id, exePath, err)
+		}
+		exe, err = os.ReadFile(exePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exe
+	}
+	initPath := filepath.Join(dir, "husk-init")
+	old, _ := os.ReadFile(initPath)
+	if got := create("c1"); !bytes.Equal(got, old) {
+		t.Fatal("c1's init is not husk-init")
+	}
+	if got := create("c2"); !bytes.Equal(got, old) {
+		t.Fatal("c2's init is not husk-init")
+	}
+	// The upgrade: a new husk-init renamed into place (bytes after an ELF's end are inert).
+	upgraded := append(append([]byte(nil), old...), []byte("upgrade")...)
+	if err := os.WriteFile(initPath+".new", upgraded, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(initPath+".new", initPath); err != nil {
+		t.Fatal(err)
+	}
+	if got := create("c3"); !bytes.Equal(got, upgraded) {
+		t.Fatalf("after the upgrade c3 runs the old husk-init (%d bytes, want %d)", len(got), len(upgraded))
 	}
 }

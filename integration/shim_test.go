@@ -102,6 +102,13 @@ func (b *lockedBuffer) String() string {
 // connects a Task API client to it: the shim exactly as containerd talks to it.
 func startShim(t *testing.T) *shimHarness {
 	t.Helper()
+	return startShimBinary(t, shimBinary(t))
+}
+
+// startShimBinary is startShim with the shim binary at bin (its engine finds husk and
+// husk-init beside it).
+func startShimBinary(t *testing.T, bin string) *shimHarness {
+	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "shim")
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +123,7 @@ func startShim(t *testing.T) *shimHarness {
 	eventsapi.RegisterTTRPCEventsService(srv, h.events)
 	go srv.Serve(context.Background(), l)
 	sock := filepath.Join(dir, "shim.sock")
-	h.cmd = exec.Command(shimBinary(t), "-namespace", "husktest", "-id", "shimtest", "-address", "/dev/null", "-socket", sock)
+	h.cmd = exec.Command(bin, "-namespace", "husktest", "-id", "shimtest", "-address", "/dev/null", "-socket", sock)
 	h.cmd.Env = append(os.Environ(), "TTRPC_ADDRESS="+evSock)
 	h.cmd.Dir = dir
 	h.cmd.Stderr = io.MultiWriter(os.Stderr, &h.log)

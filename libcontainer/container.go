@@ -24,7 +24,6 @@ import (
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/cgroups/systemd"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
-	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -78,6 +77,7 @@ type CreateOpts struct {
 	Debug         func(msg string) // --debug: the steps of the create, as runc logs them
 	Warn          func(msg string) // what is wrong but does not stop the create
 	Monitor       children.Monitor // starts and waits for the create's children (nil: directly)
+	InitBinary    *InitBinary      // a sealed husk-init the caller keeps for many creates (nil: one per create)
 }
 
 // resolveCgroup finds where the container's cgroup goes: a cgroupfs path, or under
@@ -376,217 +376,6 @@ func (u *undoStack) run() {
 	*u = nil
 }
 
-// Create sets up a container whose init waits, inside its namespaces, for Start.
-func Create(root string, o CreateOpts) (c *Container, err error) {
-	if err := ValidateID(o.ID); err != nil {
-		return nil, err
-	}
-	if o.Spec.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
-		return nil, errors.New("process.terminal is true: --console-socket is required")
-	}
-	if !o.Spec.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleConn != nil) {
-		return nil, errors.New("--console-socket given but process.terminal is false")
-	}
-	var undo undoStack
-	defer func() {
-		if err != nil {
-			undo.run()
-		}
-	}()
-	if c, err = newContainer(root, o, &undo); err != nil {
-		return nil, err
-	}
-	dir := c.dir
-
-	fifo := filepath.Join(dir, fifoName)
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		return nil, fmt.Errorf("create exec fifo: %w", err)
-	}
-	// The init opens the fifo after switching to the container's user; the 0700 state dir
-	// keeps everyone else away from it.
-	if err := os.Chmod(fifo, 0o622); err != nil {
-		return nil, fmt.Errorf("create exec fifo: %w", err)
-	}
-	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open exec fifo: %w", err)
-	}
-	defer fifoFile.Close()
-
-	// The device rules are applied once the rootfs is built, as runc does: the spec may deny a
-	// node it lists in linux.devices (mknod included), and the Go init makes the nodes from
-	// inside the cgroup. Nothing of the user's runs before they apply.
-	res := cgroupResources(o.Spec)
-	deviceRules := &rspec.LinuxResources{Devices: res.Devices}
-	res.Devices = nil
-	cg, err := c.newCgroup(o, res, &undo)
-	if err != nil {
-		return nil, err
-	}
-
-	console, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
-	if err != nil {
-		return nil, err
-	}
-	if console != nil {
-		defer console.Close()
-	}
-
-	p := &initProcess{
-		mode: initproto.ModeCreate, stdio: o.Stdio, preserveFds: o.PreserveFds, console: console,
-		fifo: fifoFile, namespaces: o.Spec.Linux.Namespaces,
-		uidMaps: o.Spec.Linux.UIDMappings, gidMaps: o.Spec.Linux.GIDMappings, debug: o.Debug,
-		oomScoreAdj: o.Spec.Process.OOMScoreAdj, monitor: o.Monitor,
-	}
-	var bpf []byte
-	var seccompKey []byte
-	if sc := o.Spec.Linux.Seccomp; sc != nil {
-		flags, _ := specs.SeccompFlags(sc.Flags, hasNotify(sc)) // validated at load
-		debugf(o.Debug, "seccomp filter flags: %d", flags)
-		// The Go init's program is cached even with --no-fast-path, for the next create.
-		seccompKey = seccompCacheKey(o.Spec.Linux.Seccomp)
-		if !o.SlowPath {
-			bpf = cachedSeccomp(root, seccompKey)
-		}
-	}
-	var procReq *initproto.ExecRequest
-	p.fastCreate, procReq = fastCreate(o, bpf)
-	cfg := &initConfig{InitConfig: initproto.InitConfig{
-		Mode: initproto.ModeCreate, ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
-		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
-	}}
-	if p.mountSources, cfg.LateMountSources, err = detachedMounts(o.Monitor, o.Spec, o.Bundle, c.state.Rootfs); err != nil {
-		return nil, fmt.Errorf("container %s: %w", o.ID, err)
-	}
-	defer func() {
-		for _, f := range p.mountSources {
-			f.Close()
-		}
-	}()
-	shared, err := sharesMountNamespace(o.Spec)
-	if err != nil {
-		return nil, err
-	}
-	if shared {
-		id, err := bindSharedRootfs(c.state.Rootfs)
-		if err != nil {
-			return nil, fmt.Errorf("container %s: %w", o.ID, err)
-		}
-		undo.push(func() { _ = unbindSharedRootfs(c.state.Rootfs, id) })
-		c.state.SharedRootfsMount, cfg.SharedMounts = id, true
-		if err := writeState(dir, c.state); err != nil {
-			return nil, err
-		}
-	}
-	cmd, sync, err := p.start(cfg, cg)
-	if err != nil {
-		return nil, err
-	}
-	undo.push(cmd.kill)
-	defer sync.Close()
-	c.state.InitPid = cmd.Pid
-	startTime, _, err := procStartTime(cmd.Pid)
-	if err != nil {
-		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
-	}
-	c.state.InitStartTime = startTime
-	devs := plannedNetDevices(o.Spec.Linux.NetDevices)
-	if err := writeState(dir, c.state); err != nil {
-		return nil, err
-	}
-	if len(devs) > 0 {
-		// Before anything runs in the container; back to the host if the create fails. The
-		// state names them (with their indexes there) before the init can be killed, in a file
-		// of their own too, for a forced delete of a state that was lost.
-		joined := ""
-		for _, ns := range o.Spec.Linux.Namespaces {
-			if ns.Type == rspec.NetworkNamespace {
-				joined = ns.Path
-			}
-		}
-		if err := moveNetDevices(cmd.Pid, joined, devs); err != nil {
-			return nil, fmt.Errorf("container %s: %w", o.ID, err)
-		}
-		undo.push(func() { _ = returnNetDevices(cmd.Pid, devs) })
-		c.state.NetDevices = devs
-		if b, err := json.Marshal(devs); err == nil {
-			if err := os.WriteFile(filepath.Join(dir, netDevicesFile), b, 0o600); err != nil {
-				return nil, fmt.Errorf("container %s: %w", o.ID, err)
-			}
-		}
-		if err := writeState(dir, c.state); err != nil {
-			return nil, err
-		}
-	}
-	if p.fastCreate != nil {
-		if bpf != nil {
-			// Kept for the exec fast path, as the Go init's program is below.
-			if err := os.WriteFile(filepath.Join(dir, seccompFile), bpf, 0o600); err != nil {
-				return nil, fmt.Errorf("container %s: save seccomp filter: %w", o.ID, err)
-			}
-		}
-		cfg.Spec = o.Spec
-		if err := buildFromParent(cmd.Pid, sync, cfg, procReq); err != nil {
-			return nil, initError(o.ID, err)
-		}
-	}
-
-	// What the parent does for the init fails as the parent's own error, not the init's.
-	mine := func(err error) error {
-		if err != nil {
-			return &parentError{err}
-		}
-		return nil
-	}
-	err = sync.WaitReady(initproto.Handlers{
-		Hooks: func() error {
-			hs := c.hookState(Creating)
-			if err := runHooks(o.Monitor, o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
-				return mine(err)
-			}
-			return mine(runHooks(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs))
-		},
-		Seccomp: func(bpf []byte) error {
-			// Kept for the exec fast path, which has no libseccomp to compile it again.
-			if err := os.WriteFile(filepath.Join(dir, seccompFile), bpf, 0o600); err != nil {
-				return mine(fmt.Errorf("save seccomp filter: %w", err))
-			}
-			cacheSeccomp(root, seccompKey, bpf)
-			return nil
-		},
-		SeccompFd: func(fd int) error {
-			return mine(sendSeccompListener(cmd.Pid, fd, o.Spec.Linux.Seccomp, *c.hookState(Creating)))
-		},
-		MountSource: func(index int) error {
-			return mine(sendLateMountSource(o.Monitor, sync, cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cfg.LateMountSources, index))
-		},
-	})
-	var own *parentError
-	if errors.As(err, &own) {
-		return nil, fmt.Errorf("container %s: %w", o.ID, own.err)
-	}
-	if err != nil {
-		return nil, initError(o.ID, err)
-	}
-
-	if c.state.Cgroup != nil {
-		if err := cg.Update(deviceRules); err != nil {
-			return nil, fmt.Errorf("container %s: %w", o.ID, err)
-		}
-	}
-	if !c.state.initAlive() {
-		return nil, fmt.Errorf("container %s: init exited during create", o.ID)
-	}
-	debugf(o.Debug, "init: closing the pipe to signal completion (container %s created, init pid %d)", o.ID, cmd.Pid)
-	if err := writePidFile(o.PidFile, cmd.Pid); err != nil {
-		return nil, err
-	}
-	cmd.handOver()
-	c.init = cmd
-	return c, nil
-}
-
 func rootfsOf(s *rspec.Spec, bundle string) string {
 	p := s.Root.Path
 	if !filepath.IsAbs(p) {
@@ -673,7 +462,7 @@ func (c *Container) Start() error {
 		// first failing poststart hook fails start and the container is killed, so a caller
 		// never gets a running container whose start-up step failed; the later hooks do not run.
 		if err := runHooks(c.Monitor, h.Poststart, "poststart", c.hookState(Running)); err != nil {
-			if kerr := c.Signal(unix.SIGKILL, false); kerr != nil && !errors.Is(kerr, ErrNotRunning) {
+			if kerr := c.Signal(unix.SIGKILL); kerr != nil && !errors.Is(kerr, ErrNotRunning) {
 				c.warn(fmt.Sprintf("poststart hook failed and the container could not be killed: %v", kerr))
 			}
 			return fmt.Errorf("container %s: %w", c.state.ID, err)
@@ -694,8 +483,14 @@ func (c *Container) Wait() (syscall.WaitStatus, error) {
 // InitProcess returns the init when this process created it.
 func (c *Container) InitProcess() *Process { return c.init }
 
-// Signal sends sig to the init, or with all to every process of the container.
-func (c *Container) Signal(sig unix.Signal, all bool) error {
+// Signal sends sig to the init (a SIGKILL to every process, when the container has no pid
+// namespace of its own).
+func (c *Container) Signal(sig unix.Signal) error { return c.signal(sig, false) }
+
+// SignalAll sends sig to every process of the container.
+func (c *Container) SignalAll(sig unix.Signal) error { return c.signal(sig, true) }
+
+func (c *Container) signal(sig unix.Signal, all bool) error {
 	st := c.status()
 	// Without a pid namespace of its own the init's death leaves the rest running: SIGKILL
 	// goes to the whole cgroup, as runc 1.2+ does, also once the init is gone.
@@ -728,6 +523,27 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 	return nil
 }
 
+// Update applies new resources to the container's cgroup, as `update` does: not to a
+// stopped container.
+func (c *Container) Update(res *rspec.LinuxResources) error {
+	if c.status() == Stopped {
+		return fmt.Errorf("container %s: cannot update a stopped container", c.state.ID)
+	}
+	return c.Cgroup().Update(res)
+}
+
+// DecodeResources reads `update --resources` JSON (LinuxResources), for both frontends.
+func DecodeResources(data []byte) (*rspec.LinuxResources, error) {
+	if len(data) > specs.MaxProcessSize {
+		return nil, fmt.Errorf("update --resources: larger than %d bytes", specs.MaxProcessSize)
+	}
+	var res rspec.LinuxResources
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, fmt.Errorf("update --resources: invalid JSON: %w", err)
+	}
+	return &res, nil
+}
+
 // Pause freezes the container.
 func (c *Container) Pause() error {
 	switch st := c.status(); st {
@@ -752,19 +568,44 @@ func (c *Container) Resume() error {
 	return nil
 }
 
-// Delete removes a stopped (or, with force, any) container and everything husk made for it.
-func (c *Container) Delete(force bool) error {
+// Delete removes a stopped or created container and everything husk made for it.
+func (c *Container) Delete() error {
 	switch st := c.status(); st {
 	case Stopped:
 	case Created, Creating:
 		c.killAndWait()
 	default:
-		if !force {
-			return fmt.Errorf("container %s: cannot delete a %s container without --force", c.state.ID, st)
-		}
+		return fmt.Errorf("container %s: cannot delete a %s container without --force", c.state.ID, st)
+	}
+	return c.destroy()
+}
+
+// ForceDelete is Delete of a container in any state: one that runs is killed first.
+func (c *Container) ForceDelete() error {
+	if c.status() != Stopped {
 		c.killAndWait()
 	}
 	return c.destroy()
+}
+
+// ForceDeleteID is `delete --force` of container id, for both frontends: what runs is killed,
+// what is already gone is no error (cleanups are idempotent, as runc's; what a killed create
+// left before its first state write goes too), and a corrupt state is deleted from what can
+// be salvaged. mon starts and waits for the children it forks (nil: directly).
+func ForceDeleteID(root, id string, warn func(string), mon children.Monitor) error {
+	ct, err := Load(root, id)
+	if err == nil {
+		ct.Warn, ct.Monitor = warn, mon
+		err = ct.ForceDelete()
+		ct.Close()
+	}
+	switch {
+	case errors.Is(err, ErrNotExist):
+		return RemoveStale(root, id)
+	case errors.Is(err, ErrCorruptState):
+		return salvageDelete(root, id, warn, mon)
+	}
+	return err
 }
 
 // killAndWait kills the init and waits for it to die; devices moved into its network namespace
@@ -997,11 +838,11 @@ func lockByID(root, id string) (string, *os.File, error) {
 	return dir, lock, err
 }
 
-// ForceDelete is `delete --force` of a container whose state is corrupt: it kills what the
+// salvageDelete is `delete --force` of a container whose state is corrupt: it kills what the
 // salvaged state and the container's cgroup still name, removes the cgroup and the state
 // directory. runc leaves all of it behind; the cgroup knows the container's processes.
 // mon starts and waits for the children it forks (nil: directly).
-func ForceDelete(root, id string, warn func(string), mon children.Monitor) error {
+func salvageDelete(root, id string, warn func(string), mon children.Monitor) error {
 	dir, lock, err := lockByID(root, id)
 	if err != nil || lock == nil {
 		return err

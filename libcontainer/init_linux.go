@@ -184,22 +184,8 @@ func buildContainer(cfg *initConfig, afterMounts func() error) error {
 func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 	spec := cfg.Spec
 	cfg.pipe = pipe
-	// The cgroup and time namespaces are made here, after the parent placed us in our cgroup,
-	// so the cgroup namespace is rooted at the container's own cgroup.
-	if hasNewNamespace(spec, rspec.CgroupNamespace) {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("new cgroup namespace: %w", err)
-		}
-	}
-	if hasNewNamespace(spec, rspec.TimeNamespace) {
-		if err := setupTimeNamespace(spec.Linux.TimeOffsets); err != nil {
-			return err
-		}
-	}
-	if !cfg.NoNewKeyring {
-		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && err != unix.ENOSYS {
-			return fmt.Errorf("join session keyring: %w", err)
-		}
+	if err := enterOwnNamespaces(cfg); err != nil {
+		return err
 	}
 	err := buildContainer(cfg, func() error {
 		if cfg.HasRuntimeHooks {
@@ -254,21 +240,49 @@ func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 		return err
 	}
 	pipe.Close()
-
 	// From here on nobody waits on the pipe: a failure is the container's own, reported on
 	// its stderr and in its exit status.
-	afterReady := func(err error) error {
+	if err := awaitStart(cfg, name); err != nil {
 		fmt.Fprintln(os.Stderr, err) // the one line runc's init prints there too
 		os.Exit(127)
-		return err
 	}
+	return nil
+}
+
+// enterOwnNamespaces makes the cgroup and time namespaces, here, after the parent placed us in
+// our cgroup, so the cgroup namespace is rooted at the container's own cgroup; and joins the
+// container's session keyring.
+func enterOwnNamespaces(cfg *initConfig) error {
+	spec := cfg.Spec
+	if hasNewNamespace(spec, rspec.CgroupNamespace) {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("new cgroup namespace: %w", err)
+		}
+	}
+	if hasNewNamespace(spec, rspec.TimeNamespace) {
+		if err := setupTimeNamespace(spec.Linux.TimeOffsets); err != nil {
+			return err
+		}
+	}
+	if !cfg.NoNewKeyring {
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && err != unix.ENOSYS {
+			return fmt.Errorf("join session keyring: %w", err)
+		}
+	}
+	return nil
+}
+
+// awaitStart blocks until `husk start` opens the other end of the exec fifo, runs the
+// startContainer hooks and execs the process (name).
+func awaitStart(cfg *initConfig, name string) error {
+	spec := cfg.Spec
 	// Block until `husk start` opens the other end of the exec fifo.
 	ff, err := unix.Open("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return afterReady(fmt.Errorf("open exec fifo: %w", err))
+		return fmt.Errorf("open exec fifo: %w", err)
 	}
 	if _, err := unix.Write(ff, []byte("0")); err != nil {
-		return afterReady(fmt.Errorf("write exec fifo: %w", err))
+		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	unix.Close(ff)
 	unix.Close(cfg.FifoFd)
@@ -277,13 +291,10 @@ func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 			Version: rspec.Version, ID: cfg.ID, Status: rspec.StateCreated, Pid: os.Getpid(),
 			Bundle: cfg.Bundle, Annotations: spec.Annotations,
 		}); err != nil {
-			return afterReady(err)
+			return err
 		}
 	}
-	if err := execProcess(name, cfg, nil); err != nil {
-		return afterReady(err)
-	}
-	return nil
+	return execProcess(name, cfg, nil)
 }
 
 func initExec(pipe *initproto.Conn, cfg *initConfig) error {
@@ -340,20 +351,7 @@ func prepareProcess(cfg *initConfig, pipe *initproto.Conn) (string, error) {
 	if err := applyLabels(p); err != nil {
 		return "", err
 	}
-	os.Clearenv()
-	home := ""
-	if !hasHome(p.Env) {
-		home = "/"
-		// The init's root is the container's now: /etc/passwd is the image's.
-		if root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-			home = homeInRoot(root, p.User.UID)
-			root.Close()
-		}
-	}
-	for _, kv := range processEnv(p.Env, cfg.PreserveFds, home) {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
-	}
+	setProcessEnv(p, cfg.PreserveFds)
 	// As runc: chdir first with husk's own access (a cwd the container user cannot reach
 	// but root can), and again as the user only if that was refused (a volume owned by
 	// the user that root may not enter, e.g. on NFS with root squash).
@@ -403,6 +401,25 @@ func prepareProcess(cfg *initConfig, pipe *initproto.Conn) (string, error) {
 		}
 	}
 	return name, nil
+}
+
+// setProcessEnv makes the process's environment the init's, with HOME from the container's
+// /etc/passwd when the spec sets none.
+func setProcessEnv(p *rspec.Process, preserveFds int) {
+	os.Clearenv()
+	home := ""
+	if !hasHome(p.Env) {
+		home = "/"
+		// The init's root is the container's now: /etc/passwd is the image's.
+		if root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			home = homeInRoot(root, p.User.UID)
+			root.Close()
+		}
+	}
+	for _, kv := range processEnv(p.Env, preserveFds, home) {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
 }
 
 func setupTimeNamespace(offsets map[string]rspec.LinuxTimeOffset) error {

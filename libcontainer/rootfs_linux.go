@@ -235,35 +235,12 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 		return mountCgroup(root, cfg, m, opts)
 	}
 	if m.Type == "proc" || m.Type == "sysfs" {
-		// CVE-2019-16884/CVE-2023-27561: never on a symlink the image planted (runc's words).
-		if f, err := openNoFollow(root, m.Destination); err == nil {
-			var st unix.Stat_t
-			err := unix.Fstat(int(f.Fd()), &st)
-			f.Close()
-			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-				return fmt.Errorf("%q is a symlink: %s must be mounted on ordinary directory", m.Destination, m.Type)
-			}
-			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				return fmt.Errorf("%q is not a directory: %s must be mounted on ordinary directory", m.Destination, m.Type)
-			}
+		if err := checkPseudoFsDest(root, m); err != nil {
+			return err
 		}
-	}
-	if m.Type == "tmpfs" && opts.Flags&unix.MS_RDONLY != 0 {
-		// As runc: a read-only tmpfs is filled first (a read-only /dev still gets its nodes
-		// and mounts) and made read-only once the rootfs is built (prepareRootfs).
-		opts.Flags &^= unix.MS_RDONLY
-		cfg.readonlyTmpfs = append(cfg.readonlyTmpfs, readonlyMount{m.Destination, opts.Flags})
 	}
 	if m.Type == "tmpfs" {
-		// As runc: a tmpfs over an existing directory takes its mode (a "mode=" of the
-		// config's, after it, still wins); a new mountpoint gets the kernel's 1777.
-		if f, err := openInRoot(root, m.Destination); err == nil {
-			var st unix.Stat_t
-			if unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-				opts.Data = strings.TrimSuffix(fmt.Sprintf("mode=%04o,%s", st.Mode&0o7777, opts.Data), ",")
-			}
-			f.Close()
-		}
+		prepareTmpfs(root, cfg, m, &opts)
 	}
 	dst, err := openDest(root, cfg.Rootfs, m.Destination, false)
 	if err != nil {
@@ -298,23 +275,68 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 		return fmt.Errorf("mount %q on %q: %w", m.Type, m.Destination, err)
 	}
 	if below != nil {
-		path, err := openInRoot(root, m.Destination)
-		if err != nil {
+		if err := copyUpInto(root, m.Destination, below); err != nil {
 			return err
-		}
-		defer path.Close()
-		// openInRoot gives an O_PATH fd, on which fchmod and the copy's *at calls fail with
-		// EBADF: reopen the new tmpfs's root as a directory.
-		mnt, err := os.OpenFile(procFd(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("tmpcopyup: %w", err)
-		}
-		defer mnt.Close()
-		if err := copyUp(below, mnt); err != nil {
-			return fmt.Errorf("tmpcopyup: %w", err)
 		}
 	}
 	return finishMount(root, m.Destination, opts)
+}
+
+// checkPseudoFsDest refuses to mount proc or sysfs on a symlink the image planted, or on
+// anything but a directory (CVE-2019-16884/CVE-2023-27561; runc's words).
+func checkPseudoFsDest(root *os.File, m rspec.Mount) error {
+	f, err := openNoFollow(root, m.Destination)
+	if err != nil {
+		return nil // made as a directory when opened for the mount
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(int(f.Fd()), &st)
+	f.Close()
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%q is a symlink: %s must be mounted on ordinary directory", m.Destination, m.Type)
+	}
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%q is not a directory: %s must be mounted on ordinary directory", m.Destination, m.Type)
+	}
+	return nil
+}
+
+// prepareTmpfs adjusts a tmpfs's options as runc does: a read-only one is filled first (a
+// read-only /dev still gets its nodes and mounts) and made read-only once the rootfs is built
+// (prepareRootfs); one over an existing directory takes its mode (a "mode=" of the config's,
+// after it, still wins), a new mountpoint gets the kernel's 1777.
+func prepareTmpfs(root *os.File, cfg *initConfig, m rspec.Mount, opts *specs.MountOptions) {
+	if opts.Flags&unix.MS_RDONLY != 0 {
+		opts.Flags &^= unix.MS_RDONLY
+		cfg.readonlyTmpfs = append(cfg.readonlyTmpfs, readonlyMount{m.Destination, opts.Flags})
+	}
+	if f, err := openInRoot(root, m.Destination); err == nil {
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			opts.Data = strings.TrimSuffix(fmt.Sprintf("mode=%04o,%s", st.Mode&0o7777, opts.Data), ",")
+		}
+		f.Close()
+	}
+}
+
+// copyUpInto copies what the tmpfs at dest covers (below) into it (tmpcopyup).
+func copyUpInto(root *os.File, dest string, below *os.File) error {
+	path, err := openInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	defer path.Close()
+	// openInRoot gives an O_PATH fd, on which fchmod and the copy's *at calls fail with
+	// EBADF: reopen the new tmpfs's root as a directory.
+	mnt, err := os.OpenFile(procFd(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("tmpcopyup: %w", err)
+	}
+	defer mnt.Close()
+	if err := copyUp(below, mnt); err != nil {
+		return fmt.Errorf("tmpcopyup: %w", err)
+	}
+	return nil
 }
 
 // finishMount applies what acts on a mount once it exists, the propagation and the recursive

@@ -1,15 +1,12 @@
 package shimapi
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
-	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer"
@@ -26,13 +23,14 @@ type engine struct {
 	root    string
 	systemd bool
 	reaper  *reaper
-	command *runtimeClient // husk's command line, for checkpoint and restore (husk-criu)
+	command *runtimeClient           // husk's command line, for checkpoint and restore (husk-criu)
+	init    *libcontainer.InitBinary // husk-init's sealed view, shared by the shim's engines
 }
 
 // inProcessEngine returns an engine when binary is the husk installed beside this shim (whose
 // husk-init, and husk-systemd, the engine finds beside its own executable), else nil: another
 // runtime, or a husk elsewhere, is run as a command.
-func inProcessEngine(binary, root string, systemd bool, r *reaper, command *runtimeClient) *engine {
+func inProcessEngine(binary, root string, systemd bool, r *reaper, command *runtimeClient, init *libcontainer.InitBinary) *engine {
 	self, err := os.Executable()
 	if err != nil {
 		return nil
@@ -52,7 +50,7 @@ func inProcessEngine(binary, root string, systemd bool, r *reaper, command *runt
 			return nil
 		}
 	}
-	return &engine{root: root, systemd: systemd, reaper: r, command: command}
+	return &engine{root: root, systemd: systemd, reaper: r, command: command, init: init}
 }
 
 // warn reports what goes wrong without failing an operation (a failing poststop hook) in the
@@ -91,9 +89,10 @@ func (e *engine) create(a createArgs) (int, error) {
 		ct, err := libcontainer.Create(e.root, libcontainer.CreateOpts{
 			ID: a.id, Bundle: abs, Spec: spec, RawSpec: raw, ConsoleSocket: a.consoleSocket,
 			PidFile: a.pidFile, NoPivot: a.noPivot, NoNewKeyring: a.noNewKeyring, SystemdCgroup: e.systemd,
-			Stdio:   libcontainer.Stdio{Stdin: a.stdio[0], Stdout: a.stdio[1], Stderr: a.stdio[2]},
-			Warn:    e.warn,
-			Monitor: e.reaper,
+			Stdio:      libcontainer.Stdio{Stdin: a.stdio[0], Stdout: a.stdio[1], Stderr: a.stdio[2]},
+			Warn:       e.warn,
+			Monitor:    e.reaper,
+			InitBinary: e.init,
 		})
 		if err != nil {
 			return err
@@ -120,10 +119,7 @@ func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os
 		if err != nil {
 			return fmt.Errorf("exec --process: %w", err)
 		}
-		if p.Cwd == "" {
-			p.Cwd = "/"
-		}
-		if err := specs.ValidateProcess(p); err != nil {
+		if err := libcontainer.PrepareExecProcess(p); err != nil {
 			return err
 		}
 		ct, err := libcontainer.Load(e.root, id)
@@ -135,7 +131,7 @@ func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os
 		ct.Close()
 		ct.Monitor = e.reaper
 		proc, err := ct.Exec(libcontainer.ExecOpts{
-			Process: p, ConsoleSocket: consoleSocket,
+			Process: p, ConsoleSocket: consoleSocket, InitBinary: e.init,
 			Stdio: libcontainer.Stdio{Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2]},
 		})
 		if err != nil {
@@ -148,32 +144,25 @@ func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os
 }
 
 // signal sends sig to the init; signalAll to every process of the container.
-func (e *engine) signal(id string, sig uint32) error    { return e.kill(id, unix.Signal(sig), false) }
-func (e *engine) signalAll(id string, sig uint32) error { return e.kill(id, unix.Signal(sig), true) }
+func (e *engine) signal(id string, sig uint32) error {
+	return e.do("kill", func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Signal(unix.Signal(sig)) })
+	})
+}
+
+func (e *engine) signalAll(id string, sig uint32) error {
+	return e.do("kill", func() error {
+		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.SignalAll(unix.Signal(sig)) })
+	})
+}
 
 // restore and checkpoint go through husk's command line: CRIU runs under husk-criu.
 func (e *engine) restore(a restoreArgs) (int, error)        { return e.command.restore(a) }
 func (e *engine) checkpoint(id string, args []string) error { return e.command.checkpoint(id, args) }
 
-func (e *engine) kill(id string, sig unix.Signal, all bool) error {
-	return e.do("kill", func() error {
-		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Signal(sig, all) })
-	})
-}
-
-// forceDelete is `husk delete --force`: what is already gone is not an error, and a corrupt
-// state is cleaned up from what can be salvaged.
+// forceDelete is `husk delete --force`.
 func (e *engine) forceDelete(id string) error {
-	return e.do("delete", func() error {
-		err := e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Delete(true) })
-		switch {
-		case errors.Is(err, libcontainer.ErrNotExist):
-			return libcontainer.RemoveStale(e.root, id)
-		case errors.Is(err, libcontainer.ErrCorruptState):
-			return libcontainer.ForceDelete(e.root, id, e.warn, e.reaper)
-		}
-		return err
-	})
+	return e.do("delete", func() error { return libcontainer.ForceDeleteID(e.root, id, e.warn, e.reaper) })
 }
 
 func (e *engine) pause(id string) error {
@@ -191,19 +180,11 @@ func (e *engine) resume(id string) error {
 // update applies LinuxResources JSON, as `husk update --resources -`.
 func (e *engine) update(id string, resources []byte) error {
 	return e.do("update", func() error {
-		if len(resources) > specs.MaxProcessSize {
-			return fmt.Errorf("update --resources: larger than %d bytes", specs.MaxProcessSize)
+		res, err := libcontainer.DecodeResources(resources)
+		if err != nil {
+			return err
 		}
-		var res rspec.LinuxResources
-		if err := json.Unmarshal(resources, &res); err != nil {
-			return fmt.Errorf("update --resources: invalid JSON: %w", err)
-		}
-		return e.withContainer(id, func(ct *libcontainer.Container) error {
-			if ct.Status() == libcontainer.Stopped {
-				return fmt.Errorf("container %s: cannot update a stopped container", id)
-			}
-			return ct.Cgroup().Update(&res)
-		})
+		return e.withContainer(id, func(ct *libcontainer.Container) error { return ct.Update(res) })
 	})
 }
 

@@ -140,6 +140,16 @@ func Start(f Flags, stdout io.Writer) error {
 		return err
 	}
 	defer lf.Close()
+	if err := startDaemon(f, bundle, lf); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return reply()
+}
+
+// startDaemon starts the shim's daemon on the socket l, in its own process group, with its
+// caller's oom_score_adj plus one, and records its pid in the bundle.
+func startDaemon(f Flags, bundle string, l *os.File) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -164,23 +174,21 @@ func Start(f Flags, stdout io.Writer) error {
 		}
 	}
 	pid, err := syscall.ForkExec(self, args, &syscall.ProcAttr{
-		Dir: bundle, Env: env, Files: []uintptr{null.Fd(), null.Fd(), logf.Fd(), lf.Fd()},
+		Dir: bundle, Env: env, Files: []uintptr{null.Fd(), null.Fd(), logf.Fd(), l.Fd()},
 		Sys: &syscall.SysProcAttr{Setpgid: true},
 	})
 	if logf != null {
 		logf.Close()
 	}
 	if err != nil {
-		os.Remove(path)
 		return fmt.Errorf("start shim daemon: %w", err)
 	}
 	if err := adjustOOMScore(pid); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
-		os.Remove(path)
 		return err
 	}
 	_ = os.WriteFile(filepath.Join(bundle, "shim.pid"), []byte(fmt.Sprint(pid)), 0o600)
-	return reply()
+	return nil
 }
 
 // adjustOOMScore gives the shim its caller's (containerd's) oom_score_adj plus one, as the runc
@@ -290,6 +298,7 @@ func Serve(f Flags) error {
 		return fmt.Errorf("set child subreaper: %w", err)
 	}
 	dumpStacksOnSIGUSR1(os.Stderr)
+	profileCPUUntilSIGUSR2()
 	var l net.Listener
 	var err error
 	if f.Socket != "" {

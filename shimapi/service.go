@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/husk-runtime/husk/libcontainer"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -40,6 +41,9 @@ type Service struct {
 	events     *publisher
 	shutdown   func()
 	idle       *idleTrimmer // nil: never trims (tests, the delete action)
+	// initBinary is husk-init's sealed view, made once for every create and exec of this
+	// shim's in-process engines.
+	initBinary libcontainer.InitBinary
 	epollOnce  sync.Once
 	epoller    *console.Epoller
 	epollErr   error

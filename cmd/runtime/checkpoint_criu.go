@@ -80,7 +80,7 @@ func restoreAction(c *cli.Context) error {
 	status := forwardAndWait(sigc, ct.InitProcess(), nil, ct.Wait)
 	if ct2, err := libcontainer.Load(root, o.ID); err == nil {
 		ct2.Warn = warnLine
-		if err := ct2.Delete(true); err != nil {
+		if err := ct2.ForceDelete(); err != nil {
 			logWarn("%v", err)
 		}
 		ct2.Close()

@@ -123,6 +123,44 @@ func execAction(c *cli.Context) error {
 	return nil
 }
 
+// parseExecUser sets u from `exec --user uid[:gid]`.
+func parseExecUser(s string, u *rspec.User) error {
+	uidStr, gidStr, hasGid := strings.Cut(s, ":")
+	uid, err := strconv.ParseUint(uidStr, 10, 32)
+	if err != nil || uid > specs.MaxID {
+		return fmt.Errorf("exec --user %q: want uid[:gid], each 0-%d", s, specs.MaxID)
+	}
+	u.UID = uint32(uid)
+	if hasGid {
+		gid, err := strconv.ParseUint(gidStr, 10, 32)
+		if err != nil || gid > specs.MaxID {
+			return fmt.Errorf("exec --user %q: want uid[:gid], each 0-%d", s, specs.MaxID)
+		}
+		u.GID = uint32(gid)
+	}
+	return nil
+}
+
+// withCaps is the process's capabilities with `exec --cap` added: bounding, effective and
+// permitted, never inheritable (CVE-2022-29162); as runc 1.5, ambient too when the config has
+// an inheritable set (an ambient capability needs to be inheritable).
+func withCaps(old *rspec.LinuxCapabilities, caps []string) *rspec.LinuxCapabilities {
+	if old == nil {
+		old = &rspec.LinuxCapabilities{}
+	}
+	nc := &rspec.LinuxCapabilities{
+		Bounding:    append(append([]string(nil), old.Bounding...), caps...),
+		Effective:   append(append([]string(nil), old.Effective...), caps...),
+		Permitted:   append(append([]string(nil), old.Permitted...), caps...),
+		Inheritable: old.Inheritable,
+		Ambient:     old.Ambient,
+	}
+	if old.Inheritable != nil {
+		nc.Ambient = append(append([]string(nil), old.Ambient...), caps...)
+	}
+	return nc
+}
+
 // execProcess builds the process to exec: a process.json as given, or the container's own
 // process with the command line's changes, as runc does.
 func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error) {
@@ -135,10 +173,7 @@ func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error
 		if err != nil {
 			return nil, fmt.Errorf("exec --process %s: %w", path, err)
 		}
-		if p.Cwd == "" {
-			p.Cwd = "/"
-		}
-		return p, specs.ValidateProcess(p)
+		return p, libcontainer.PrepareExecProcess(p)
 	}
 	if c.NArg() < 2 {
 		return nil, errors.New("exec: a command is required (or --process)")
@@ -152,18 +187,8 @@ func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error
 		p.Cwd = cwd
 	}
 	if u := c.String("user"); u != "" {
-		uidStr, gidStr, hasGid := strings.Cut(u, ":")
-		uid, err := strconv.ParseUint(uidStr, 10, 32)
-		if err != nil || uid > specs.MaxID {
-			return nil, fmt.Errorf("exec --user %q: want uid[:gid], each 0-%d", u, specs.MaxID)
-		}
-		p.User.UID = uint32(uid)
-		if hasGid {
-			gid, err := strconv.ParseUint(gidStr, 10, 32)
-			if err != nil || gid > specs.MaxID {
-				return nil, fmt.Errorf("exec --user %q: want uid[:gid], each 0-%d", u, specs.MaxID)
-			}
-			p.User.GID = uint32(gid)
+		if err := parseExecUser(u, &p.User); err != nil {
+			return nil, err
 		}
 	}
 	for _, g := range c.Int64Slice("additional-gids") {
@@ -176,25 +201,7 @@ func execProcess(c *cli.Context, defaults *rspec.Process) (*rspec.Process, error
 		}
 	}
 	if caps := c.StringSlice("cap"); len(caps) > 0 {
-		old := p.Capabilities
-		if old == nil {
-			old = &rspec.LinuxCapabilities{}
-		}
-		// Never inheritable (CVE-2022-29162).
-		nc := &rspec.LinuxCapabilities{
-			Bounding:    append(append([]string(nil), old.Bounding...), caps...),
-			Effective:   append(append([]string(nil), old.Effective...), caps...),
-			Permitted:   append(append([]string(nil), old.Permitted...), caps...),
-			Inheritable: old.Inheritable,
-			Ambient:     old.Ambient,
-		}
-		// As runc 1.5: the added capabilities become ambient too when the config has an
-		// inheritable set (an ambient capability needs to be inheritable; --cap never makes
-		// one inheritable, CVE-2022-29162).
-		if old.Inheritable != nil {
-			nc.Ambient = append(append([]string(nil), old.Ambient...), caps...)
-		}
-		p.Capabilities = nc
+		p.Capabilities = withCaps(p.Capabilities, caps)
 	}
 	if c.Bool("no-new-privs") {
 		p.NoNewPrivileges = true

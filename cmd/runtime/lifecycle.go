@@ -98,7 +98,7 @@ var createCommand = cli.Command{
 		defer ct.Close()
 		if sock := c.String("pidfd-socket"); sock != "" {
 			if err := sendPidfd(sock, ct.Pid(), "standard"); err != nil {
-				ct.Delete(true)
+				ct.ForceDelete()
 				return err
 			}
 		}
@@ -174,14 +174,14 @@ var runCommand = cli.Command{
 		ct.Warn = warnLine
 		if term != nil {
 			if err := term.receive(); err != nil {
-				ct.Delete(true)
+				ct.ForceDelete()
 				ct.Close()
 				return err
 			}
 		}
 		if sock := c.String("pidfd-socket"); sock != "" {
 			if err := sendPidfd(sock, ct.Pid(), "standard"); err != nil {
-				ct.Delete(true)
+				ct.ForceDelete()
 				ct.Close()
 				return err
 			}
@@ -190,7 +190,7 @@ var runCommand = cli.Command{
 			<-caught // every signal is forwarded before the process runs
 		}
 		if err := ct.Start(); err != nil {
-			ct.Delete(true)
+			ct.ForceDelete()
 			ct.Close()
 			return err
 		}
@@ -204,7 +204,7 @@ var runCommand = cli.Command{
 		if !c.Bool("keep") {
 			if ct2, err := libcontainer.Load(root, o.ID); err == nil {
 				ct2.Warn = warnLine
-				if err := ct2.Delete(true); err != nil {
+				if err := ct2.ForceDelete(); err != nil {
 					logWarn("%v", err)
 				}
 				ct2.Close()
@@ -325,7 +325,12 @@ var killCommand = cli.Command{
 				return err
 			}
 		}
-		return withContainer(c, func(ct *libcontainer.Container) error { return ct.Signal(sig, c.Bool("all")) })
+		return withContainer(c, func(ct *libcontainer.Container) error {
+			if c.Bool("all") {
+				return ct.SignalAll(sig)
+			}
+			return ct.Signal(sig)
+		})
 	},
 }
 
@@ -338,16 +343,14 @@ var deleteCommand = cli.Command{
 		if err := exactArgs(c, 1); err != nil {
 			return err
 		}
-		err := withContainer(c, func(ct *libcontainer.Container) error { return ct.Delete(c.Bool("force")) })
-		if err != nil && c.Bool("force") && errors.Is(err, libcontainer.ErrNotExist) {
-			// Like runc: a forced delete of what is already gone succeeds, so cleanups are
-			// idempotent; what a killed create left before its first state write goes too.
-			return libcontainer.RemoveStale(c.GlobalString("root"), c.Args().First())
+		if c.Bool("force") {
+			id, err := idArg(c)
+			if err != nil {
+				return err
+			}
+			return libcontainer.ForceDeleteID(c.GlobalString("root"), id, warnLine, nil)
 		}
-		if err != nil && c.Bool("force") && errors.Is(err, libcontainer.ErrCorruptState) {
-			return libcontainer.ForceDelete(c.GlobalString("root"), c.Args().First(), warnLine, nil)
-		}
-		return err
+		return withContainer(c, func(ct *libcontainer.Container) error { return ct.Delete() })
 	},
 }
 

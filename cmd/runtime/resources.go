@@ -61,9 +61,11 @@ var updateCommand = cli.Command{
 			if err != nil {
 				return err
 			}
-			if err := json.Unmarshal(data, &res); err != nil {
-				return fmt.Errorf("update --resources: invalid JSON: %w", err)
+			decoded, err := libcontainer.DecodeResources(data)
+			if err != nil {
+				return err
 			}
+			res = *decoded
 		}
 		for _, f := range []string{"l3-cache-schema", "mem-bw-schema"} {
 			if c.IsSet(f) {
@@ -144,12 +146,7 @@ var updateCommand = cli.Command{
 				res.CPU.Idle = &v
 			}
 		}
-		return withContainer(c, func(ct *libcontainer.Container) error {
-			if st := ct.Status(); st == libcontainer.Stopped {
-				return fmt.Errorf("container %s: cannot update a stopped container", ct.ID())
-			}
-			return ct.Cgroup().Update(&res)
-		})
+		return withContainer(c, func(ct *libcontainer.Container) error { return ct.Update(&res) })
 	},
 }
 
