@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -tags urfave_cli_no_docs
 DEMO_DIR ?= build/demo
 
-.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat test-runc15-compat test-critest test-containerd-client test-kubelet check-security check lint bench bench-critest fuzz clean
+.PHONY: all build build-deps install demo test test-deps test-cgroup2 test-systemd test-runc-compat test-runc15-compat test-critest test-containerd-client test-kubelet check-security check lint bench bench-critest bench-node fuzz clean
 
 all: build
 
@@ -123,6 +123,22 @@ bench-critest: build test-deps
 	unshare -m sh -c 'mount --make-rshared / && exec env HUSK_CRITEST=$(CRITEST_DIR)/critest HUSK_CRITEST_BENCH=$(CRITEST_BENCH_ROUNDS) \
 		HUSK_CRITEST_BENCH_OUT=$(CURDIR)/build/critest-bench.json HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin \
 		HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 60m -v -run "^TestCritestBenchmark$$" ./integration/'
+
+# A node's load through containerd 2.4's CRI (integration/nodebench, a module of its own: the
+# CRI API's dependencies stay out of husk's): pod start throughput at concurrency 10, exec
+# probes once a second per pod (CPU per probe, latency), the shims' PSS, and a container's
+# start with 1, 64 and 256 masked directories; husk against runc and the runc shim driving
+# crun, at each of NODEBENCH_PODS pods. NODEBENCH_PROBE_FOR shortens the probe phase.
+NODEBENCH_PODS ?= 10,50,100
+NODEBENCH_PROBE_FOR ?= 60s
+bench-node: build test-deps
+	cd integration/nodebench && GOWORK=off $(GO) build -o $(CURDIR)/build/bin/nodebench .
+	gcc -O2 -Wall -o build/bin/crunwrap integration/nodebench/crunwrap/crunwrap.c
+	unshare -m sh -c 'mount --make-rshared / && exec env HUSK_NODEBENCH=$(CURDIR)/build/bin/nodebench HUSK_NODEBENCH_PODS=$(NODEBENCH_PODS) \
+		HUSK_NODEBENCH_CRUN=$(CURDIR)/build/bin/crunwrap \
+		HUSK_NODEBENCH_PROBE_FOR=$(NODEBENCH_PROBE_FOR) HUSK_NODEBENCH_OUT=$(CURDIR)/build/node-bench.json \
+		HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin \
+		HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 120m -v -run "^TestNodeBenchmark$$" ./integration/'
 
 # A standalone kubelet (v1.37.2, built once into KUBELET_DIR from the module proxy) on
 # containerd 2.4 with husk as the default runtime: static pods through their life on a node

@@ -67,6 +67,9 @@ type criOpts struct {
 	registry string
 	// defaultRuntime is the handler of pods that name none (containerd 2.x; runc when "").
 	defaultRuntime string
+	// crun adds a handler "crun" (containerd 2.x): the runc shim driving this crun binary.
+	// crun 1.8 refuses hybrid cgroups: containerd then runs with cgroup2's controllers hidden.
+	crun string
 }
 
 // startCRIWith is startCRI with more options.
@@ -160,8 +163,15 @@ func startCRIWith(t *testing.T, o criOpts) *criContainerd {
   [%[1]s.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
 `, rt, netd, huskRoot, img, sandboxImage, registryConfig, shimBinary(t), defaultRuntime)
+		if o.crun != "" {
+			extra += fmt.Sprintf(`  [%[1]s.containerd.runtimes.crun]
+    runtime_type = "io.containerd.runc.v2"
+    [%[1]s.containerd.runtimes.crun.options]
+      BinaryName = %[2]q
+`, rt, o.crun)
+		}
 	}
-	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: v3, cri: true, extraConfig: extra})
+	c := startContainerdWith(t, containerdOpts{bin: bin, path: shimDir(t), v3: v3, cri: true, extraConfig: extra, maskCgroup2: o.crun != ""})
 	// As /run/containerd is: a user-namespaced pod's root must be able to pass through.
 	os.Chmod(c.dir, 0o711)
 	cc := &criContainerd{containerd: c, crictl: crictl, huskRoot: huskRoot, logs: filepath.Join(dir, "logs"), config: filepath.Join(dir, "crictl.yaml")}
