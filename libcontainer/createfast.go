@@ -282,7 +282,7 @@ func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *in
 	if err != nil {
 		return err
 	}
-	cfg.initPid = pid
+	b := &rootfsBuild{cfg: cfg, site: buildSite{initPid: pid}}
 	if procFd >= 0 {
 		pidfd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
@@ -293,14 +293,14 @@ func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *in
 		if err != nil {
 			return fmt.Errorf("procfs context of init: %w", err)
 		}
-		cfg.procCtx = os.NewFile(uintptr(fd), "procfs-context")
-		defer cfg.procCtx.Close()
+		b.site.procCtx = os.NewFile(uintptr(fd), "procfs-context")
+		defer b.site.procCtx.Close()
 	}
 	nsfds, err := joinedNamespaces(pid, cfg.Spec.Linux.Namespaces)
 	if err != nil {
 		return err
 	}
-	err = startLocked(nsfds, func() error { return buildContainer(cfg, nil) })
+	err = startLocked(nsfds, func() error { return buildContainer(b, nil) })
 	for _, f := range nsfds {
 		f.Close()
 	}

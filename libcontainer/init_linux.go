@@ -145,14 +145,14 @@ func hasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
 // protected paths, and last the switch of root. The Go init runs it for itself; husk create
 // runs it on a thread joined to the init's namespaces when the init is the C one (createfast).
 // afterMounts runs between the spec's mounts and the rest: the runtime and createContainer hooks.
-func buildContainer(cfg *initConfig, afterMounts func() error) error {
-	spec := cfg.Spec
+func buildContainer(b *rootfsBuild, afterMounts func() error) error {
+	spec := b.cfg.Spec
 	if hasNewNamespace(spec, rspec.NetworkNamespace) {
 		if err := loopbackUp(); err != nil {
 			return err
 		}
 	}
-	if err := prepareRootfs(cfg); err != nil {
+	if err := prepareRootfs(b); err != nil {
 		return err
 	}
 	if afterMounts != nil {
@@ -175,19 +175,19 @@ func buildContainer(cfg *initConfig, afterMounts func() error) error {
 			return err
 		}
 	}
-	if err := protectRootfs(cfg); err != nil {
+	if err := protectRootfs(b); err != nil {
 		return err
 	}
-	return finishRootfs(cfg)
+	return finishRootfs(b)
 }
 
 func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 	spec := cfg.Spec
-	cfg.pipe = pipe
 	if err := enterOwnNamespaces(cfg); err != nil {
 		return err
 	}
-	err := buildContainer(cfg, func() error {
+	sc := &initSeccomp{}
+	err := buildContainer(&rootfsBuild{cfg: cfg, pipe: pipe}, func() error {
 		if cfg.HasRuntimeHooks {
 			if err := pipe.RunHooks(); err != nil {
 				return err
@@ -218,12 +218,12 @@ func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 		if err != nil {
 			return err
 		}
-		cfg.seccompBPF = bpf
-		if err := pipe.SendSeccomp(cfg.seccompBPF); err != nil {
+		sc.bpf = bpf
+		if err := pipe.SendSeccomp(bpf); err != nil {
 			return err
 		}
 	}
-	name, err := prepareProcess(cfg, pipe)
+	name, err := prepareProcess(cfg, pipe, sc)
 	if err != nil {
 		return err
 	}
@@ -231,10 +231,9 @@ func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 	// listener (SCMP_ACT_NOTIFY) still needs the parent, and the startContainer hooks run
 	// with the filter applied.
 	if spec.Linux.Seccomp != nil && cfg.Process.NoNewPrivileges {
-		if err := loadSeccomp(cfg, pipe); err != nil {
+		if err := loadSeccomp(cfg, pipe, sc); err != nil {
 			return err
 		}
-		cfg.seccompLoaded = true
 	}
 	if err := pipe.SendReady(); err != nil {
 		return err
@@ -242,7 +241,7 @@ func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 	pipe.Close()
 	// From here on nobody waits on the pipe: a failure is the container's own, reported on
 	// its stderr and in its exit status.
-	if err := awaitStart(cfg, name); err != nil {
+	if err := awaitStart(cfg, name, sc); err != nil {
 		fmt.Fprintln(os.Stderr, err) // the one line runc's init prints there too
 		os.Exit(127)
 	}
@@ -274,7 +273,7 @@ func enterOwnNamespaces(cfg *initConfig) error {
 
 // awaitStart blocks until `husk start` opens the other end of the exec fifo, runs the
 // startContainer hooks and execs the process (name).
-func awaitStart(cfg *initConfig, name string) error {
+func awaitStart(cfg *initConfig, name string, sc *initSeccomp) error {
 	spec := cfg.Spec
 	// Block until `husk start` opens the other end of the exec fifo.
 	ff, err := unix.Open("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
@@ -294,7 +293,7 @@ func awaitStart(cfg *initConfig, name string) error {
 			return err
 		}
 	}
-	return execProcess(name, cfg, nil)
+	return execProcess(name, cfg, nil, sc)
 }
 
 func initExec(pipe *initproto.Conn, cfg *initConfig) error {
@@ -303,21 +302,22 @@ func initExec(pipe *initproto.Conn, cfg *initConfig) error {
 			return fmt.Errorf("setsid: %w", err)
 		}
 	}
-	name, err := prepareProcess(cfg, pipe)
+	sc := &initSeccomp{}
+	name, err := prepareProcess(cfg, pipe, sc)
 	if err != nil {
 		return err
 	}
-	err = execProcess(name, cfg, pipe)
+	err = execProcess(name, cfg, pipe, sc)
 	// Reached only if execve failed; the pipe is still open because exec did not happen.
 	return err
 }
 
 // execProcess loads a no_new_privs seccomp filter as late as possible (so the filter need not
 // allow husk's own syscalls), then replaces this process with the user's.
-func execProcess(name string, cfg *initConfig, pipe *initproto.Conn) error {
+func execProcess(name string, cfg *initConfig, pipe *initproto.Conn, sc *initSeccomp) error {
 	p := cfg.Process
-	if cfg.Spec.Linux.Seccomp != nil && p.NoNewPrivileges && !cfg.seccompLoaded {
-		if err := loadSeccomp(cfg, pipe); err != nil {
+	if cfg.Spec.Linux.Seccomp != nil && p.NoNewPrivileges && !sc.loaded {
+		if err := loadSeccomp(cfg, pipe, sc); err != nil {
 			return err
 		}
 	}
@@ -330,7 +330,7 @@ func execProcess(name string, cfg *initConfig, pipe *initproto.Conn) error {
 
 // prepareProcess applies everything about the process (console, limits, credentials,
 // capabilities, cwd, fds) and returns the resolved path of the program to exec.
-func prepareProcess(cfg *initConfig, pipe *initproto.Conn) (string, error) {
+func prepareProcess(cfg *initConfig, pipe *initproto.Conn, sc *initSeccomp) (string, error) {
 	p := cfg.Process
 	if cfg.ConsoleFd > 0 {
 		if err := setupConsole(cfg.ConsoleFd, p.ConsoleSize, p.User.UID); err != nil {
@@ -385,7 +385,7 @@ func prepareProcess(cfg *initConfig, pipe *initproto.Conn) (string, error) {
 	}
 	if cfg.Spec.Linux.Seccomp != nil && !p.NoNewPrivileges {
 		// Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: do it now.
-		if err := loadSeccomp(cfg, pipe); err != nil {
+		if err := loadSeccomp(cfg, pipe, sc); err != nil {
 			return "", err
 		}
 	}

@@ -60,7 +60,8 @@ func procFd(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd
 
 // prepareRootfs does everything that must happen before pivot_root: root propagation, the
 // rootfs bind, the spec's mounts and /dev.
-func prepareRootfs(cfg *initConfig) error {
+func prepareRootfs(b *rootfsBuild) error {
+	cfg := b.cfg
 	spec := cfg.Spec
 	// In the caller's mount namespace (SharedMounts) the parent made the rootfs a private bind
 	// already, and / is not the container's to change.
@@ -93,7 +94,7 @@ func prepareRootfs(cfg *initConfig) error {
 		if rel, ok := strings.CutPrefix(path.Clean(m.Destination), path.Clean(cfg.Rootfs)+"/"); ok && filepath.IsAbs(cfg.Rootfs) {
 			m.Destination = "/" + rel
 		}
-		if err := mountInRoot(root, cfg, i, m); err != nil {
+		if err := mountInRoot(root, b, i, m); err != nil {
 			return fmt.Errorf("error mounting %q to rootfs at %q: %w", m.Source, m.Destination, err) // runc's words
 		}
 		if path.Clean(m.Destination) == "/dev" && specs.IsBind(m) {
@@ -105,7 +106,7 @@ func prepareRootfs(cfg *initConfig) error {
 			return err
 		}
 	}
-	for _, ro := range cfg.readonlyTmpfs {
+	for _, ro := range b.readonlyTmpfs {
 		mnt, err := openInRoot(root, ro.dest)
 		if err != nil {
 			return fmt.Errorf("mount %q read-only: %w", ro.dest, err)
@@ -220,7 +221,8 @@ func checkRealDir(rootfs, dest string, f *os.File) error {
 	return nil
 }
 
-func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error {
+func mountInRoot(root *os.File, b *rootfsBuild, index int, m rspec.Mount) error {
+	cfg := b.cfg
 	opts, err := specs.ParseMountOptions(m.Options)
 	if err != nil {
 		return err
@@ -230,9 +232,9 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 	}
 	switch {
 	case opts.Bind:
-		return bindMount(root, cfg, index, m, opts)
+		return bindMount(root, b, index, m, opts)
 	case m.Type == "cgroup":
-		return mountCgroup(root, cfg, m, opts)
+		return mountCgroup(root, b, m, opts)
 	}
 	if m.Type == "proc" || m.Type == "sysfs" {
 		if err := checkPseudoFsDest(root, m); err != nil {
@@ -240,7 +242,7 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 		}
 	}
 	if m.Type == "tmpfs" {
-		prepareTmpfs(root, cfg, m, &opts)
+		prepareTmpfs(root, b, m, &opts)
 	}
 	dst, err := openDest(root, cfg.Rootfs, m.Destination, false)
 	if err != nil {
@@ -252,9 +254,9 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 			return err
 		}
 	}
-	if m.Type == "proc" && cfg.procCtx != nil {
+	if m.Type == "proc" && b.site.procCtx != nil {
 		// husk create's joined thread: procfs from the init's own pid namespace.
-		if err := mountFromContext(cfg.procCtx, m.Source, dst, opts); err != nil {
+		if err := mountFromContext(b.site.procCtx, m.Source, dst, opts); err != nil {
 			return fmt.Errorf("mount proc on %q: %w", m.Destination, err)
 		}
 		return finishMount(root, m.Destination, opts)
@@ -270,7 +272,7 @@ func mountInRoot(root *os.File, cfg *initConfig, index int, m rspec.Mount) error
 		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
 			// Without a network namespace of our own the kernel refuses a new sysfs; bind the
 			// host's read-only instead, as runc does for rootless containers.
-			return bindMount(root, cfg, -1, rspec.Mount{Destination: m.Destination, Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}, specs.MountOptions{Bind: true, Recursive: true, Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC})
+			return bindMount(root, b, -1, rspec.Mount{Destination: m.Destination, Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}, specs.MountOptions{Bind: true, Recursive: true, Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC})
 		}
 		return fmt.Errorf("mount %q on %q: %w", m.Type, m.Destination, err)
 	}
@@ -305,10 +307,10 @@ func checkPseudoFsDest(root *os.File, m rspec.Mount) error {
 // read-only /dev still gets its nodes and mounts) and made read-only once the rootfs is built
 // (prepareRootfs); one over an existing directory takes its mode (a "mode=" of the config's,
 // after it, still wins), a new mountpoint gets the kernel's 1777.
-func prepareTmpfs(root *os.File, cfg *initConfig, m rspec.Mount, opts *specs.MountOptions) {
+func prepareTmpfs(root *os.File, b *rootfsBuild, m rspec.Mount, opts *specs.MountOptions) {
 	if opts.Flags&unix.MS_RDONLY != 0 {
 		opts.Flags &^= unix.MS_RDONLY
-		cfg.readonlyTmpfs = append(cfg.readonlyTmpfs, readonlyMount{m.Destination, opts.Flags})
+		b.readonlyTmpfs = append(b.readonlyTmpfs, readonlyMount{m.Destination, opts.Flags})
 	}
 	if f, err := openInRoot(root, m.Destination); err == nil {
 		var st unix.Stat_t
@@ -366,7 +368,8 @@ func finishMount(root *os.File, dest string, opts specs.MountOptions) error {
 	return nil
 }
 
-func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts specs.MountOptions) error {
+func bindMount(root *os.File, b *rootfsBuild, index int, m rspec.Mount, opts specs.MountOptions) error {
+	cfg := b.cfg
 	src := m.Source
 	if !filepath.IsAbs(src) {
 		src = filepath.Join(cfg.Bundle, src)
@@ -376,7 +379,7 @@ func bindMount(root *os.File, cfg *initConfig, index int, m rspec.Mount, opts sp
 	// the host's root can, and a plain bind from the parent's namespace is refused.
 	srcFd, detached := cfg.MountFds[strconv.Itoa(index)]
 	if !detached && slices.Contains(cfg.LateMountSources, index) {
-		tree, err := lateMountSource(cfg.pipe, index)
+		tree, err := lateMountSource(b.pipe, index)
 		if err != nil {
 			return err
 		}
@@ -577,7 +580,8 @@ func remount(f *os.File, flags uintptr) error {
 // mountCgroup gives the container a view of its cgroup: cgroup2 directly on unified hosts; on
 // v1 and hybrid hosts a tmpfs with one mount per hierarchy. Inside a cgroup namespace those are
 // fresh cgroupfs mounts rooted at the container's cgroup; without one, binds of its directories.
-func mountCgroup(root *os.File, cfg *initConfig, m rspec.Mount, opts specs.MountOptions) error {
+func mountCgroup(root *os.File, b *rootfsBuild, m rspec.Mount, opts specs.MountOptions) error {
+	cfg := b.cfg
 	dst, err := openDest(root, cfg.Rootfs, m.Destination, false)
 	if err != nil {
 		return err
@@ -602,8 +606,8 @@ func mountCgroup(root *os.File, cfg *initConfig, m rspec.Mount, opts specs.Mount
 	}
 	defer tmpfs.Close()
 	self := "/proc/self/cgroup"
-	if cfg.initPid > 0 {
-		self = "/proc/" + strconv.Itoa(cfg.initPid) + "/cgroup" // husk create's joined thread
+	if b.site.fromParent() {
+		self = "/proc/" + strconv.Itoa(b.site.initPid) + "/cgroup" // husk create's joined thread
 	}
 	own, err := os.ReadFile(self)
 	if err != nil {
@@ -839,7 +843,8 @@ func makeMountPrivate(path string) error {
 }
 
 // finishRootfs switches root to the container's rootfs.
-func finishRootfs(cfg *initConfig) error {
+func finishRootfs(b *rootfsBuild) error {
+	cfg := b.cfg
 	if cfg.SharedMounts {
 		// No mount namespace of the container's own: pivot_root or a move would change the
 		// caller's root; a chroot changes only the container's.
@@ -871,7 +876,8 @@ func finishRootfs(cfg *initConfig) error {
 // are written and before the switch of root. Paths resolve inside the rootfs (symlinks never
 // leave it) so that the same code serves the init and husk create's joined thread, whose /proc
 // is not the container's.
-func protectRootfs(cfg *initConfig) error {
+func protectRootfs(b *rootfsBuild) error {
+	cfg := b.cfg
 	spec := cfg.Spec
 	root, err := os.OpenFile(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -32,11 +32,17 @@ func loadSeccompBPF(bpf []byte, flags uintptr) (int, error) {
 	return int(r), nil
 }
 
+// initSeccomp is the Go init's filter: compiled once (and handed to husk), loaded once.
+type initSeccomp struct {
+	bpf    []byte
+	loaded bool
+}
+
 // loadSeccomp loads the process's filter: the one compiled earlier in this init, else the
 // spec's, compiled now. A filter with SCMP_ACT_NOTIFY gets a listener, which goes to the
 // parent and from it to the seccomp agent before this returns (pipe: the sync pipe).
-func loadSeccomp(cfg *initConfig, pipe *initproto.Conn) error {
-	bpf := cfg.seccompBPF
+func loadSeccomp(cfg *initConfig, pipe *initproto.Conn, sc *initSeccomp) error {
+	bpf := sc.bpf
 	if bpf == nil {
 		var err error
 		if bpf, err = compileSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
@@ -52,8 +58,12 @@ func loadSeccomp(cfg *initConfig, pipe *initproto.Conn) error {
 		flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
 	}
 	fd, err := loadSeccompBPF(bpf, flags)
-	if err != nil || !notify {
+	if err != nil {
 		return err
+	}
+	sc.loaded = true
+	if !notify {
+		return nil
 	}
 	defer unix.Close(fd)
 	if pipe == nil {
