@@ -22,6 +22,7 @@ type oomWatch struct {
 	counterFile string
 	seen        uint64        // the count last reported; guarded by the service lock
 	latest      atomic.Uint64 // the highest count read, by any goroutine
+	invoked     atomic.Uint64 // cgroup v2: the highest "oom" (OOM killer invocations) read
 	efd         int           // eventfd (v1) or inotify fd (v2) that wakes watchOOM, -1 for none
 	v1          bool          // efd fires as the OOM starts, before the kill is counted
 }
@@ -89,13 +90,43 @@ func (w *oomWatch) count() uint64 {
 	return max(w.latest.Load(), w.seen)
 }
 
-// sample reads the counter and keeps the highest value read; it needs no lock.
-func (w *oomWatch) sample() {
-	n, ok := w.cg.OOMKills()
-	for ok {
-		old := w.latest.Load()
-		if n <= old || w.latest.CompareAndSwap(old, n) {
-			return
+// sample reads the counters and keeps the highest values read; it needs no lock. It reports
+// whether the OOM killer was invoked since the last sample, and whether the counters are
+// still there.
+func (w *oomWatch) sample() (invoked, present bool) {
+	inv, n, ok := w.cg.OOMEvents()
+	if !ok {
+		return false, false
+	}
+	raise(&w.latest, n)
+	return raise(&w.invoked, inv), true
+}
+
+// raise stores n in v if it is higher, and reports whether it was.
+func raise(v *atomic.Uint64, n uint64) bool {
+	for {
+		old := v.Load()
+		if n <= old {
+			return false
+		}
+		if v.CompareAndSwap(old, n) {
+			return true
+		}
+	}
+}
+
+// awaitKill follows an OOM killer invocation (cgroup v2) to its kill: the kernel counts the
+// kill a moment after the invocation, but tells of it no sooner than 10 ms after its last
+// notice of memory.events (cgroup_file_notify's rate limit, which the "max" events before an
+// OOM keep busy), and by then the victim may be dead and a systemd scope's cgroup removed with
+// its counters. So the counter is read every millisecond for a while instead. Only after an
+// invocation: a container merely at its limit costs nothing here.
+func (w *oomWatch) awaitKill() {
+	before := w.latest.Load()
+	for i := 0; i < 50 && w.latest.Load() == before; i++ {
+		time.Sleep(time.Millisecond)
+		if _, present := w.sample(); !present {
+			return // gone: what was read is all there is
 		}
 	}
 }
@@ -129,7 +160,9 @@ func (s *Service) watchOOM(c *container) {
 			}
 			// Read at once, before waiting for the service lock: the cgroup may not outlive
 			// the wait (see count).
-			c.oom.sample()
+			if invoked, _ := c.oom.sample(); invoked && !c.oom.v1 {
+				c.oom.awaitKill()
+			}
 			// cgroup v1 signals when the cgroup enters OOM, before the victim is killed and
 			// oom_kill counts it: look again for a moment until the count moves. cgroup v2
 			// signals again when oom_kill changes, and memory.high events must not spin here.

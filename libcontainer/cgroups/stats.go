@@ -391,12 +391,21 @@ func (m *Manager) OOMCounter() (file string, v1 bool) {
 
 // OOMKills reads the container's OOM kill counter; ok is false where there is none.
 func (m *Manager) OOMKills() (n uint64, ok bool) {
+	_, n, ok = m.OOMEvents()
+	return n, ok
+}
+
+// OOMEvents reads, in one read, how often the container's memory cgroup invoked the OOM killer
+// (cgroup v2's "oom"; v1 has no such count and gives 0) and how many processes it killed; ok
+// is false where there is no counter (or the cgroup is gone).
+func (m *Manager) OOMEvents() (invoked, kills uint64, ok bool) {
 	file, _ := m.OOMCounter()
 	if file == "" {
-		return 0, false
+		return 0, 0, false
 	}
 	if _, err := os.Stat(file); err != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return readKV(filepath.Dir(file), filepath.Base(file))["oom_kill"], true
+	kv := readKV(filepath.Dir(file), filepath.Base(file))
+	return kv["oom"], kv["oom_kill"], true
 }
