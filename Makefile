@@ -165,7 +165,7 @@ test-containerd-client: build test-deps
 # The attacks of the security issue (also part of make test).
 check-security: build test-deps
 	HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -v \
-		-run 'Attack|Protected|FdLeak|Cwd|StateIsPrivate|ImageDevSymlink|RacingVolume|PlantedDevNull|ProcWritesStayOnProcfs|ConsoleSymlink|ShimSocketsAreNotAbstract|BadInputFailsCleanly|CapabilitiesAndNoNewPrivs|TestExec$$|DeviceCgroupDenies|Seccomp|KilledCreate|Rootless|NonEmptyCgroup|KillWithoutPidNamespace|KillAfterInitExited|DeleteForceUnderLoad|TmpCopyUp|MountLabel|PidsLimitZero' ./integration/
+		-run 'Attack|Protected|SealedInit|FdLeak|Cwd|StateIsPrivate|ImageDevSymlink|RacingVolume|PlantedDevNull|ProcWritesStayOnProcfs|ConsoleSymlink|ShimSocketsAreNotAbstract|BadInputFailsCleanly|CapabilitiesAndNoNewPrivs|TestExec$$|DeviceCgroupDenies|Seccomp|KilledCreate|Rootless|NonEmptyCgroup|KillWithoutPidNamespace|KillAfterInitExited|DeleteForceUnderLoad|TmpCopyUp|MountLabel|PidsLimitZero' ./integration/
 	$(GO) test -count=1 -run 'ExecFdAbove|SeccompCache|CPUAndNodeLists|PathsCheck' ./libcontainer/... ./specs/
 	$(MAKE) fuzz
 
