@@ -233,6 +233,11 @@ func (e *criEnv) stop() {
 	exec.Command("sh", "-c", "grep -o ' "+e.dir+"/[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l").Run()
 	exec.Command("ip", "link", "del", fmt.Sprintf("hkb%d", os.Getpid()%10000)).Run()
 	os.RemoveAll(e.dir)
+	// The pods' cgroup parent, empty once the pods are gone, in every hierarchy.
+	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range append(hierarchies, "/sys/fs/cgroup") {
+		os.Remove(filepath.Join(h, "husk-bench-cri"))
+	}
 }
 
 func fileExists(p string) bool {
