@@ -39,8 +39,8 @@ func TestNodeBenchmark(t *testing.T) {
 		t.Fatalf("move containerd into its cpuacct cgroup: %v", err)
 	}
 	t.Cleanup(func() {
-		// Back to the root before the cgroup goes (containerd is stopped by an earlier cleanup,
-		// shims of failed runs may be left).
+		// Back to the root before the cgroup goes: cleanups run last-registered first, so
+		// containerd still runs here (its pid is still its own); it stops next.
 		os.WriteFile(filepath.Join(cpuacct, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
 	})
 	maskDir := t.TempDir()

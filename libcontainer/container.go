@@ -385,13 +385,6 @@ func rootfsOf(s *rspec.Spec, bundle string) string {
 }
 
 // initError turns what the init reported (or its silent death) into a user-facing error.
-// parentError is a failure of what the parent does for the init during the create (hooks, the
-// seccomp agent, a mount source), told apart from the init's own.
-type parentError struct{ err error }
-
-func (e *parentError) Error() string { return e.err.Error() }
-func (e *parentError) Unwrap() error { return e.err }
-
 func initError(id string, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("container %s: init process exited before it was ready", id)
@@ -809,6 +802,11 @@ func sealedBinary() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sealedBinaryAt(initBin)
+}
+
+// sealedBinaryAt is sealedBinary of the husk-init at initBin.
+func sealedBinaryAt(initBin string) (*os.File, error) {
 	st, err := os.Stat(initBin)
 	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("husk-init is not installed in %s, beside husk (install both binaries: make install)", filepath.Dir(initBin))

@@ -250,38 +250,32 @@ func (cr *creation) build() error {
 // error, not the init's.
 func (cr *creation) awaitReady() error {
 	o, c := cr.o, cr.c
-	mine := func(err error) error {
-		if err != nil {
-			return &parentError{err}
-		}
-		return nil
-	}
 	err := cr.sync.WaitReady(initproto.Handlers{
 		Hooks: func() error {
 			hs := c.hookState(Creating)
 			if err := runHooks(o.Monitor, o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
-				return mine(err)
+				return err
 			}
-			return mine(runHooks(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs))
+			return runHooks(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs)
 		},
 		Seccomp: func(bpf []byte) error {
 			// Kept for the exec fast path, which has no libseccomp to compile it again.
 			if err := os.WriteFile(filepath.Join(c.dir, seccompFile), bpf, 0o600); err != nil {
-				return mine(fmt.Errorf("save seccomp filter: %w", err))
+				return fmt.Errorf("save seccomp filter: %w", err)
 			}
 			cacheSeccomp(cr.root, cr.seccompKey, bpf)
 			return nil
 		},
 		SeccompFd: func(fd int) error {
-			return mine(sendSeccompListener(cr.cmd.Pid, fd, o.Spec.Linux.Seccomp, *c.hookState(Creating)))
+			return sendSeccompListener(cr.cmd.Pid, fd, o.Spec.Linux.Seccomp, *c.hookState(Creating))
 		},
 		MountSource: func(index int) error {
-			return mine(sendLateMountSource(o.Monitor, cr.sync, cr.cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cr.cfg.LateMountSources, index))
+			return sendLateMountSource(o.Monitor, cr.sync, cr.cmd.Pid, o.Spec, o.Bundle, c.state.Rootfs, cr.cfg.LateMountSources, index)
 		},
 	})
-	var own *parentError
+	var own *initproto.HandlerError
 	if errors.As(err, &own) {
-		return cr.wrap(own.err)
+		return cr.wrap(own.Err)
 	}
 	if err != nil {
 		return initError(o.ID, err)

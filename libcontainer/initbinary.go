@@ -54,7 +54,7 @@ func (b *InitBinary) acquire() (*sealedView, error) {
 		b.cur.users++
 		return b.cur, nil
 	}
-	f, err := sealedBinary()
+	f, err := sealedBinaryAt(path)
 	if err != nil {
 		return nil, err
 	}

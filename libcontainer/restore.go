@@ -78,13 +78,6 @@ func (c *Container) Spec() (*rspec.Spec, error) {
 	return &s, nil
 }
 
-// Destroy removes a container whose processes are gone (after a checkpoint that did not
-// leave it running): cgroup, systemd unit, poststop hooks, state.
-func (c *Container) Destroy() error {
-	c.killAndWait()
-	return c.destroy()
-}
-
 // RunRestoreHooks runs the prestart and createRuntime hooks for a container being restored,
 // with pid its init's (CRIU's setup-namespaces point, where runc runs them).
 func (c *Container) RunRestoreHooks(pid int) error {

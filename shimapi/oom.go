@@ -18,7 +18,7 @@ import (
 // when the kernel reports an OOM; the counter is also read before an init's exit is published,
 // so TaskOOM always comes first.
 type oomWatch struct {
-	cg          *cgroups.Manager
+	read        func() (invoked, kills uint64, ok bool) // the counters (cgroups.Manager.OOMEvents)
 	counterFile string
 	seen        uint64        // the count last reported; guarded by the service lock
 	latest      atomic.Uint64 // the highest count read, by any goroutine
@@ -35,7 +35,7 @@ func newOOMWatch(cg *cgroups.Manager) *oomWatch {
 	if file == "" || !fileExists(file) {
 		return nil
 	}
-	w := &oomWatch{cg: cg, counterFile: file, v1: v1}
+	w := &oomWatch{read: cg.OOMEvents, counterFile: file, v1: v1}
 	if v1 {
 		w.efd = registerOOMEventfd(filepath.Dir(file))
 	} else {
@@ -94,7 +94,7 @@ func (w *oomWatch) count() uint64 {
 // whether the OOM killer was invoked since the last sample, and whether the counters are
 // still there.
 func (w *oomWatch) sample() (invoked, present bool) {
-	inv, n, ok := w.cg.OOMEvents()
+	inv, n, ok := w.read()
 	if !ok {
 		return false, false
 	}
@@ -112,6 +112,14 @@ func raise(v *atomic.Uint64, n uint64) bool {
 		if v.CompareAndSwap(old, n) {
 			return true
 		}
+	}
+}
+
+// onWake reads the counters when the kernel has signalled, following an OOM killer invocation
+// to its kill on cgroup v2 (awaitKill).
+func (w *oomWatch) onWake() {
+	if invoked, _ := w.sample(); invoked && !w.v1 {
+		w.awaitKill()
 	}
 }
 
@@ -160,9 +168,7 @@ func (s *Service) watchOOM(c *container) {
 			}
 			// Read at once, before waiting for the service lock: the cgroup may not outlive
 			// the wait (see count).
-			if invoked, _ := c.oom.sample(); invoked && !c.oom.v1 {
-				c.oom.awaitKill()
-			}
+			c.oom.onWake()
 			// cgroup v1 signals when the cgroup enters OOM, before the victim is killed and
 			// oom_kill counts it: look again for a moment until the count moves. cgroup v2
 			// signals again when oom_kill changes, and memory.high events must not spin here.

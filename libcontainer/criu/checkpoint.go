@@ -183,7 +183,9 @@ func Checkpoint(c *libcontainer.Container, o Opts) error {
 		return withLog(err, logDir, "dump.log")
 	}
 	if !o.LeaveRunning && !o.PreDump {
-		return c.Destroy()
+		// The dump killed the processes: what is left is the container's cgroup, unit,
+		// poststop hooks and state.
+		return c.ForceDelete()
 	}
 	return nil
 }

@@ -108,7 +108,8 @@ func (c *Conn) WaitNsReady() (int, error) {
 }
 
 // Handlers answer the requests a child may make before it is ready. A nil handler makes its
-// request a protocol error.
+// request a protocol error; a handler's own failure comes back as a *HandlerError, told apart
+// from the child's.
 type Handlers struct {
 	Hooks       func() error           // run the prestart and createRuntime hooks; HooksDone follows
 	Seccomp     func(bpf []byte) error // keep the child's compiled filter
@@ -148,22 +149,35 @@ func (c *Conn) WaitExec(h Handlers) error {
 	}
 }
 
+// HandlerError is the failure of what the parent did for the child (a Handlers function).
+type HandlerError struct{ Err error }
+
+func (e *HandlerError) Error() string { return e.Err.Error() }
+func (e *HandlerError) Unwrap() error { return e.Err }
+
+func handled(err error) error {
+	if err != nil {
+		return &HandlerError{err}
+	}
+	return nil
+}
+
 func (c *Conn) serve(m Msg, h Handlers, step string) error {
 	switch {
 	case m.Type == Hooks && h.Hooks != nil:
 		if err := h.Hooks(); err != nil {
-			return err
+			return handled(err)
 		}
 		return c.Send(Msg{Type: HooksDone})
 	case m.Type == Seccomp && h.Seccomp != nil:
-		return h.Seccomp(m.Data)
+		return handled(h.Seccomp(m.Data))
 	case m.Type == SeccompFd && h.SeccompFd != nil:
 		if err := h.SeccompFd(m.Pid); err != nil {
-			return err
+			return handled(err)
 		}
 		return c.Send(Msg{Type: SeccompFdDone})
 	case m.Type == MountSource && h.MountSource != nil:
-		return h.MountSource(m.Pid)
+		return handled(h.MountSource(m.Pid))
 	}
 	return &StepError{Step: step, Got: m.Type}
 }

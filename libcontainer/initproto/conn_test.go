@@ -127,3 +127,19 @@ func TestBootEncode(t *testing.T) {
 		t.Fatalf("Boot.Encode:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// What a handler fails with is the parent's own error (HandlerError); what the child reports
+// is not.
+func TestHandlerErrorsAreTheParents(t *testing.T) {
+	parent, child := pair(t)
+	go child.Send(Msg{Type: Hooks})
+	err := parent.WaitReady(Handlers{Hooks: func() error { return errors.New("hook #0 failed") }})
+	var he *HandlerError
+	if !errors.As(err, &he) || err.Error() != "hook #0 failed" {
+		t.Fatalf("a failing hook: %v (%T), want a HandlerError with the hook's text", err, err)
+	}
+	go child.Fail(errors.New("mount failed"))
+	if err := parent.WaitReady(Handlers{}); errors.As(err, &he) {
+		t.Fatalf("the child's error came back as the parent's: %v", err)
+	}
+}
