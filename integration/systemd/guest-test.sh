@@ -303,7 +303,9 @@ husk features | jq -e '.annotations["org.opencontainers.runc.checkpoint.enabled"
 	&& ok "husk features: checkpoint enabled" || bad "husk features: checkpoint annotation $(husk features | jq -c .annotations)"
 HC="husk --root /run/husk-ck"
 COUNTER='["sh","-c","i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done"]'
-count() { cat /b/$1/rootfs/tmp/count 2>/dev/null; }
+# The counter rewrites the file every 0.2 s (truncate, then write): a read may land between the
+# two and see it empty, so an empty read is tried again.
+count() { local v; for _ in 1 2 3 4 5; do v=$(cat /b/$1/rootfs/tmp/count 2>/dev/null); [ -n "$v" ] && { echo "$v"; return; }; sleep 0.05; done; }
 # The container's stdio are pipes (criu cannot dump a file of another mount namespace).
 startck() { # id cgroupsPath [global flags]
 	mkbundle /b/$1 "$2" "$COUNTER"
