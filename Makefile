@@ -60,7 +60,8 @@ test: test-deps build lint
 	@mkdir -p build
 	$(GO) test -count=1 -timeout 20m ./specs/... ./libcontainer/... ./shimapi/... ./internal/...
 	HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|SKIP|\.go:[0-9]+:'; \
-		rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || ./.ci/fail-summary build/integration.log; exit $$rc
+		rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || { ./.ci/fail-summary build/integration.log; \
+		[ -z "$$HUSK_FAILURE_LOGS" ] || { mkdir -p "$$HUSK_FAILURE_LOGS" && cp build/integration.log "$$HUSK_FAILURE_LOGS/"; }; }; exit $$rc
 
 # cgroup v2 proper: this host is hybrid, so boot Debian's kernel with cgroup2 only under qemu
 # (software emulation, ~10 s) with husk and busybox in an initramfs.

@@ -80,6 +80,7 @@ func startContainerdWith(t *testing.T, o containerdOpts) *containerd {
 		if t.Failed() {
 			data, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
 			t.Logf("containerd log (tail):\n%s", tail(string(data), 30))
+			keepFailureLog(t, "containerd.log", data)
 		}
 		exec.Command("umount", "-R", filepath.Join(dir, "state")).Run()
 		os.RemoveAll(dir)
@@ -136,6 +137,25 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// keepFailureLog saves a failed test's log under $HUSK_FAILURE_LOGS (CI sets a fixed directory
+// outside its clone: CI's output shows only a few lines of a failure, and the clone goes).
+func keepFailureLog(t *testing.T, name string, data []byte) {
+	dir := os.Getenv("HUSK_FAILURE_LOGS")
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("keep %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-"+name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Logf("keep %s: %v", name, err)
+		return
+	}
+	t.Logf("kept %s", path)
 }
 
 func (c *containerd) ctrOut(args ...string) (string, error) {

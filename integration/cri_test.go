@@ -254,7 +254,10 @@ func (c *criContainerd) output(cmd *exec.Cmd) ([]byte, error) {
 	}
 	summary, stacks := c.shimStacks()
 	// Also printed as is: a test's message may quote the output on one line.
-	fmt.Fprintf(os.Stderr, "    cri_test.go: %q hung for %v; the husk shims' goroutines:\n%s", strings.Join(cmd.Args, " "), crictlDeadline, summary)
+	fmt.Fprintf(os.Stderr, "    cri_test.go:0: HUNG %q for %v; the husk shims' goroutines:\n%s", strings.Join(cmd.Args, " "), crictlDeadline, summary)
+	if ps, err := exec.Command("ps", "-eo", "pid,ppid,stat,wchan:24,args").Output(); err == nil {
+		fmt.Fprintf(os.Stderr, "processes at the hang:\n%s", ps)
+	}
 	cmd.Process.Kill()
 	<-done
 	return []byte(buf.String() + stacks), fmt.Errorf("%q hung for %v and was killed", strings.Join(cmd.Args, " "), crictlDeadline)
@@ -271,6 +274,11 @@ func (c *criContainerd) shimStacks() (summary, dumps string) {
 	pids := c.shimPids()
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGUSR1)
+	}
+	// containerd dumps its own goroutines into its log on SIGUSR1 too: a hang may be its own
+	// (or the runc shim's, whose requests it then waits on).
+	if c.cmd != nil && c.cmd.Process != nil {
+		c.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	time.Sleep(time.Second)
 	data, _ := os.ReadFile(logPath)

@@ -290,6 +290,7 @@ func startKubelet(t *testing.T, bin string) *kubelet {
 		if t.Failed() {
 			data, _ := os.ReadFile(k.log)
 			t.Logf("kubelet log (errors, last 60):\n%s", tail(grepLines(string(data), "E1", "E0", "rror"), 60))
+			keepFailureLog(t, "kubelet.log", data)
 		}
 		unmountUnder(dir)
 		os.RemoveAll(dir)
