@@ -179,7 +179,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseAndValidate$$' -fuzztime $(FUZZTIME) ./specs
 	$(GO) test -run XXX -fuzz '^FuzzParseMountOptions$$' -fuzztime $(FUZZTIME) ./specs
 	$(GO) test -run XXX -fuzz '^FuzzParseProcess$$' -fuzztime $(FUZZTIME) ./specs
-	$(GO) test -run XXX -fuzz '^FuzzCheckNoEscape$$' -fuzztime $(FUZZTIME) ./libcontainer
+	$(GO) test -run XXX -fuzz '^FuzzCheckNoEscape$$' -fuzztime $(FUZZTIME) ./libcontainer/rootfs
 	$(GO) test -run XXX -fuzz '^FuzzCreateRequest$$' -fuzztime $(FUZZTIME) ./shimapi
 
 lint:

@@ -32,15 +32,3 @@ func BenchmarkSyncConfig(b *testing.B) {
 		}
 	}
 }
-
-// BenchmarkCheckNoEscape runs once per mount destination on every create.
-func BenchmarkCheckNoEscape(b *testing.B) {
-	root := b.TempDir()
-	os.MkdirAll(root+"/dev/pts", 0o755)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if err := checkNoEscape(root, "/dev/pts"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

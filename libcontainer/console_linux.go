@@ -68,7 +68,7 @@ func mountConsole(slave int) error {
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil // already a device or mount (exec): leave it
 	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", slave), procFd(f), "", unix.MS_BIND, ""); err != nil {
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", slave), fmt.Sprintf("/proc/self/fd/%d", f.Fd()), "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("console: bind /dev/console: %w", err)
 	}
 	return nil

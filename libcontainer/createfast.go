@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/initproto"
+	"github.com/husk-runtime/husk/libcontainer/rootfs"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -35,7 +36,7 @@ import (
 //  2. husk takes that context with pidfd_getfd, and on a locked thread that unshared its fs
 //     attributes (which setns into a mount namespace requires, and which keeps the thread's root
 //     and working directory its own) and joined the init's namespaces (startLocked) runs
-//     buildContainer, the same code the Go init runs; the thread dies with the goroutine;
+//     rootfs.Build, the same code the Go init runs; the thread dies with the goroutine;
 //  3. husk sends the process as for the exec fast path, plus the exec fifo: the constructor
 //     sets it up (execfast.c), says Ready, waits for start and execs.
 //
@@ -210,10 +211,8 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq []byte, procReq *initproto.Exec
 		if err != nil {
 			return nil, nil
 		}
-		for flag := opts.Flags; flag != 0; flag &= flag - 1 {
-			if _, ok := mountAttrs[flag&-flag]; !ok {
-				return nil, nil
-			}
+		if !rootfs.FlagsMountableFromContext(opts.Flags) {
+			return nil, nil
 		}
 		if procs++; procs > 1 {
 			return nil, nil
@@ -282,7 +281,7 @@ func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *in
 	if err != nil {
 		return err
 	}
-	b := &rootfsBuild{cfg: cfg, site: buildSite{initPid: pid}}
+	site := rootfs.Site{InitPid: pid}
 	if procFd >= 0 {
 		pidfd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
@@ -293,14 +292,14 @@ func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *in
 		if err != nil {
 			return fmt.Errorf("procfs context of init: %w", err)
 		}
-		b.site.procCtx = os.NewFile(uintptr(fd), "procfs-context")
-		defer b.site.procCtx.Close()
+		site.ProcCtx = os.NewFile(uintptr(fd), "procfs-context")
+		defer site.ProcCtx.Close()
 	}
 	nsfds, err := joinedNamespaces(pid, cfg.Spec.Linux.Namespaces)
 	if err != nil {
 		return err
 	}
-	err = startLocked(nsfds, func() error { return buildContainer(b, nil) })
+	err = startLocked(nsfds, func() error { return rootfs.Build(cfg.rootfsConfig(nil), site, nil) })
 	for _, f := range nsfds {
 		f.Close()
 	}
@@ -324,7 +323,7 @@ func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *in
 func joinedNamespaces(pid int, namespaces []rspec.LinuxNamespace) ([]*os.File, error) {
 	var files []*os.File
 	for _, t := range []rspec.LinuxNamespaceType{rspec.IPCNamespace, rspec.UTSNamespace, rspec.NetworkNamespace, rspec.CgroupNamespace, rspec.MountNamespace} {
-		if !hasNamespace(namespaces, t) {
+		if !specs.HasNamespace(namespaces, t) {
 			continue
 		}
 		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + nsProcName[t])

@@ -16,6 +16,7 @@ import (
 	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/internal/idmap"
 	"github.com/husk-runtime/husk/libcontainer/initproto"
+	"github.com/husk-runtime/husk/libcontainer/rootfs"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -33,8 +34,8 @@ import (
 // init makes first (runc 1.5's mount-order tests bind a tree of container mounts onto another
 // place), so the init asks for it when it gets there (initproto.MountSource, lateMountSource), and
 // the clone is made in its mount namespace, as runc does for every source.
-func detachedMounts(mon children.Monitor, s *rspec.Spec, bundle, rootfs string) (out map[string]*os.File, late []int, err error) {
-	userns := hasNamespace(s.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
+func detachedMounts(mon children.Monitor, s *rspec.Spec, bundle, rootfsDir string) (out map[string]*os.File, late []int, err error) {
+	userns := specs.HasNamespace(s.Linux.Namespaces, rspec.UserNamespace) // new, or joined (a pod's)
 	if !userns && !hasIDMappedMount(s) {
 		return nil, nil, nil // the common container: nothing to clone
 	}
@@ -45,7 +46,7 @@ func detachedMounts(mon children.Monitor, s *rspec.Spec, bundle, rootfs string) 
 		}
 		return nil, nil, err
 	}
-	rootfs = filepath.Clean(rootfs)
+	rootfsDir = filepath.Clean(rootfsDir)
 	for i, m := range s.Mounts {
 		if !specs.IsBind(m) {
 			continue
@@ -58,7 +59,7 @@ func detachedMounts(mon children.Monitor, s *rspec.Spec, bundle, rootfs string) 
 		if !userns && !idmapped {
 			continue
 		}
-		if src := mountSourcePath(m, bundle); src == rootfs || strings.HasPrefix(src, rootfs+"/") {
+		if src := mountSourcePath(m, bundle); src == rootfsDir || strings.HasPrefix(src, rootfsDir+"/") {
 			late = append(late, i)
 			continue
 		}
@@ -86,7 +87,7 @@ func mountSourcePath(m rspec.Mount, bundle string) string {
 // as the calling thread's mount namespace sees it, idmapped where the mount asks for it. With a
 // rootfs, the source lies inside it and resolves inside it: a symlink of the image cannot make
 // it name a host path.
-func cloneMountSource(mon children.Monitor, s *rspec.Spec, bundle, rootfs string, i int) (*os.File, error) {
+func cloneMountSource(mon children.Monitor, s *rspec.Spec, bundle, rootfsDir string, i int) (*os.File, error) {
 	m := s.Mounts[i]
 	opts, err := specs.ParseMountOptions(m.Options)
 	if err != nil {
@@ -97,8 +98,8 @@ func cloneMountSource(mon children.Monitor, s *rspec.Spec, bundle, rootfs string
 	if opts.Recursive {
 		flags |= unix.AT_RECURSIVE
 	}
-	if rootfs != "" {
-		in, err := openSourceInRootfs(rootfs, src)
+	if rootfsDir != "" {
+		in, err := rootfs.OpenSource(rootfsDir, src)
 		if err != nil {
 			return nil, fmt.Errorf("mounts[%d] (%q): source %q: %w", i, m.Destination, m.Source, err)
 		}
@@ -125,7 +126,7 @@ func cloneMountSource(mon children.Monitor, s *rspec.Spec, bundle, rootfs string
 // on a thread that joined the init's mount namespace (before pivot_root its paths are the
 // host's, with the container's mounts made so far), and sent with MountSourceFd. A failure
 // goes back in the message, for the init to report.
-func sendLateMountSource(mon children.Monitor, pipe *initproto.Conn, initPid int, s *rspec.Spec, bundle, rootfs string, late []int, index int) error {
+func sendLateMountSource(mon children.Monitor, pipe *initproto.Conn, initPid int, s *rspec.Spec, bundle, rootfsDir string, late []int, index int) error {
 	if !slices.Contains(late, index) {
 		return fmt.Errorf("protocol error: the init asked for the source of mounts[%d]", index)
 	}
@@ -137,7 +138,7 @@ func sendLateMountSource(mon children.Monitor, pipe *initproto.Conn, initPid int
 	var tree *os.File
 	err = startLocked([]*os.File{mntns}, func() error {
 		var err error
-		tree, err = cloneMountSource(mon, s, bundle, rootfs, index)
+		tree, err = cloneMountSource(mon, s, bundle, rootfsDir, index)
 		return err
 	})
 	if err != nil {

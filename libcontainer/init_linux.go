@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/initproto"
+	"github.com/husk-runtime/husk/libcontainer/procfs"
+	"github.com/husk-runtime/husk/libcontainer/rootfs"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -122,72 +124,13 @@ func decodeSpec(cfg *initConfig) error {
 	return nil
 }
 
-func hasNamespace(namespaces []rspec.LinuxNamespace, t rspec.LinuxNamespaceType) bool {
-	for _, ns := range namespaces {
-		if ns.Type == t {
-			return true
-		}
-	}
-	return false
-}
-
-func hasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
-	for _, ns := range s.Linux.Namespaces {
-		if ns.Type == t && ns.Path == "" {
-			return true
-		}
-	}
-	return false
-}
-
-// buildContainer sets up everything of a new container but its process, from inside its
-// namespaces: the loopback interface, the rootfs and the spec's mounts, hostname, sysctls, the
-// protected paths, and last the switch of root. The Go init runs it for itself; husk create
-// runs it on a thread joined to the init's namespaces when the init is the C one (createfast).
-// afterMounts runs between the spec's mounts and the rest: the runtime and createContainer hooks.
-func buildContainer(b *rootfsBuild, afterMounts func() error) error {
-	spec := b.cfg.Spec
-	if hasNewNamespace(spec, rspec.NetworkNamespace) {
-		if err := loopbackUp(); err != nil {
-			return err
-		}
-	}
-	if err := prepareRootfs(b); err != nil {
-		return err
-	}
-	if afterMounts != nil {
-		if err := afterMounts(); err != nil {
-			return err
-		}
-	}
-	if spec.Hostname != "" {
-		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return fmt.Errorf("sethostname: %w", err)
-		}
-	}
-	if spec.Domainname != "" {
-		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
-			return fmt.Errorf("setdomainname: %w", err)
-		}
-	}
-	for k, v := range spec.Linux.Sysctl {
-		if err := writeProcSys(k, v); err != nil {
-			return err
-		}
-	}
-	if err := protectRootfs(b); err != nil {
-		return err
-	}
-	return finishRootfs(b)
-}
-
 func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 	spec := cfg.Spec
 	if err := enterOwnNamespaces(cfg); err != nil {
 		return err
 	}
 	sc := &initSeccomp{}
-	err := buildContainer(&rootfsBuild{cfg: cfg, pipe: pipe}, func() error {
+	err := rootfs.Build(cfg.rootfsConfig(pipe), rootfs.Site{}, func() error {
 		if cfg.HasRuntimeHooks {
 			if err := pipe.RunHooks(); err != nil {
 				return err
@@ -253,12 +196,12 @@ func initContainer(pipe *initproto.Conn, cfg *initConfig) error {
 // container's session keyring.
 func enterOwnNamespaces(cfg *initConfig) error {
 	spec := cfg.Spec
-	if hasNewNamespace(spec, rspec.CgroupNamespace) {
+	if specs.HasNewNamespace(spec, rspec.CgroupNamespace) {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("new cgroup namespace: %w", err)
 		}
 	}
-	if hasNewNamespace(spec, rspec.TimeNamespace) {
+	if specs.HasNewNamespace(spec, rspec.TimeNamespace) {
 		if err := setupTimeNamespace(spec.Linux.TimeOffsets); err != nil {
 			return err
 		}
@@ -436,7 +379,7 @@ func setupTimeNamespace(offsets map[string]rspec.LinuxTimeOffset) error {
 		fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
 	if b.Len() > 0 {
-		if err := writeProcFile("self/timens_offsets", b.String()); err != nil {
+		if err := procfs.WriteFile("self/timens_offsets", b.String()); err != nil {
 			return err
 		}
 	}

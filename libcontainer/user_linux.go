@@ -11,6 +11,8 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/libcontainer/procfs"
+	"github.com/husk-runtime/husk/libcontainer/rootfs"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -133,8 +135,8 @@ func applyLabels(p *rspec.Process) error {
 		if strings.TrimSpace(string(b)) != "Y" {
 			return fmt.Errorf("process.apparmorProfile %q: AppArmor is not enabled on this host", p.ApparmorProfile)
 		}
-		if err := writeProcFile("thread-self/attr/apparmor/exec", "exec "+p.ApparmorProfile); err != nil {
-			if err2 := writeProcFile("thread-self/attr/exec", "exec "+p.ApparmorProfile); err2 != nil {
+		if err := procfs.WriteFile("thread-self/attr/apparmor/exec", "exec "+p.ApparmorProfile); err != nil {
+			if err2 := procfs.WriteFile("thread-self/attr/exec", "exec "+p.ApparmorProfile); err2 != nil {
 				return fmt.Errorf("apply AppArmor profile %q: %w", p.ApparmorProfile, err)
 			}
 		}
@@ -143,9 +145,38 @@ func applyLabels(p *rspec.Process) error {
 		if !specs.SELinuxEnabled() {
 			return fmt.Errorf("process.selinuxLabel %q: SELinux is not enabled on this host", p.SelinuxLabel)
 		}
-		if err := writeProcFile("thread-self/attr/exec", p.SelinuxLabel); err != nil {
+		if err := procfs.WriteFile("thread-self/attr/exec", p.SelinuxLabel); err != nil {
 			return fmt.Errorf("apply SELinux label %q: %w", p.SelinuxLabel, err)
 		}
 	}
 	return nil
+}
+
+// containerHome is passwdHome for the container pid runs in, read from its root with in-root
+// resolution (the image's symlinks never leave it) and bounded: husk reads it from the host.
+func containerHome(pid int, uid uint32) string {
+	root, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "/"
+	}
+	defer root.Close()
+	return homeInRoot(root, uid)
+}
+
+// homeInRoot reads /etc/passwd below root; "/" when it is missing or not a regular file.
+func homeInRoot(root *os.File, uid uint32) string {
+	p, err := rootfs.OpenInRoot(root, "/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	defer p.Close()
+	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(p.Fd())), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "/"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "/"
+	}
+	return passwdHome(f, uid)
 }

@@ -234,3 +234,24 @@ func UnraisableAmbient(caps *rspec.LinuxCapabilities) []string {
 
 // AllCapabilities returns every capability name husk knows, for `features`.
 func AllCapabilities() []string { return append([]string(nil), capNames...) }
+
+// HasNamespace reports whether the namespaces list one of type t, new or joined by path.
+func HasNamespace(namespaces []rspec.LinuxNamespace, t rspec.LinuxNamespaceType) bool {
+	for _, ns := range namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// HasNewNamespace reports whether the container gets a new namespace of type t (one listed
+// without a path).
+func HasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}

@@ -360,7 +360,7 @@ func readDescriptors(dir string) ([]string, error) {
 
 // cgroupBindsV1 lists the cgroup mounts a container without a cgroup namespace has on a v1 or
 // hybrid host: binds of its cgroup's directory in each hierarchy, under dest (as husk mounts
-// them, rootfs_linux.go), keyed by mount point, with their host directories for a process in
+// them, libcontainer/rootfs), keyed by mount point, with their host directories for a process in
 // that cgroup (pid). CRIU takes them as external mounts.
 func cgroupBindsV1(dest string, pid int) (map[string]string, error) {
 	own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))

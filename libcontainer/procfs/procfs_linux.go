@@ -1,4 +1,6 @@
-package libcontainer
+// Package procfs writes to /proc safely from a container's side: through a private procfs
+// instance where the kernel allows one, and never onto another filesystem.
+package procfs
 
 import (
 	"errors"
@@ -10,9 +12,9 @@ import (
 	"github.com/husk-runtime/husk/specs"
 )
 
-// verifyProcfs checks that the container's /proc is a real procfs, not a directory or a FUSE
+// Verify checks that the container's /proc is a real procfs, not a directory or a FUSE
 // mount an image put there to catch husk's writes (CVE-2019-16884, CVE-2023-27561).
-func verifyProcfs() error {
+func Verify() error {
 	var sfs unix.Statfs_t
 	if err := unix.Statfs("/proc", &sfs); err != nil {
 		return fmt.Errorf("/proc: %w", err)
@@ -23,11 +25,11 @@ func verifyProcfs() error {
 	return nil
 }
 
-// writeProcFile writes value to /proc/<rel> through a private procfs instance that nothing in
+// WriteFile writes value to /proc/<rel> through a private procfs instance that nothing in
 // the container can mount over or redirect (CVE-2025-52881); where the kernel refuses one, through
 // the container's /proc. Either way the opened file must live on procfs, so an overmount or a
 // symlink cannot turn the write onto another filesystem (CVE-2019-16884).
-func writeProcFile(rel, value string) error {
+func WriteFile(rel, value string) error {
 	fd, err := openPrivateProc(rel)
 	if err != nil {
 		fd, err = unix.Open("/proc/"+rel, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
@@ -66,31 +68,10 @@ func openPrivateProc(rel string) (int, error) {
 	return unix.Openat(root, rel, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 }
 
-// writeProcSys sets a sysctl ("net.ipv4.ip_forward") through /proc/sys.
-func writeProcSys(key, value string) error {
-	if err := writeProcFile("sys/"+specs.SysctlPath(key), value); err != nil {
+// WriteSysctl sets a sysctl ("net.ipv4.ip_forward") through /proc/sys.
+func WriteSysctl(key, value string) error {
+	if err := WriteFile("sys/"+specs.SysctlPath(key), value); err != nil {
 		return fmt.Errorf("sysctl %s: %w", key, err)
-	}
-	return nil
-}
-
-// loopbackUp brings up lo in a new network namespace, as runc does.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("loopback: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
 }
