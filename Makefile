@@ -23,7 +23,7 @@ build: build-deps
 	# husk-init, the container's first process, needs cgo (setns before the Go runtime starts,
 	# libseccomp); it links libseccomp and glibc statically (no dynamic loading at each start),
 	# with osusergo/netgo keeping NSS out of static glibc.
-	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD),osusergo,netgo,huskinit -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD),osusergo,netgo -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
 	# husk's checkpoint and restore: this command line with the criu tag (CRIU's RPC protocol
 	# and protobuf), exec'd by husk for those two commands only.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD),criu -ldflags '$(LDFLAGS)' -o bin/husk-criu ./cmd/runtime

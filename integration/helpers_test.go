@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 		huskBin = filepath.Join(dir, "husk")
 		for _, args := range [][]string{
 			{"build", "-o", huskBin, "../cmd/runtime"},
-			{"build", "-tags", "huskinit", "-o", filepath.Join(dir, "husk-init"), "../cmd/husk-init"},
+			{"build", "-o", filepath.Join(dir, "husk-init"), "../cmd/husk-init"},
 			{"build", "-tags", "criu", "-o", filepath.Join(dir, "husk-criu"), "../cmd/runtime"},
 			{"build", "-o", filepath.Join(dir, "husk-systemd"), "../cmd/husk-systemd"},
 		} {

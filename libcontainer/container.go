@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 // Package libcontainer is husk's container engine: the create/start/exec/kill/delete state
 // machine on the parent side, and the init process that prepares the container from inside.
 package libcontainer
@@ -24,6 +22,7 @@ import (
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/cgroups/systemd"
 	"github.com/husk-runtime/husk/libcontainer/exeseal"
+	"github.com/husk-runtime/husk/libcontainer/hooks"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -454,7 +453,7 @@ func (c *Container) Start() error {
 		// As runc (1.0 to 1.5), not as the spec's "log a warning and go on" (crun's way): the
 		// first failing poststart hook fails start and the container is killed, so a caller
 		// never gets a running container whose start-up step failed; the later hooks do not run.
-		if err := runHooks(c.Monitor, h.Poststart, "poststart", c.hookState(Running)); err != nil {
+		if err := hooks.Run(c.Monitor, h.Poststart, "poststart", c.hookState(Running)); err != nil {
 			if kerr := c.Signal(unix.SIGKILL); kerr != nil && !errors.Is(kerr, ErrNotRunning) {
 				c.warn(fmt.Sprintf("poststart hook failed and the container could not be killed: %v", kerr))
 			}
@@ -687,7 +686,7 @@ func (c *Container) destroy() error {
 		return fmt.Errorf("container %s: delete: %w", c.state.ID, err)
 	}
 	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 {
-		runHooksWarn(c.Monitor, h.Poststop, "poststop", c.hookState(Stopped), c.warn)
+		hooks.RunWarn(c.Monitor, h.Poststop, "poststop", c.hookState(Stopped), c.warn)
 	}
 	if err := unbindSharedRootfs(c.state.Rootfs, c.state.SharedRootfsMount); err != nil {
 		errs = append(errs, err.Error())

@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (
@@ -13,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
+	"github.com/husk-runtime/husk/libcontainer/hooks"
 	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/specs"
 )
@@ -28,7 +27,7 @@ type creation struct {
 	cg          *cgroups.Manager      // the container's cgroup, without its device rules yet
 	deviceRules *rspec.LinuxResources // applied once the rootfs is built
 	p           *initProcess          // the child to start, with its plan (setup)
-	cfg         *initConfig           // what the Go init gets (and the fast path builds from)
+	cfg         *initproto.InitConfig // what the Go init gets (and the fast path builds from)
 	bpf         []byte                // the profile's compiled seccomp program, if cached
 	seccompKey  []byte                // its cache key
 	cmd         *Process              // the init, once spawned
@@ -142,7 +141,7 @@ func (cr *creation) plan() error {
 		oomScoreAdj: o.Spec.Process.OOMScoreAdj, monitor: o.Monitor, initBinary: o.InitBinary,
 	}
 	if sc := o.Spec.Linux.Seccomp; sc != nil {
-		flags, _ := specs.SeccompFlags(sc.Flags, hasNotify(sc)) // validated at load
+		flags, _ := specs.SeccompFlags(sc.Flags, specs.HasNotify(sc)) // validated at load
 		debugf(o.Debug, "seccomp filter flags: %d", flags)
 		// The Go init's program is cached even with --no-fast-path, for the next create.
 		cr.seccompKey = seccompCacheKey(sc)
@@ -153,11 +152,11 @@ func (cr *creation) plan() error {
 	if nsReq, procReq := fastCreate(o, cr.bpf); nsReq != nil {
 		cr.p.setup = fastCreateSetup{nsReq: nsReq, proc: procReq}
 	}
-	cr.cfg = &initConfig{InitConfig: initproto.InitConfig{
+	cr.cfg = &initproto.InitConfig{
 		Mode: initproto.ModeCreate, ID: o.ID, RawSpec: c.state.Config, ExtraEnv: o.ExtraEnv, Rootfs: c.state.Rootfs,
 		Bundle: o.Bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		HasRuntimeHooks: o.Spec.Hooks != nil && (len(o.Spec.Hooks.Prestart) > 0 || len(o.Spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
-	}}
+	}
 	cr.p.mountSources, cr.cfg.LateMountSources, err = detachedMounts(o.Monitor, o.Spec, o.Bundle, c.state.Rootfs)
 	for _, f := range cr.p.mountSources {
 		cr.closers = append(cr.closers, f)
@@ -238,8 +237,7 @@ func (cr *creation) build() error {
 			return cr.wrap(fmt.Errorf("save seccomp filter: %w", err))
 		}
 	}
-	cr.cfg.Spec = cr.o.Spec
-	if err := buildFromParent(cr.cmd.Pid, cr.sync, cr.cfg, fast.proc); err != nil {
+	if err := buildFromParent(cr.cmd.Pid, cr.sync, cr.cfg, cr.o.Spec, fast.proc); err != nil {
 		return initError(cr.o.ID, err)
 	}
 	return nil
@@ -253,10 +251,10 @@ func (cr *creation) awaitReady() error {
 	err := cr.sync.WaitReady(initproto.Handlers{
 		Hooks: func() error {
 			hs := c.hookState(Creating)
-			if err := runHooks(o.Monitor, o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
+			if err := hooks.Run(o.Monitor, o.Spec.Hooks.Prestart, "prestart", hs); err != nil { //nolint:staticcheck
 				return err
 			}
-			return runHooks(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs)
+			return hooks.Run(o.Monitor, o.Spec.Hooks.CreateRuntime, "createRuntime", hs)
 		},
 		Seccomp: func(bpf []byte) error {
 			// Kept for the exec fast path, which has no libseccomp to compile it again.

@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/initproto"
+	"github.com/husk-runtime/husk/libcontainer/procenv"
 	"github.com/husk-runtime/husk/libcontainer/rootfs"
 	"github.com/husk-runtime/husk/specs"
 )
@@ -164,7 +163,7 @@ func fastCreate(o CreateOpts, bpf []byte) (nsReq []byte, procReq *initproto.Exec
 	if o.SlowPath || o.NoPivot || s.Process == nil || s.Linux == nil || (s.Linux.Seccomp != nil && bpf == nil) || !kernelAtLeast(5, 6) {
 		return nil, nil
 	}
-	if s.Linux.Personality != nil || s.Linux.MemoryPolicy != nil || hasNotify(s.Linux.Seccomp) || hasIDMappedMount(s) {
+	if s.Linux.Personality != nil || s.Linux.MemoryPolicy != nil || specs.HasNotify(s.Linux.Seccomp) || hasIDMappedMount(s) {
 		return nil, nil // applied by the Go init (procattrs_linux.go, seccomp listeners)
 	}
 	if chrootedOnce() {
@@ -276,7 +275,7 @@ func kernelAtLeast(major, minor int) bool {
 
 // buildFromParent is steps 2 and 3: cfg is the create's config, with the whole spec; procReq
 // is fastCreate's process request.
-func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *initproto.ExecRequest) error {
+func buildFromParent(pid int, pipe *initproto.Conn, cfg *initproto.InitConfig, spec *rspec.Spec, procReq *initproto.ExecRequest) error {
 	procFd, err := pipe.WaitNsReady()
 	if err != nil {
 		return err
@@ -295,11 +294,11 @@ func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *in
 		site.ProcCtx = os.NewFile(uintptr(fd), "procfs-context")
 		defer site.ProcCtx.Close()
 	}
-	nsfds, err := joinedNamespaces(pid, cfg.Spec.Linux.Namespaces)
+	nsfds, err := joinedNamespaces(pid, spec.Linux.Namespaces)
 	if err != nil {
 		return err
 	}
-	err = startLocked(nsfds, func() error { return rootfs.Build(cfg.rootfsConfig(nil), site, nil) })
+	err = startLocked(nsfds, func() error { return rootfs.Build(rootfs.ConfigFrom(cfg, spec, nil), site, nil) })
 	for _, f := range nsfds {
 		f.Close()
 	}
@@ -309,8 +308,8 @@ func buildFromParent(pid int, pipe *initproto.Conn, cfg *initConfig, procReq *in
 	// The create's own: a session of its own, and after the process is set up, Ready and the
 	// exec fifo. (fastCreate left room for HOME.)
 	procReq.Setsid, procReq.Fifo = true, cfg.FifoFd
-	if p := cfg.Spec.Process; !hasHome(p.Env) && !hasHome(cfg.ExtraEnv) {
-		procReq.Env = append(procReq.Env, "HOME="+containerHome(pid, p.User.UID))
+	if p := spec.Process; !procenv.HasHome(p.Env) && !procenv.HasHome(cfg.ExtraEnv) {
+		procReq.Env = append(procReq.Env, "HOME="+procenv.ContainerHome(pid, p.User.UID))
 	}
 	if err := pipe.SendRequest(procReq.Encode()); err != nil {
 		return fmt.Errorf("send process to init: %w", err)

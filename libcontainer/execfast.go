@@ -1,11 +1,10 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/husk-runtime/husk/libcontainer/initproto"
+	"github.com/husk-runtime/husk/libcontainer/procenv"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -23,10 +22,10 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, seccompFlags uintptr, pre
 	if caps == nil {
 		caps = &rspec.LinuxCapabilities{}
 	}
-	last := lastCap()
+	last := specs.LastCap()
 	var masks [4]uint64
 	for i, names := range [][]string{caps.Bounding, caps.Effective, caps.Permitted, caps.Inheritable} {
-		m, err := capMask(names, last)
+		m, err := specs.CapMask(names, last)
 		if err != nil {
 			return nil
 		}
@@ -36,7 +35,7 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, seccompFlags uintptr, pre
 		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: p.User.Umask,
 		Bounding: masks[0], Effective: masks[1], Permitted: masks[2], Inheritable: masks[3],
 		LastCap: last, NoNewPrivs: p.NoNewPrivileges, Cwd: p.Cwd, Preserve: preserveFds,
-		Args: p.Args, Env: processEnv(p.Env, preserveFds, home),
+		Args: p.Args, Env: procenv.ProcessEnv(p.Env, preserveFds, home),
 	}
 	for _, name := range caps.Ambient {
 		if c, ok := specs.Capability(name); ok { // unknown: warned about, granted nothing, as in the Go init
@@ -61,4 +60,10 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, seccompFlags uintptr, pre
 		return nil // beyond the constructor's tables, or a NUL byte: the Go init says why
 	}
 	return r
+}
+
+// needsGoInit reports process attributes only the Go init applies: the fast paths hand such a
+// process over to it.
+func needsGoInit(p *rspec.Process) bool {
+	return p.Scheduler != nil || p.IOPriority != nil
 }

@@ -7,17 +7,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/husk-runtime/husk/libcontainer/procenv"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestProcessEnvMatchesGoInit(t *testing.T) {
-	got := processEnv([]string{"A=1", "B=2", "A=3", "NOEQ", "=x", "LISTEN_FDS=2"}, 2, "/")
+	got := procenv.ProcessEnv([]string{"A=1", "B=2", "A=3", "NOEQ", "=x", "LISTEN_FDS=2"}, 2, "/")
 	want := []string{"A=3", "B=2", "LISTEN_FDS=2", "HOME=/", "LISTEN_PID=1"}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("processEnv = %q, want %q", got, want)
+		t.Fatalf("ProcessEnv = %q, want %q", got, want)
 	}
-	if got := processEnv([]string{"HOME=/root", "LISTEN_FDS=1"}, 0, "/"); !reflect.DeepEqual(got, []string{"HOME=/root", "LISTEN_FDS=1"}) {
-		t.Fatalf("processEnv without preserved fds = %q", got)
+	if got := procenv.ProcessEnv([]string{"HOME=/root", "LISTEN_FDS=1"}, 0, "/"); !reflect.DeepEqual(got, []string{"HOME=/root", "LISTEN_FDS=1"}) {
+		t.Fatalf("ProcessEnv without preserved fds = %q", got)
 	}
 }
 

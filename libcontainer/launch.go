@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (
@@ -22,14 +20,14 @@ import (
 // from its Config, or husk-init's constructor from a request) and what it is sent.
 type setup interface {
 	path() initproto.Path
-	send(pipe *initproto.Conn, cfg *initConfig) error
+	send(pipe *initproto.Conn, cfg *initproto.InitConfig) error
 }
 
 // goInitSetup: the Go init, from the InitConfig.
 type goInitSetup struct{}
 
 func (goInitSetup) path() initproto.Path { return initproto.PathGoInit }
-func (goInitSetup) send(pipe *initproto.Conn, cfg *initConfig) error {
+func (goInitSetup) send(pipe *initproto.Conn, cfg *initproto.InitConfig) error {
 	return pipe.SendConfig(cfg)
 }
 
@@ -37,7 +35,7 @@ func (goInitSetup) send(pipe *initproto.Conn, cfg *initConfig) error {
 type fastExecSetup struct{ req []byte }
 
 func (fastExecSetup) path() initproto.Path { return initproto.PathExecFast }
-func (s fastExecSetup) send(pipe *initproto.Conn, _ *initConfig) error {
+func (s fastExecSetup) send(pipe *initproto.Conn, _ *initproto.InitConfig) error {
 	return pipe.SendRequest(s.req)
 }
 
@@ -49,7 +47,7 @@ type fastCreateSetup struct {
 }
 
 func (fastCreateSetup) path() initproto.Path { return initproto.PathCreateFast }
-func (s fastCreateSetup) send(pipe *initproto.Conn, _ *initConfig) error {
+func (s fastCreateSetup) send(pipe *initproto.Conn, _ *initproto.InitConfig) error {
 	return pipe.SendRequest(s.nsReq)
 }
 
@@ -58,7 +56,7 @@ func (s fastCreateSetup) send(pipe *initproto.Conn, _ *initConfig) error {
 // sent (initProcess.start).
 type launch struct {
 	p        *initProcess
-	cfg      *initConfig
+	cfg      *initproto.InitConfig
 	files    []uintptr  // the child's fds, by number
 	parent   *os.File   // our end of the sync socket
 	child    *os.File   // its end, closed once it has its own
@@ -82,7 +80,7 @@ func (l *launch) close() {
 
 // start launches `husk init` from the sealed binary, places it in cg before it does anything,
 // and sends it what its setup needs. The returned pipe carries the rest of the conversation.
-func (p *initProcess) start(cfg *initConfig, cg *cgroups.Manager) (*Process, *initproto.Conn, error) {
+func (p *initProcess) start(cfg *initproto.InitConfig, cg *cgroups.Manager) (*Process, *initproto.Conn, error) {
 	// What husk inherited without close-on-exec (its caller's fds) must not reach the init,
 	// even for the moment before the init's own exec (CVE-2024-21626; runc does the same): the
 	// fds handed over on purpose are dup'd into place by the child, which clears the flag.

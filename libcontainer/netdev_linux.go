@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (

@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (
@@ -17,6 +15,7 @@ import (
 
 	"github.com/husk-runtime/husk/internal/children"
 	"github.com/husk-runtime/husk/libcontainer/initproto"
+	"github.com/husk-runtime/husk/libcontainer/procenv"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -344,8 +343,8 @@ func (c *Container) planExec(o ExecOpts, v *execView, console *os.File) setup {
 		}
 	}
 	home := ""
-	if !hasHome(o.Process.Env) {
-		home = containerHome(c.state.InitPid, o.Process.User.UID)
+	if !procenv.HasHome(o.Process.Env) {
+		home = procenv.ContainerHome(c.state.InitPid, o.Process.User.UID)
 	}
 	flags := rawSeccompFlags(v.Linux.Seccomp)
 	if hasSeccomp {
@@ -359,7 +358,7 @@ func (c *Container) planExec(o ExecOpts, v *execView, console *os.File) setup {
 
 // execConfig is the Go init's config for an exec: the process, and of the spec only what an
 // exec'd process needs.
-func execConfig(id string, process *rspec.Process, v *execView) (*initConfig, error) {
+func execConfig(id string, process *rspec.Process, v *execView) (*initproto.InitConfig, error) {
 	linux := map[string]json.RawMessage{}
 	for key, val := range map[string]json.RawMessage{"seccomp": v.Linux.Seccomp, "personality": v.Linux.Personality, "memoryPolicy": v.Linux.MemoryPolicy} {
 		if len(val) > 0 && string(val) != "null" {
@@ -370,7 +369,7 @@ func execConfig(id string, process *rspec.Process, v *execView) (*initConfig, er
 	if err != nil {
 		return nil, err
 	}
-	return &initConfig{InitConfig: initproto.InitConfig{Mode: initproto.ModeExec, ID: id, RawSpec: spec, Process: process, NoNewKeyring: true}}, nil
+	return &initproto.InitConfig{Mode: initproto.ModeExec, ID: id, RawSpec: spec, Process: process, NoNewKeyring: true}, nil
 }
 
 func sameNamespace(a, b string) bool {

@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (
@@ -10,6 +8,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
+	"github.com/husk-runtime/husk/libcontainer/hooks"
 )
 
 // RestoreFunc brings a checkpointed container's processes back (CRIU, package criu): it gets
@@ -87,8 +86,8 @@ func (c *Container) RunRestoreHooks(pid int) error {
 	}
 	st := c.hookState(Creating)
 	st.Pid = pid
-	if err := runHooks(c.Monitor, h.Prestart, "prestart", st); err != nil { //nolint:staticcheck // prestart is deprecated but still honoured
+	if err := hooks.Run(c.Monitor, h.Prestart, "prestart", st); err != nil { //nolint:staticcheck // prestart is deprecated but still honoured
 		return err
 	}
-	return runHooks(c.Monitor, h.CreateRuntime, "createRuntime", st)
+	return hooks.Run(c.Monitor, h.CreateRuntime, "createRuntime", st)
 }

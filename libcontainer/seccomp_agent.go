@@ -1,5 +1,3 @@
-//go:build !huskinit
-
 package libcontainer
 
 import (
@@ -52,10 +50,10 @@ func sendSeccompListener(pid, fdInChild int, seccomp *rspec.LinuxSeccomp, state 
 	return nil
 }
 
-// rawHasNotify is hasNotify for the seccomp JSON kept in the state. Every exec asks, and a
+// rawHasNotify is specs.HasNotify for the seccomp JSON kept in the state. Every exec asks, and a
 // node's RuntimeDefault profile is hundreds of names: decode it only if the action is named.
 func rawHasNotify(raw json.RawMessage) bool {
-	return bytes.Contains(raw, []byte(rspec.ActNotify)) && hasNotify(seccompOfSpec(raw))
+	return bytes.Contains(raw, []byte(rspec.ActNotify)) && specs.HasNotify(seccompOfSpec(raw))
 }
 
 // rawSeccompFlags is the seccomp(2) flags of the seccomp JSON kept in the state: only the flags

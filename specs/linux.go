@@ -2,7 +2,9 @@ package specs
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
@@ -254,4 +256,45 @@ func HasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
 		}
 	}
 	return false
+}
+
+// CapMask is the bit mask of the named capabilities that this kernel has (last is its highest
+// number); names husk does not know grant nothing (they were warned about at load).
+func CapMask(names []string, last int) (uint64, error) {
+	var m uint64
+	for _, n := range names {
+		c, ok := Capability(n)
+		if !ok || c > last {
+			continue // unknown to husk (warned about) or this kernel: nothing to grant
+		}
+		m |= 1 << uint(c)
+	}
+	return m, nil
+}
+
+// LastCap is the kernel's highest capability number (40 when /proc does not say).
+func LastCap() int {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 40
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 40
+	}
+	return n
+}
+
+// HasNotify reports whether a profile has a SCMP_ACT_NOTIFY rule: its filter needs a listener
+// passed to the seccomp agent, which only the Go init (and its parent) can do.
+func HasNotify(s *rspec.LinuxSeccomp) bool {
+	if s == nil {
+		return false
+	}
+	for _, sc := range s.Syscalls {
+		if sc.Action == rspec.ActNotify {
+			return true
+		}
+	}
+	return s.DefaultAction == rspec.ActNotify
 }

@@ -1,5 +1,5 @@
-// Command husk-init is the process husk starts inside a new container or exec: the init side of
-// libcontainer alone, built with the huskinit tag and cgo (its C constructor joins namespaces
+// Command husk-init is the process husk starts inside a new container or exec: libcontainer's
+// init side alone (libcontainer/goinit), built with cgo (its C constructor joins namespaces
 // before the Go runtime starts, and sets up and execs a plain exec by itself). husk requires it
 // beside its own binary; every create and exec starts one, so it must start fast.
 //
@@ -16,7 +16,7 @@ import (
 	"runtime"
 
 	_ "github.com/husk-runtime/husk/internal/prefault/early"
-	"github.com/husk-runtime/husk/libcontainer"
+	"github.com/husk-runtime/husk/libcontainer/goinit"
 	_ "github.com/husk-runtime/husk/libcontainer/nsenter"
 )
 
@@ -26,9 +26,9 @@ func init() {
 }
 
 func main() {
-	if !libcontainer.IsInit() {
+	if !goinit.IsInit() {
 		fmt.Fprintln(os.Stderr, "husk-init: started by husk only")
 		os.Exit(2)
 	}
-	libcontainer.Init()
+	goinit.Init()
 }

@@ -30,8 +30,8 @@
 /* The exec fast path: `husk exec` of a plain process (no terminal, no LSM label; a seccomp
  * filter comes compiled, from the create) is set up here, in the constructor, and exec'd
  * before the Go runtime of husk-init ever starts: that start is most of an exec's cost. The
- * steps and their order are those of prepareProcess and setupUser in init_linux.go /
- * user_linux.go, which handle every other case; keep the two in step.
+ * steps and their order are those of prepareProcess and setupUser in goinit/process.go and
+ * goinit/user_linux.go, which handle every other case; keep the two in step.
  *
  * The parent sends, once the process is in its cgroup, a 4-byte length and then NUL-separated
  * "key=value" records, computed and checked on the Go side. */

@@ -31,6 +31,15 @@ type Config struct {
 	Conn             *initproto.Conn
 }
 
+// ConfigFrom is what the builder needs of an init config (the wire record) and its decoded
+// spec; conn is the Go init's connection to husk (nil from husk).
+func ConfigFrom(c *initproto.InitConfig, spec *rspec.Spec, conn *initproto.Conn) *Config {
+	return &Config{
+		Spec: spec, Rootfs: c.Rootfs, Bundle: c.Bundle, NoPivot: c.NoPivot, SharedMounts: c.SharedMounts,
+		MountFds: c.MountFds, LateMountSources: c.LateMountSources, Conn: conn,
+	}
+}
+
 // Site says where a build runs: the zero value is in the Go init, inside the container; husk
 // create's fast path builds from a thread joined to the init's namespaces, which is not in the
 // init's pid namespace.

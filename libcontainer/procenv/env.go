@@ -1,17 +1,25 @@
-package libcontainer
+// Package procenv computes a container process's environment the same way on both sides (the
+// Go init and husk's fast paths): KEY=VALUE entries, PATH and HOME defaults, HOME read from the
+// image's /etc/passwd.
+package procenv
 
 import (
 	"bufio"
 	"io"
+	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/libcontainer/rootfs"
 )
 
-// processEnv is the environment a container process gets, from the Go init and from the exec
+// ProcessEnv is the environment a container process gets, from the Go init and from the exec
 // fast path alike: KEY=VALUE entries only, the last value of a key at its first place (as
 // setenv leaves them), HOME set to home when the process has none (home "" leaves it unset,
 // for the caller to add), and LISTEN_PID=1 when fds are passed for socket activation.
-func processEnv(env []string, preserveFds int, home string) []string {
+func ProcessEnv(env []string, preserveFds int, home string) []string {
 	var out []string
 	at := map[string]int{}
 	set := func(k, v string) {
@@ -49,9 +57,9 @@ func processEnv(env []string, preserveFds int, home string) []string {
 	return out
 }
 
-// hasHome reports whether env sets HOME to something (the last setting wins, as in
-// processEnv): an empty HOME= is replaced from the image's /etc/passwd, as runc 1.5 does.
-func hasHome(env []string) bool {
+// HasHome reports whether env sets HOME to something (the last setting wins, as in
+// ProcessEnv): an empty HOME= is replaced from the image's /etc/passwd, as runc 1.5 does.
+func HasHome(env []string) bool {
 	home, set := "", false
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
@@ -77,4 +85,33 @@ func passwdHome(passwd io.Reader, uid uint32) string {
 		}
 	}
 	return "/"
+}
+
+// ContainerHome is passwdHome for the container pid runs in, read from its root with in-root
+// resolution (the image's symlinks never leave it) and bounded: husk reads it from the host.
+func ContainerHome(pid int, uid uint32) string {
+	root, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "/"
+	}
+	defer root.Close()
+	return HomeInRoot(root, uid)
+}
+
+// HomeInRoot reads /etc/passwd below root; "/" when it is missing or not a regular file.
+func HomeInRoot(root *os.File, uid uint32) string {
+	p, err := rootfs.OpenInRoot(root, "/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	defer p.Close()
+	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(p.Fd())), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "/"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "/"
+	}
+	return passwdHome(f, uid)
 }

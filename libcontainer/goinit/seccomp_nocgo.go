@@ -1,6 +1,6 @@
 //go:build !cgo
 
-package libcontainer
+package goinit
 
 import (
 	"errors"

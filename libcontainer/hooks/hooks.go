@@ -1,4 +1,6 @@
-package libcontainer
+// Package hooks runs OCI hooks: in order, the container state on stdin, each with its timeout,
+// started and waited for by a children.Monitor.
+package hooks
 
 import (
 	"bytes"
@@ -14,14 +16,14 @@ import (
 	"github.com/husk-runtime/husk/internal/children"
 )
 
-// runHooks runs hooks in order with the container state on stdin, started and waited for by
+// Run runs hooks in order with the container state on stdin, started and waited for by
 // mon (nil: directly); the first failure stops them.
-func runHooks(mon children.Monitor, hooks []rspec.Hook, phase string, st *rspec.State) error {
-	return runHooksIn(mon, "", hooks, phase, st)
+func Run(mon children.Monitor, hooks []rspec.Hook, phase string, st *rspec.State) error {
+	return RunIn(mon, "", hooks, phase, st)
 }
 
-// runHooksIn is runHooks with dir as the hooks' working directory ("": husk's own).
-func runHooksIn(mon children.Monitor, dir string, hooks []rspec.Hook, phase string, st *rspec.State) error {
+// RunIn is Run with dir as the hooks' working directory ("": husk's own).
+func RunIn(mon children.Monitor, dir string, hooks []rspec.Hook, phase string, st *rspec.State) error {
 	if len(hooks) == 0 {
 		return nil
 	}
@@ -37,9 +39,9 @@ func runHooksIn(mon children.Monitor, dir string, hooks []rspec.Hook, phase stri
 	return nil
 }
 
-// runHooksWarn runs every hook of a phase whose failure the spec says must not stop the
+// RunWarn runs every hook of a phase whose failure the spec says must not stop the
 // lifecycle (poststart, poststop): each failure goes to warn and the next hook runs.
-func runHooksWarn(mon children.Monitor, hooks []rspec.Hook, phase string, st *rspec.State, warn func(string)) {
+func RunWarn(mon children.Monitor, hooks []rspec.Hook, phase string, st *rspec.State, warn func(string)) {
 	if len(hooks) == 0 {
 		return
 	}

@@ -1,4 +1,4 @@
-package libcontainer
+package goinit
 
 import (
 	"encoding/json"

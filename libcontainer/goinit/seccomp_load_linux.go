@@ -1,4 +1,4 @@
-package libcontainer
+package goinit
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"unsafe"
 
-	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/initproto"
@@ -49,7 +48,7 @@ func loadSeccomp(cfg *initConfig, pipe *initproto.Conn, sc *initSeccomp) error {
 			return err
 		}
 	}
-	notify := hasNotify(cfg.Spec.Linux.Seccomp)
+	notify := specs.HasNotify(cfg.Spec.Linux.Seccomp)
 	flags, err := specs.SeccompFlags(cfg.Spec.Linux.Seccomp.Flags, notify)
 	if err != nil {
 		return err
@@ -70,18 +69,4 @@ func loadSeccomp(cfg *initConfig, pipe *initproto.Conn, sc *initSeccomp) error {
 		return errors.New("seccomp: SCMP_ACT_NOTIFY: no parent to pass the listener to")
 	}
 	return pipe.HandOverSeccompFd(fd)
-}
-
-// hasNotify reports whether a profile has a SCMP_ACT_NOTIFY rule: its filter needs a listener
-// passed to the seccomp agent, which only the Go init (and its parent) can do.
-func hasNotify(s *rspec.LinuxSeccomp) bool {
-	if s == nil {
-		return false
-	}
-	for _, sc := range s.Syscalls {
-		if sc.Action == rspec.ActNotify {
-			return true
-		}
-	}
-	return s.DefaultAction == rspec.ActNotify
 }

@@ -1,4 +1,4 @@
-package libcontainer
+package goinit
 
 import (
 	"fmt"
@@ -65,10 +65,4 @@ func applyProcessAttrs(p *rspec.Process, l *rspec.Linux) error {
 		}
 	}
 	return nil
-}
-
-// needsGoInit reports process attributes only the Go init applies: the fast paths hand such a
-// process over to it.
-func needsGoInit(p *rspec.Process) bool {
-	return p.Scheduler != nil || p.IOPriority != nil
 }

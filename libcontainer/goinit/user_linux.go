@@ -1,10 +1,9 @@
-package libcontainer
+package goinit
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"unsafe"
 
@@ -12,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/libcontainer/procfs"
-	"github.com/husk-runtime/husk/libcontainer/rootfs"
 	"github.com/husk-runtime/husk/specs"
 )
 
@@ -23,8 +21,8 @@ func setupUser(p *rspec.Process) error {
 	if caps == nil {
 		caps = &rspec.LinuxCapabilities{}
 	}
-	last := lastCap()
-	bounding, err := capMask(caps.Bounding, last)
+	last := specs.LastCap()
+	bounding, err := specs.CapMask(caps.Bounding, last)
 	if err != nil {
 		return err
 	}
@@ -58,15 +56,15 @@ func setupUser(p *rspec.Process) error {
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	}
-	eff, err := capMask(caps.Effective, last)
+	eff, err := specs.CapMask(caps.Effective, last)
 	if err != nil {
 		return err
 	}
-	perm, err := capMask(caps.Permitted, last)
+	perm, err := specs.CapMask(caps.Permitted, last)
 	if err != nil {
 		return err
 	}
-	inh, err := capMask(caps.Inheritable, last)
+	inh, err := specs.CapMask(caps.Inheritable, last)
 	if err != nil {
 		return err
 	}
@@ -104,30 +102,6 @@ func setgroups(gids []uint32) error {
 	return nil
 }
 
-func capMask(names []string, last int) (uint64, error) {
-	var m uint64
-	for _, n := range names {
-		c, ok := specs.Capability(n)
-		if !ok || c > last {
-			continue // unknown to husk (warned about) or this kernel: nothing to grant
-		}
-		m |= 1 << uint(c)
-	}
-	return m, nil
-}
-
-func lastCap() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return 40
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 40
-	}
-	return n
-}
-
 // applyLabels sets the AppArmor profile or SELinux label for the exec, or says why it cannot.
 func applyLabels(p *rspec.Process) error {
 	if p.ApparmorProfile != "" {
@@ -150,33 +124,4 @@ func applyLabels(p *rspec.Process) error {
 		}
 	}
 	return nil
-}
-
-// containerHome is passwdHome for the container pid runs in, read from its root with in-root
-// resolution (the image's symlinks never leave it) and bounded: husk reads it from the host.
-func containerHome(pid int, uid uint32) string {
-	root, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "/"
-	}
-	defer root.Close()
-	return homeInRoot(root, uid)
-}
-
-// homeInRoot reads /etc/passwd below root; "/" when it is missing or not a regular file.
-func homeInRoot(root *os.File, uid uint32) string {
-	p, err := rootfs.OpenInRoot(root, "/etc/passwd")
-	if err != nil {
-		return "/"
-	}
-	defer p.Close()
-	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(p.Fd())), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return "/"
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return "/"
-	}
-	return passwdHome(f, uid)
 }
