@@ -1,10 +1,14 @@
 package libcontainer
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/libcontainer/exeseal"
 )
 
 // InitBinary is a sealed view of husk-init (CVE-2019-5736: see exeseal) kept open by a caller
@@ -104,4 +108,34 @@ func openInit(ib *InitBinary) (*os.File, func(), error) {
 		return nil, nil, err
 	}
 	return v.f, func() { ib.release(v) }, nil
+}
+
+// sealedBinary is the container init binary, husk-init from beside husk, sealed per process
+// start (see exeseal). husk itself is pure Go and never runs an init: the init needs cgo (setns
+// before the Go runtime starts, libseccomp), and the command line, run four times per container,
+// starts faster without it.
+func sealedBinary() (*os.File, error) {
+	initBin, err := huskInitPath()
+	if err != nil {
+		return nil, err
+	}
+	return sealedBinaryAt(initBin)
+}
+
+// sealedBinaryAt is sealedBinary of the husk-init at initBin.
+func sealedBinaryAt(initBin string) (*os.File, error) {
+	st, err := os.Stat(initBin)
+	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("husk-init is not installed in %s, beside husk (install both binaries: make install)", filepath.Dir(initBin))
+	}
+	return exeseal.OpenPath(initBin)
+}
+
+// huskInitPath is where the container init binary must be: beside husk's own.
+func huskInitPath() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find husk-init: %w", err)
+	}
+	return filepath.Join(filepath.Dir(self), "husk-init"), nil
 }
