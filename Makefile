@@ -137,7 +137,7 @@ bench-node: build test-deps
 	gcc -O2 -Wall -o build/bin/crunwrap integration/nodebench/crunwrap/crunwrap.c
 	unshare -m sh -c 'mount --make-rshared / && exec env HUSK_NODEBENCH=$(CURDIR)/build/bin/nodebench HUSK_NODEBENCH_PODS=$(NODEBENCH_PODS) \
 		HUSK_NODEBENCH_CRUN=$(CURDIR)/build/bin/crunwrap \
-		HUSK_NODEBENCH_PROBE_FOR=$(NODEBENCH_PROBE_FOR) HUSK_NODEBENCH_OUT=$(CURDIR)/$${NODEBENCH_JSON:-integration/node-bench-results.json} \
+		HUSK_NODEBENCH_PROBE_FOR=$(NODEBENCH_PROBE_FOR) HUSK_NODEBENCH_OUT=$$(realpath -m $${NODEBENCH_JSON:-integration/node-bench-results.json}) \
 		HUSK_CRICTL=$(CURDIR)/build/bin/crictl HUSK_CONTAINERD2=$(CURDIR)/build/containerd2/bin \
 		HUSK_BINARY=$(CURDIR)/bin/husk HUSK_SHIM_BINARY=$(CURDIR)/bin/containerd-shim-husk-v2 $(GO) test -count=1 -timeout 120m -v -run "^TestNodeBenchmark$$" ./integration/'
 
