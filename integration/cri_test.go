@@ -233,7 +233,13 @@ func (c *criContainerd) run(args ...string) (string, error) {
 
 // crictlDeadline bounds one crictl command, streams included: one that hangs fails its test
 // with the husk shims' goroutine stacks instead of stalling the suite until go test's timeout.
-const crictlDeadline = 3 * time.Minute
+// HUSK_CRICTL_DEADLINE (a Go duration) shortens it, to see what a hang reports.
+var crictlDeadline = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("HUSK_CRICTL_DEADLINE")); err == nil && d > 0 {
+		return d
+	}
+	return 3 * time.Minute
+}()
 
 // output runs cmd (crictl, or a script(1) running it) and returns its combined output. Past
 // crictlDeadline it is killed and the output ends with the stacks of this containerd's husk
@@ -258,9 +264,63 @@ func (c *criContainerd) output(cmd *exec.Cmd) ([]byte, error) {
 	if ps, err := exec.Command("ps", "-eo", "pid,ppid,stat,wchan:24,args").Output(); err == nil {
 		fmt.Fprintf(os.Stderr, "processes at the hang:\n%s", ps)
 	}
+	fmt.Fprintf(os.Stderr, "the hung command's and the shims' process trees (kernel stack, fds):\n%s",
+		processTrees(append([]int{cmd.Process.Pid}, c.shimPids()...), 40))
 	cmd.Process.Kill()
 	<-done
 	return []byte(buf.String() + stacks), fmt.Errorf("%q hung for %v and was killed", strings.Join(cmd.Args, " "), crictlDeadline)
+}
+
+// processTrees describes the processes under roots (themselves included, at most max): each
+// one's command, kernel stack and open fds, which say what a hung stream waits for (a fifo
+// writer left open, a pipe nobody reads).
+func processTrees(roots []int, max int) string {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 1 {
+			ppid, _ := strconv.Atoi(f[1])
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var out strings.Builder
+	seen := map[int]bool{}
+	queue := append([]int(nil), roots...)
+	for len(queue) > 0 && len(seen) < max {
+		pid := queue[0]
+		queue = queue[1:]
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		queue = append(queue, children[pid]...)
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		stack, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stack", pid))
+		fmt.Fprintf(&out, "  pid %d: %s\n", pid, strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+		for _, l := range strings.Split(strings.TrimSpace(string(stack)), "\n") {
+			if l != "" {
+				fmt.Fprintf(&out, "    %s\n", l)
+			}
+		}
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		var links []string
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil {
+				links = append(links, fd.Name()+"->"+l)
+			}
+		}
+		fmt.Fprintf(&out, "    fds: %s\n", strings.Join(links, " "))
+	}
+	return out.String()
 }
 
 // shimStacks has every husk shim of this containerd dump its goroutines (SIGUSR1) into the shim
