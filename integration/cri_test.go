@@ -271,18 +271,25 @@ func (c *criContainerd) output(cmd *exec.Cmd) ([]byte, error) {
 	return []byte(buf.String() + stacks), fmt.Errorf("%q hung for %v and was killed", strings.Join(cmd.Args, " "), crictlDeadline)
 }
 
+// procPids lists the pids in /proc.
+func procPids() []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // processTrees describes the processes under roots (themselves included, at most max): each
 // one's command, kernel stack and open fds, which say what a hung stream waits for (a fifo
 // writer left open, a pipe nobody reads).
 func processTrees(roots []int, max int) string {
 	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+	for _, pid := range procPids() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			continue
 		}
@@ -475,13 +482,8 @@ func (c *criContainerd) shimsOf(t *testing.T) int {
 // shimPids lists the husk shims serving this containerd.
 func (c *criContainerd) shimPids() []int {
 	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+	for _, pid := range procPids() {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil {
 			continue
 		}

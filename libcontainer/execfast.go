@@ -25,11 +25,7 @@ func fastExecRequest(p *rspec.Process, seccomp []byte, seccompFlags uintptr, pre
 	last := specs.LastCap()
 	var masks [4]uint64
 	for i, names := range [][]string{caps.Bounding, caps.Effective, caps.Permitted, caps.Inheritable} {
-		m, err := specs.CapMask(names, last)
-		if err != nil {
-			return nil
-		}
-		masks[i] = m
+		masks[i] = specs.CapMask(names, last)
 	}
 	r := &initproto.ExecRequest{
 		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: p.User.Umask,

@@ -18,8 +18,9 @@ import (
 // use by a start is closed only after it. The zero value is ready; one-shot callers (husk's
 // command line) pass none and get a view per start.
 type InitBinary struct {
-	mu  sync.Mutex
-	cur *sealedView
+	mu   sync.Mutex
+	cur  *sealedView
+	path string // husk-init's, found at the first start (husk's own path does not move)
 }
 
 type sealedView struct {
@@ -45,13 +46,17 @@ func statID(path string) (fileID, error) {
 
 // acquire returns the current view, made or remade as needed; release it after the start.
 func (b *InitBinary) acquire() (*sealedView, error) {
-	path, err := huskInitPath()
-	if err != nil {
-		return nil, err
-	}
-	id, err := statID(path)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.path == "" {
+		path, err := huskInitPath()
+		if err != nil {
+			return nil, err
+		}
+		b.path = path
+	}
+	path := b.path
+	id, err := statID(path)
 	if err == nil && b.cur != nil && b.cur.id == id {
 		b.cur.users++
 		return b.cur, nil

@@ -372,10 +372,5 @@ func execConfig(id string, process *rspec.Process, v *execView) (*initproto.Init
 	return &initproto.InitConfig{Mode: initproto.ModeExec, ID: id, RawSpec: spec, Process: process, NoNewKeyring: true}, nil
 }
 
-func sameNamespace(a, b string) bool {
-	var sa, sb unix.Stat_t
-	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
-		return false
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
-}
+// sameNamespace reports whether two ns paths are the same namespace.
+func sameNamespace(a, b string) bool { return sameNamespaceAt(unix.AT_FDCWD, a, unix.AT_FDCWD, b) }

@@ -115,24 +115,30 @@ func raise(v *atomic.Uint64, n uint64) bool {
 	}
 }
 
-// onWake reads the counters when the kernel has signalled, following an OOM killer invocation
-// to its kill on cgroup v2 (awaitKill).
+// onWake reads the counters when the kernel has signalled and follows an OOM killer
+// invocation to its kill (awaitKill). cgroup v1's eventfd fires only as the cgroup enters OOM,
+// so each of its wakes is an invocation; cgroup v2 wakes on every memory.events change (a
+// container at its memory.high too), and its "oom" count says which are.
 func (w *oomWatch) onWake() {
-	if invoked, _ := w.sample(); invoked && !w.v1 {
+	if invoked, _ := w.sample(); invoked || w.v1 {
 		w.awaitKill()
 	}
 }
 
-// awaitKill follows an OOM killer invocation (cgroup v2) to its kill: the kernel counts the
-// kill a moment after the invocation, but tells of it no sooner than 10 ms after its last
-// notice of memory.events (cgroup_file_notify's rate limit, which the "max" events before an
-// OOM keep busy), and by then the victim may be dead and a systemd scope's cgroup removed with
-// its counters. So the counter is read every millisecond for a while instead. Only after an
-// invocation: a container merely at its limit costs nothing here.
+// awaitKill follows an OOM killer invocation to its kill, which the kernel counts a moment
+// later: cgroup v1 signals before the victim is chosen, and cgroup v2 tells of the kill no
+// sooner than 10 ms after its last notice of memory.events (cgroup_file_notify's rate limit,
+// which the "max" events before an OOM keep busy), by when the victim may be dead and a
+// systemd scope's cgroup removed with its counters. So the counter is read every millisecond
+// (every 10 on v1, whose kill takes longer) until it moves, for up to 50 reads.
 func (w *oomWatch) awaitKill() {
+	every := time.Millisecond
+	if w.v1 {
+		every = 10 * time.Millisecond
+	}
 	before := w.latest.Load()
 	for i := 0; i < 50 && w.latest.Load() == before; i++ {
-		time.Sleep(time.Millisecond)
+		time.Sleep(every)
 		if _, present := w.sample(); !present {
 			return // gone: what was read is all there is
 		}
@@ -166,33 +172,17 @@ func (s *Service) watchOOM(c *container) {
 			if _, err := efd.Read(buf); err != nil {
 				return
 			}
-			// Read at once, before waiting for the service lock: the cgroup may not outlive
-			// the wait (see count).
+			// Read (and follow an OOM to its kill) before waiting for the service lock: the
+			// cgroup may not outlive the wait (see count).
 			c.oom.onWake()
-			// cgroup v1 signals when the cgroup enters OOM, before the victim is killed and
-			// oom_kill counts it: look again for a moment until the count moves. cgroup v2
-			// signals again when oom_kill changes, and memory.high events must not spin here.
-			tries := 1
-			if c.oom.v1 {
-				tries = 50
+			s.mu.Lock()
+			cur, ok := s.containers[c.id]
+			if ok && cur == c {
+				s.checkOOM(c)
 			}
-			for i := 0; i < tries; i++ {
-				s.mu.Lock()
-				cur, ok := s.containers[c.id]
-				reported := false
-				if ok && cur == c {
-					before := c.oom.seen
-					s.checkOOM(c)
-					reported = c.oom.seen != before
-				}
-				s.mu.Unlock()
-				if !ok || cur != c || !fileExists(c.oom.counterFile) {
-					return
-				}
-				if reported {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
+			s.mu.Unlock()
+			if !ok || cur != c || !fileExists(c.oom.counterFile) {
+				return
 			}
 		}
 	}()

@@ -51,3 +51,20 @@ func TestOOMWatchDoesNotPollWithoutAnInvocation(t *testing.T) {
 		t.Fatalf("%d reads for one wake without an OOM, want 1 (after the first at create)", s.reads-1)
 	}
 }
+
+// cgroup v1 has no invocation count: its eventfd fires as the cgroup enters OOM, before the
+// kill is counted, and that wake alone must be followed to the kill.
+func TestOOMWatchFollowsACgroupV1WakeToItsKill(t *testing.T) {
+	s := &scriptedCounters{steps: [][2]uint64{
+		{0, 0},         // at create
+		{0, 0},         // the wake: under OOM, nothing killed yet
+		{0, 0}, {0, 1}, // the kill, a moment later
+		{0, 1},
+	}}
+	w := &oomWatch{read: s.read, efd: -1, v1: true}
+	w.seen = w.count()
+	w.onWake()
+	if got := w.count(); got != 1 {
+		t.Fatalf("OOM kills seen after a v1 wake: %d, want 1", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -260,7 +261,7 @@ func HasNewNamespace(s *rspec.Spec, t rspec.LinuxNamespaceType) bool {
 
 // CapMask is the bit mask of the named capabilities that this kernel has (last is its highest
 // number); names husk does not know grant nothing (they were warned about at load).
-func CapMask(names []string, last int) (uint64, error) {
+func CapMask(names []string, last int) uint64 {
 	var m uint64
 	for _, n := range names {
 		c, ok := Capability(n)
@@ -269,11 +270,12 @@ func CapMask(names []string, last int) (uint64, error) {
 		}
 		m |= 1 << uint(c)
 	}
-	return m, nil
+	return m
 }
 
-// LastCap is the kernel's highest capability number (40 when /proc does not say).
-func LastCap() int {
+// LastCap is the kernel's highest capability number (40 when /proc does not say), read once
+// per process: the shim asks it for every exec.
+var LastCap = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 40
@@ -283,7 +285,7 @@ func LastCap() int {
 		return 40
 	}
 	return n
-}
+})
 
 // HasNotify reports whether a profile has a SCMP_ACT_NOTIFY rule: its filter needs a listener
 // passed to the seccomp agent, which only the Go init (and its parent) can do.

@@ -22,10 +22,7 @@ func setupUser(p *rspec.Process) error {
 		caps = &rspec.LinuxCapabilities{}
 	}
 	last := specs.LastCap()
-	bounding, err := specs.CapMask(caps.Bounding, last)
-	if err != nil {
-		return err
-	}
+	bounding := specs.CapMask(caps.Bounding, last)
 	for c := 0; c <= last; c++ {
 		if bounding&(1<<uint(c)) == 0 {
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
@@ -56,18 +53,9 @@ func setupUser(p *rspec.Process) error {
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	}
-	eff, err := specs.CapMask(caps.Effective, last)
-	if err != nil {
-		return err
-	}
-	perm, err := specs.CapMask(caps.Permitted, last)
-	if err != nil {
-		return err
-	}
-	inh, err := specs.CapMask(caps.Inheritable, last)
-	if err != nil {
-		return err
-	}
+	eff := specs.CapMask(caps.Effective, last)
+	perm := specs.CapMask(caps.Permitted, last)
+	inh := specs.CapMask(caps.Inheritable, last)
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
 		{Effective: uint32(eff), Permitted: uint32(perm), Inheritable: uint32(inh)},
