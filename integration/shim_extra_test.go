@@ -436,6 +436,66 @@ func testShimExecWithTerminal(t *testing.T, husk string) {
 	}
 }
 
+// TestShimOutputWaitsForALateReader: a client that opens its output fifos' read ends late
+// still gets the output and its end. containerd's fifo package opens them in goroutines of
+// their own, which a busy node may run after a short exec has exited; the shim let go of the
+// fifos at the exit, and such a late open waited in open(2) for good: a CRI exec that never
+// returned (TestCRIContainerd16's `crictl exec -i` in CI). As the runc shim does, Start now waits
+// for the readers.
+func TestShimOutputWaitsForALateReader(t *testing.T) { bothHusks(t, testShimOutputWaitsForALateReader) }
+
+func testShimOutputWaitsForALateReader(t *testing.T, husk string) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "late", Bundle: b.dir, Options: runcOptions(t, husk)}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "late"})
+	defer func() {
+		h.client.Kill(ctx, &taskapi.KillRequest{ID: "late", Signal: 9})
+		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "late"})
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "late"})
+	}()
+	gate := make(chan struct{})
+	stdout, outText := fifoReaderAfter(t, h.dir, "late-out", gate)
+	stderr, errText := fifoReaderAfter(t, h.dir, "late-err", gate)
+	proc, _ := json.Marshal(rspec.Process{Args: []string{"sh", "-c", "echo late-out; echo late-err >&2"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+	if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "late", ExecID: "x", Stdout: stdout, Stderr: stderr, Spec: &anypb.Any{Value: proc}}); err != nil {
+		t.Fatal(err)
+	}
+	startErr := make(chan error, 1)
+	go func() {
+		_, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "late", ExecID: "x"})
+		startErr <- err
+	}()
+	var err error
+	select {
+	case err = <-startErr:
+		// Start did not wait for the readers: they come once the exec has exited and the shim
+		// is done with it.
+		if err == nil {
+			h.client.Wait(ctx, &taskapi.WaitRequest{ID: "late", ExecID: "x"})
+			time.Sleep(200 * time.Millisecond)
+		}
+		close(gate)
+	case <-time.After(time.Second):
+		close(gate)
+		err = <-startErr
+	}
+	if err != nil {
+		t.Fatalf("Start exec: %v", err)
+	}
+	if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "late", ExecID: "x"}); err != nil || wr.ExitStatus != 0 {
+		t.Fatalf("Wait exec: %v %v", wr, err)
+	}
+	if out, errOut := outText(), errText(); out != "late-out\n" || errOut != "late-err\n" {
+		t.Errorf("a late reader got stdout %q and stderr %q, want the exec's output and its end", out, errOut)
+	}
+	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "late", ExecID: "x"})
+}
+
 // TestShimExecKilled: an exec killed with SIGKILL reports 137 to its waiter, and the container
 // runs on.
 func TestShimExecKilled(t *testing.T) { bothHusks(t, testShimExecKilled) }

@@ -166,6 +166,13 @@ func runcOptions(t *testing.T, binary string) *anypb.Any {
 
 // fifoReader makes a fifo and collects what is written to it.
 func fifoReader(t *testing.T, dir, name string) (string, func() string) {
+	now := make(chan struct{})
+	close(now)
+	return fifoReaderAfter(t, dir, name, now)
+}
+
+// fifoReaderAfter is fifoReader whose reader opens the fifo only once gate is closed.
+func fifoReaderAfter(t *testing.T, dir, name string, gate <-chan struct{}) (string, func() string) {
 	path := filepath.Join(dir, name)
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Fatal(err)
@@ -174,6 +181,7 @@ func fifoReader(t *testing.T, dir, name string) (string, func() string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		<-gate
 		// A blocking open waits for the writer, as containerd's fifo reader does.
 		f, err := os.OpenFile(path, os.O_RDONLY, 0)
 		if err != nil {
@@ -187,6 +195,11 @@ func fifoReader(t *testing.T, dir, name string) (string, func() string) {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Errorf("fifo %s never reached EOF", name)
+			// A writer of our own releases a reader still waiting in open(2).
+			if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				w.Close()
+			}
+			<-done
 		}
 		return string(out)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
@@ -16,8 +17,8 @@ import (
 
 // procIO is a process's stdio as the shim sets it up. Without a terminal the container gets the
 // client's fifos (or files, or logger pipes) directly: no copying goroutine, no buffer. The shim
-// keeps one read-write fd per fifo so opens never block on a missing peer and the container
-// never sees a premature EOF or EPIPE; closing the stdin keepalive is CloseIO.
+// keeps one read-write fd per fifo so the container never sees a premature EOF or EPIPE (closing
+// the stdin keepalive is CloseIO), and opens an output fifo only once the client reads it.
 type procIO struct {
 	stdin, stdout, stderr *os.File // given to the runtime; closed by the shim once the process holds them
 	stdinKeep             *os.File
@@ -39,14 +40,14 @@ type masterResult struct {
 	err error
 }
 
-// openFifo opens a client fifo: a read-write keepalive first (never blocks), then the end the
-// container uses, reopened through the keepalive so it cannot block either.
-func (p *procIO) openFifo(path string, flag int) (*os.File, *os.File, error) {
+// openStdin opens a client's stdin fifo: a read-write keepalive first (never blocks), then the
+// container's read end, reopened through the keepalive so it cannot block either.
+func openStdin(path string) (*os.File, *os.File, error) {
 	keep, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open fifo %s: %w", path, err)
 	}
-	end, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", keep.Fd()), flag|unix.O_CLOEXEC, 0)
+	end, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", keep.Fd()), os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		keep.Close()
 		return nil, nil, fmt.Errorf("open fifo %s: %w", path, err)
@@ -71,12 +72,70 @@ func (p *procIO) openOutput(uri string) (*os.File, error) {
 	if err == nil && u.Scheme == "fifo" {
 		path = u.Path
 	}
-	keep, end, err := p.openFifo(path, os.O_WRONLY)
+	end, err := openWhenRead(path, readerWait)
 	if err != nil {
 		return nil, err
 	}
+	keep, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", end.Fd()), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		end.Close()
+		return nil, fmt.Errorf("open fifo %s: %w", path, err)
+	}
 	p.keep = append(p.keep, keep)
 	return end, nil
+}
+
+// readerWait bounds the wait for a client's reader of an output fifo. Clients start opening
+// it before they ask for the process (containerd's fifo package opens in the background), so
+// it is there at once or within milliseconds; one that never comes is a broken client.
+const readerWait = 30 * time.Second
+
+// openWhenRead opens the container's end of an output fifo once the client's reader is there,
+// as the runc shim's blocking write open does. The shim's read-write keepalive alone would not
+// wait: a process that exits before the client's background open runs takes the fifo's last
+// writer with it, and that open then blocks for good (a CRI exec whose output never ends).
+func openWhenRead(path string, wait time.Duration) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err == unix.ENXIO { // no reader yet
+		fd, err = waitForReader(path, wait)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open fifo %s: %w", path, err)
+	}
+	// The container's output blocks as a pipe's does: O_NONBLOCK is the open file's, which it shares.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open fifo %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// waitForReader opens path write-only, blocked in open(2) until a reader comes, at most wait.
+func waitForReader(path string, wait time.Duration) (int, error) {
+	type opened struct {
+		fd  int
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		done <- opened{fd, err}
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		return o.fd, o.err
+	case <-timer.C:
+	}
+	// A reader of the shim's own releases the blocked open.
+	if r, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+		if o := <-done; o.err == nil {
+			unix.Close(o.fd)
+		}
+		unix.Close(r)
+	}
+	return -1, fmt.Errorf("no reader opened it within %v", wait)
 }
 
 func newProcIO(r *reaper, stdin, stdout, stderr string, terminal bool, ns, id string) (_ *procIO, err error) {
@@ -116,7 +175,7 @@ func newProcIO(r *reaper, stdin, stdout, stderr string, terminal bool, ns, id st
 		return p, nil
 	}
 	if stdin != "" {
-		keep, end, err := p.openFifo(stdin, os.O_RDONLY)
+		keep, end, err := openStdin(stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -305,7 +364,7 @@ func (p *procIO) started(ep func() (*console.Epoller, error)) error {
 	}
 	p.master, p.epoller = m, epoller
 	if p.stdinPath != "" {
-		keep, in, err := p.openFifo(p.stdinPath, os.O_RDONLY)
+		keep, in, err := openStdin(p.stdinPath)
 		if err != nil {
 			return err
 		}
