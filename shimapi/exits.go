@@ -132,7 +132,7 @@ func (c *container) execsRunning() bool {
 
 func (s *Service) finishInit(c *container, e exit) {
 	c.initExit = nil
-	s.checkOOM(c) // an OOM kill is reported before the exit it caused
+	s.checkOOM(c, e.status == 128+int(unix.SIGKILL), e.at) // an OOM kill is reported before the exit it caused
 	c.init.setExited(e.status, e.at)
 	s.publishExit(c.init)
 }

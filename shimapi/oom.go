@@ -19,6 +19,9 @@ import (
 // so TaskOOM always comes first.
 type oomWatch struct {
 	read        func() (invoked, kills uint64, ok bool) // the counters (cgroups.Manager.OOMEvents)
+	readParent  func() (kills uint64, ok bool)          // cgroup v2: the parent's count, ours included
+	parentBase  atomic.Uint64                           // the parent's count read just before ours, last time ours was there
+	baseAt      atomic.Int64                            // when parentBase was read (unix ns), 0 for never
 	counterFile string
 	seen        uint64        // the count last reported; guarded by the service lock
 	latest      atomic.Uint64 // the highest count read, by any goroutine
@@ -36,6 +39,9 @@ func newOOMWatch(cg *cgroups.Manager) *oomWatch {
 		return nil
 	}
 	w := &oomWatch{read: cg.OOMEvents, counterFile: file, v1: v1}
+	if _, ok := cg.ParentOOMKills(); ok {
+		w.readParent = cg.ParentOOMKills
+	}
 	if v1 {
 		w.efd = registerOOMEventfd(filepath.Dir(file))
 	} else {
@@ -94,9 +100,18 @@ func (w *oomWatch) count() uint64 {
 // whether the OOM killer was invoked since the last sample, and whether the counters are
 // still there.
 func (w *oomWatch) sample() (invoked, present bool) {
+	var parent uint64
+	parentOK := false
+	if w.readParent != nil {
+		parent, parentOK = w.readParent() // first: a kill after it shows in our own count too
+	}
 	inv, n, ok := w.read()
 	if !ok {
 		return false, false
+	}
+	if parentOK {
+		raise(&w.parentBase, parent)
+		w.baseAt.Store(time.Now().UnixNano())
 	}
 	raise(&w.latest, n)
 	return raise(&w.invoked, inv), true
@@ -145,13 +160,48 @@ func (w *oomWatch) awaitKill() {
 	}
 }
 
+// parentWindow bounds how long before an init's SIGKILL the container's own OOM counters
+// must have been read for a rise of its parent's count to be taken as the container's kill:
+// its memory.events changes (memory.max reached) before an OOM kill there, and each change
+// is read at once, so a real OOM leaves a fresh reading; an older one would let a sibling's
+// kill in the same pod pass for this container's.
+const parentWindow = 5 * time.Second
+
+// killsAfterGone infers the OOM kills of a container whose cgroup went before they were read.
+// A systemd scope's cgroup is removed as soon as its last process exits, which an OOM kill
+// makes happen within milliseconds, often before the kernel's (rate-limited) notice of the
+// kill reaches the shim; containerd's CRI then cannot tell the OOM either (its own reading of
+// the counters on an exit with 137 comes later still). On cgroup v2 the parent's count
+// includes the container's, so a rise since the container's own counters were last read is
+// the container's, when that reading is recent and the init died of SIGKILL as an OOM kill's
+// victim does.
+func (w *oomWatch) killsAfterGone(exitAt time.Time) uint64 {
+	at := w.baseAt.Load()
+	if w.readParent == nil || at == 0 || exitAt.Sub(time.Unix(0, at)) > parentWindow {
+		return 0
+	}
+	if _, _, present := w.read(); present {
+		return 0 // its own count is exact
+	}
+	p, ok := w.readParent()
+	if !ok || p <= w.parentBase.Load() {
+		return 0
+	}
+	return p - w.parentBase.Load()
+}
+
 // checkOOM publishes TaskOOM if the container had OOM kills since the last check; the caller
-// holds s.mu.
-func (s *Service) checkOOM(c *container) {
+// holds s.mu. sigkill is the init's exit by SIGKILL at exitAt, after which kills the
+// container's cgroup took with it may be inferred.
+func (s *Service) checkOOM(c *container, sigkill bool, exitAt time.Time) {
 	if c.oom == nil {
 		return
 	}
-	if n := c.oom.count(); n > c.oom.seen {
+	n := c.oom.count()
+	if n <= c.oom.seen && sigkill {
+		n = c.oom.seen + c.oom.killsAfterGone(exitAt)
+	}
+	if n > c.oom.seen {
 		c.oom.seen = n
 		s.events.publish(topicOOM, &eventstypes.TaskOOM{ContainerID: c.id})
 	}
@@ -178,7 +228,7 @@ func (s *Service) watchOOM(c *container) {
 			s.mu.Lock()
 			cur, ok := s.containers[c.id]
 			if ok && cur == c {
-				s.checkOOM(c)
+				s.checkOOM(c, false, time.Time{})
 			}
 			s.mu.Unlock()
 			if !ok || cur != c || !fileExists(c.oom.counterFile) {

@@ -3,6 +3,7 @@ package shimapi
 import (
 	"sync"
 	"testing"
+	"time"
 )
 
 // scriptedCounters plays memory.events as the kernel shows it around an OOM kill on cgroup
@@ -66,5 +67,58 @@ func TestOOMWatchFollowsACgroupV1WakeToItsKill(t *testing.T) {
 	w.onWake()
 	if got := w.count(); got != 1 {
 		t.Fatalf("OOM kills seen after a v1 wake: %d, want 1", got)
+	}
+}
+
+// scriptedParent plays the parent's oom_kill count: reads return the steps in order, the last
+// one from then on.
+type scriptedParent struct {
+	mu    sync.Mutex
+	steps []uint64
+	reads int
+}
+
+func (s *scriptedParent) read() (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := min(s.reads, len(s.steps)-1)
+	s.reads++
+	return s.steps[i], true
+}
+
+// A systemd scope's cgroup goes with its last process, often before the kill that emptied it
+// is read (seen in the systemd guest: a wake that found the memcg at its limit, then nothing
+// left to read). On cgroup v2 the parent's count includes the container's: a rise since the
+// container's own count was last read, shortly before its init died of SIGKILL, is its kill.
+func TestOOMWatchInfersAKillItsGoneCgroupTookAlong(t *testing.T) {
+	exit := time.Now().Add(time.Second)
+	for _, c := range []struct {
+		name   string
+		parent []uint64
+		exitAt time.Time
+		want   uint64
+	}{
+		{"the parent's count rose", []uint64{3, 3, 4}, exit, 1},
+		{"the parent's count did not rise (killed, but not by the OOM killer)", []uint64{3, 3, 3}, exit, 0},
+		{"the container's own count was last read long before the exit", []uint64{3, 3, 4}, exit.Add(parentWindow), 0},
+	} {
+		own := &scriptedCounters{steps: [][2]uint64{{0, 0}, {0, 0}}} // at create; at a wake (memory.max reached); then gone
+		parent := &scriptedParent{steps: c.parent}
+		w := &oomWatch{read: own.read, readParent: parent.read, efd: -1}
+		w.seen = w.count()
+		w.onWake()
+		if got := w.count(); got != 0 {
+			t.Fatalf("%s: own count %d before the cgroup went, want 0", c.name, got)
+		}
+		if got := w.killsAfterGone(c.exitAt); got != c.want {
+			t.Errorf("%s: inferred %d kills, want %d", c.name, got, c.want)
+		}
+	}
+	// While the container's cgroup is there, its own count is the answer.
+	own := &scriptedCounters{steps: [][2]uint64{{0, 0}, {0, 0}, {0, 0}}}
+	w := &oomWatch{read: own.read, readParent: (&scriptedParent{steps: []uint64{3, 4}}).read, efd: -1}
+	w.seen = w.count()
+	if got := w.killsAfterGone(time.Now()); got != 0 {
+		t.Errorf("inferred %d kills of a container whose cgroup is still there, want 0", got)
 	}
 }

@@ -389,6 +389,24 @@ func (m *Manager) OOMCounter() (file string, v1 bool) {
 	return "", false
 }
 
+// ParentOOMKills reads the oom_kill count of the cgroup's parent on cgroup v2, where it
+// includes the kills of every cgroup below (unless the host mounted cgroup2 with
+// memory_localevents): what is left of a container's count once its own cgroup is gone. ok
+// is false on cgroup v1 and hybrid hosts, and where the parent has no count (the root).
+func (m *Manager) ParentOOMKills() (kills uint64, ok bool) {
+	d := m.v2Dir()
+	if d == "" || m.mode != Unified {
+		return 0, false
+	}
+	parent := filepath.Dir(d)
+	if parent == mountRoot {
+		return 0, false
+	}
+	kv := readKV(parent, "memory.events")
+	kills, ok = kv["oom_kill"]
+	return kills, ok
+}
+
 // OOMKills reads the container's OOM kill counter; ok is false where there is none.
 func (m *Manager) OOMKills() (n uint64, ok bool) {
 	_, n, ok = m.OOMEvents()
