@@ -22,6 +22,8 @@ type oomWatch struct {
 	readParent  func() (kills uint64, ok bool)          // cgroup v2: the parent's count, ours included
 	parentBase  atomic.Uint64                           // the parent's count read just before ours, last time ours was there
 	baseAt      atomic.Int64                            // when parentBase was read (unix ns), 0 for never
+	invokedAt   atomic.Int64                            // when an OOM killer invocation was last seen (unix ns)
+	killsAtInv  atomic.Uint64                           // the kill count read then
 	counterFile string
 	seen        uint64        // the count last reported; guarded by the service lock
 	latest      atomic.Uint64 // the highest count read, by any goroutine
@@ -135,7 +137,13 @@ func raise(v *atomic.Uint64, n uint64) bool {
 // so each of its wakes is an invocation; cgroup v2 wakes on every memory.events change (a
 // container at its memory.high too), and its "oom" count says which are.
 func (w *oomWatch) onWake() {
-	if invoked, _ := w.sample(); invoked || w.v1 {
+	invoked, present := w.sample()
+	if w.v1 {
+		invoked = present // its eventfd also fires as the cgroup is removed: then nothing is left
+	}
+	if invoked {
+		w.killsAtInv.Store(w.latest.Load())
+		w.invokedAt.Store(time.Now().UnixNano())
 		w.awaitKill()
 	}
 }
@@ -171,23 +179,29 @@ const parentWindow = 5 * time.Second
 // A systemd scope's cgroup is removed as soon as its last process exits, which an OOM kill
 // makes happen within milliseconds, often before the kernel's (rate-limited) notice of the
 // kill reaches the shim; containerd's CRI then cannot tell the OOM either (its own reading of
-// the counters on an exit with 137 comes later still). On cgroup v2 the parent's count
-// includes the container's, so a rise since the container's own counters were last read is
-// the container's, when that reading is recent and the init died of SIGKILL as an OOM kill's
-// victim does.
+// the counters on an exit with 137 comes later still). It is called for an init that died of
+// SIGKILL, as an OOM kill's victim (or the shell whose child was) does. On cgroup v2 the
+// parent's count includes the container's, so a rise since the container's own counters were
+// last read is the container's, when that reading is recent. Otherwise (cgroup v1, whose
+// counts are per cgroup) an OOM killer invocation the shim saw in the container shortly
+// before, with no kill counted after it, was the kill that emptied the cgroup.
 func (w *oomWatch) killsAfterGone(exitAt time.Time) uint64 {
-	at := w.baseAt.Load()
-	if w.readParent == nil || at == 0 || exitAt.Sub(time.Unix(0, at)) > parentWindow {
-		return 0
-	}
+	recent := func(at int64) bool { return at != 0 && exitAt.Sub(time.Unix(0, at)) <= parentWindow }
 	if _, _, present := w.read(); present {
 		return 0 // its own count is exact
 	}
-	p, ok := w.readParent()
-	if !ok || p <= w.parentBase.Load() {
-		return 0
+	if w.readParent != nil {
+		if !recent(w.baseAt.Load()) {
+			return 0
+		}
+		if p, ok := w.readParent(); ok {
+			return p - min(p, w.parentBase.Load()) // no rise: not the OOM killer's
+		}
 	}
-	return p - w.parentBase.Load()
+	if recent(w.invokedAt.Load()) && w.latest.Load() == w.killsAtInv.Load() {
+		return 1
+	}
+	return 0
 }
 
 // checkOOM publishes TaskOOM if the container had OOM kills since the last check; the caller

@@ -122,3 +122,40 @@ func TestOOMWatchInfersAKillItsGoneCgroupTookAlong(t *testing.T) {
 		t.Errorf("inferred %d kills of a container whose cgroup is still there, want 0", got)
 	}
 }
+
+// cgroup v1 counts kills per cgroup only: a scope gone before its kill was counted leaves no
+// parent's count to read. Its eventfd fired as the cgroup entered OOM (the wake found it
+// there): with no kill counted after that, the init's SIGKILL shortly after was the OOM kill.
+func TestOOMWatchInfersACgroupV1KillFromItsInvocation(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		steps  [][2]uint64
+		exitAt time.Time
+		want   uint64
+	}{
+		{"gone before the kill was counted", [][2]uint64{{0, 0}, {0, 0}}, time.Now().Add(time.Second), 1},
+		{"the kill was counted (and reported)", [][2]uint64{{0, 0}, {0, 0}, {0, 1}}, time.Now().Add(time.Second), 0},
+		{"the invocation was long before the exit", [][2]uint64{{0, 0}, {0, 0}}, time.Now().Add(parentWindow + time.Second), 0},
+		{"no invocation: the wake found the cgroup gone (its removal signals the eventfd too)", [][2]uint64{{0, 0}}, time.Now().Add(time.Second), 0},
+	} {
+		own := &scriptedCounters{steps: c.steps}
+		w := &oomWatch{read: own.read, efd: -1, v1: true}
+		w.seen = w.count()
+		w.onWake()
+		if got := w.killsAfterGone(c.exitAt); got != c.want {
+			t.Errorf("%s: inferred %d kills, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// On cgroup v2 the parent's count decides: an invocation the kill of which never raised it
+// was no kill (the OOM killer found nothing, or the memory was freed meanwhile).
+func TestOOMWatchTrustsTheParentOverAnInvocation(t *testing.T) {
+	own := &scriptedCounters{steps: [][2]uint64{{0, 0}, {1, 0}}} // at create; a wake: invoked; then gone
+	w := &oomWatch{read: own.read, readParent: (&scriptedParent{steps: []uint64{3}}).read, efd: -1}
+	w.seen = w.count()
+	w.onWake()
+	if got := w.killsAfterGone(time.Now()); got != 0 {
+		t.Errorf("inferred %d kills with no rise of the parent's count, want 0", got)
+	}
+}
