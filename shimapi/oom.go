@@ -168,12 +168,13 @@ func (w *oomWatch) awaitKill() {
 	}
 }
 
-// parentWindow bounds how long before an init's SIGKILL the container's own OOM counters
-// must have been read for a rise of its parent's count to be taken as the container's kill:
-// its memory.events changes (memory.max reached) before an OOM kill there, and each change
-// is read at once, so a real OOM leaves a fresh reading; an older one would let a sibling's
-// kill in the same pod pass for this container's.
-const parentWindow = 5 * time.Second
+// inferWindow bounds how long before an init's SIGKILL the shim must have read the
+// container's own OOM counters (for a rise of its parent's count to be taken as the
+// container's kill) or seen an OOM killer invocation in it (cgroup v1): the cgroup signals
+// before an OOM kill there (memory.max reached; v1's OOM notice) and each signal is read at
+// once, so a real OOM leaves a fresh reading; an older one would let a sibling's kill in the
+// same pod, or an unrelated SIGKILL, pass for an OOM kill of this container.
+const inferWindow = 5 * time.Second
 
 // killsAfterGone infers the OOM kills of a container whose cgroup went before they were read.
 // A systemd scope's cgroup is removed as soon as its last process exits, which an OOM kill
@@ -186,7 +187,7 @@ const parentWindow = 5 * time.Second
 // counts are per cgroup) an OOM killer invocation the shim saw in the container shortly
 // before, with no kill counted after it, was the kill that emptied the cgroup.
 func (w *oomWatch) killsAfterGone(exitAt time.Time) uint64 {
-	recent := func(at int64) bool { return at != 0 && exitAt.Sub(time.Unix(0, at)) <= parentWindow }
+	recent := func(at int64) bool { return at != 0 && exitAt.Sub(time.Unix(0, at)) <= inferWindow }
 	if _, _, present := w.read(); present {
 		return 0 // its own count is exact
 	}

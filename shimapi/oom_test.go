@@ -100,7 +100,7 @@ func TestOOMWatchInfersAKillItsGoneCgroupTookAlong(t *testing.T) {
 	}{
 		{"the parent's count rose", []uint64{3, 3, 4}, exit, 1},
 		{"the parent's count did not rise (killed, but not by the OOM killer)", []uint64{3, 3, 3}, exit, 0},
-		{"the container's own count was last read long before the exit", []uint64{3, 3, 4}, exit.Add(parentWindow), 0},
+		{"the container's own count was last read long before the exit", []uint64{3, 3, 4}, exit.Add(inferWindow), 0},
 	} {
 		own := &scriptedCounters{steps: [][2]uint64{{0, 0}, {0, 0}}} // at create; at a wake (memory.max reached); then gone
 		parent := &scriptedParent{steps: c.parent}
@@ -135,7 +135,7 @@ func TestOOMWatchInfersACgroupV1KillFromItsInvocation(t *testing.T) {
 	}{
 		{"gone before the kill was counted", [][2]uint64{{0, 0}, {0, 0}}, time.Now().Add(time.Second), 1},
 		{"the kill was counted (and reported)", [][2]uint64{{0, 0}, {0, 0}, {0, 1}}, time.Now().Add(time.Second), 0},
-		{"the invocation was long before the exit", [][2]uint64{{0, 0}, {0, 0}}, time.Now().Add(parentWindow + time.Second), 0},
+		{"the invocation was long before the exit", [][2]uint64{{0, 0}, {0, 0}}, time.Now().Add(inferWindow + time.Second), 0},
 		{"no invocation: the wake found the cgroup gone (its removal signals the eventfd too)", [][2]uint64{{0, 0}}, time.Now().Add(time.Second), 0},
 	} {
 		own := &scriptedCounters{steps: c.steps}
