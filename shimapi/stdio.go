@@ -111,14 +111,22 @@ func openWhenRead(path string, wait time.Duration) (*os.File, error) {
 }
 
 // waitForReader opens path write-only, blocked in open(2) until a reader comes, at most wait.
+// It opens through an O_PATH handle, so the reader of the shim's own that releases a blocked
+// open at the end reaches the same fifo even if the client has removed or replaced its path.
 func waitForReader(path string, wait time.Duration) (int, error) {
+	h, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(h)
+	via := fmt.Sprintf("/proc/self/fd/%d", h)
 	type opened struct {
 		fd  int
 		err error
 	}
 	done := make(chan opened, 1)
 	go func() {
-		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(via, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 		done <- opened{fd, err}
 	}()
 	timer := time.NewTimer(wait)
@@ -128,11 +136,11 @@ func waitForReader(path string, wait time.Duration) (int, error) {
 		return o.fd, o.err
 	case <-timer.C:
 	}
-	// A reader of the shim's own releases the blocked open.
-	if r, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
-		if o := <-done; o.err == nil {
-			unix.Close(o.fd)
-		}
+	r, err := unix.Open(via, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if o := <-done; o.err == nil {
+		unix.Close(o.fd)
+	}
+	if err == nil {
 		unix.Close(r)
 	}
 	return -1, fmt.Errorf("no reader opened it within %v", wait)

@@ -3,6 +3,7 @@ package shimapi
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,30 @@ func TestOpenWhenReadGivesUpOnAnAbsentReader(t *testing.T) {
 	if fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK, 0); err != unix.ENXIO {
 		unix.Close(fd)
 		t.Errorf("a writer's open after the failed open: %v, want ENXIO (no reader left)", err)
+	}
+}
+
+// A client that removes its fifo while the shim waits for its reader: the wait still ends
+// with an error naming the fifo, and its blocked open is released (through the shim's handle
+// on the fifo, not its path), leaving no goroutine or thread behind.
+func TestOpenWhenReadSurvivesItsFifoBeingRemoved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, fds := runtime.NumGoroutine(), openFds(t)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		os.Remove(path)
+	}()
+	if _, err := openWhenRead(path, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("got %v, want an error naming the fifo", err)
+	}
+	time.Sleep(50 * time.Millisecond) // the remover's goroutine ends
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the failed open, %d before: the blocked open was not released", n, before)
+	}
+	if n := openFds(t); n != fds {
+		t.Errorf("%d fds open after the failed open, %d before", n, fds)
 	}
 }
