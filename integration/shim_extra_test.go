@@ -496,6 +496,82 @@ func testShimOutputWaitsForALateReader(t *testing.T, husk string) {
 	h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "late", ExecID: "x"})
 }
 
+// TestShimStdinTakesALateWriter: a client that opens its stdin fifo's write end only after the
+// exec has exited (containerd opens it in the background, as `kubectl exec -i pod -- true <
+// file` can race) gets through: the open and what it writes do not block for good, and CloseIO
+// and Delete end it. Before, the shim dropped its stdin fifo at the exit and the writer's open
+// waited forever, and with it containerd's attach and the exec.
+func TestShimStdinTakesALateWriter(t *testing.T) { bothHusks(t, testShimStdinTakesALateWriter) }
+
+func testShimStdinTakesALateWriter(t *testing.T, husk string) {
+	h := startShim(t)
+	ctx := context.Background()
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "latein", Bundle: b.dir, Options: runcOptions(t, husk)}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.Start(ctx, &taskapi.StartRequest{ID: "latein"})
+	defer func() {
+		h.client.Kill(ctx, &taskapi.KillRequest{ID: "latein", Signal: 9})
+		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "latein"})
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "latein"})
+	}()
+	readNow := make(chan struct{})
+	close(readNow)
+	for _, terminal := range []bool{false, true} {
+		execID := fmt.Sprintf("x-terminal-%v", terminal)
+		stdin := filepath.Join(h.dir, execID+"-in")
+		if err := syscall.Mkfifo(stdin, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stdout, outText := fifoReaderAfter(t, h.dir, execID+"-out", readNow)
+		proc, _ := json.Marshal(rspec.Process{Args: []string{"true"}, Env: []string{"PATH=/bin"}, Cwd: "/", Terminal: terminal})
+		if _, err := h.client.Exec(ctx, &taskapi.ExecProcessRequest{ID: "latein", ExecID: execID, Stdin: stdin, Stdout: stdout, Terminal: terminal, Spec: &anypb.Any{Value: proc}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: "latein", ExecID: execID}); err != nil {
+			t.Fatalf("%s: Start: %v", execID, err)
+		}
+		if wr, err := h.client.Wait(ctx, &taskapi.WaitRequest{ID: "latein", ExecID: execID}); err != nil || wr.ExitStatus != 0 {
+			t.Fatalf("%s: Wait: %v %v", execID, wr, err)
+		}
+		outText()
+		time.Sleep(200 * time.Millisecond) // the shim is done with the exit
+		wrote := make(chan error, 1)
+		go func() {
+			w, err := os.OpenFile(stdin, os.O_WRONLY, 0) // blocking, as containerd's writer
+			if err != nil {
+				wrote <- err
+				return
+			}
+			defer w.Close()
+			_, err = w.Write(make([]byte, 256<<10)) // more than a fifo holds
+			wrote <- err
+		}()
+		select {
+		case err := <-wrote:
+			if err != nil {
+				t.Errorf("%s: the late stdin writer: %v", execID, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: a stdin writer that opened after the exit never got through", execID)
+			// Release it: a reader of our own lets the open through; its write fails on the close.
+			if r, err := os.OpenFile(stdin, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+				time.Sleep(100 * time.Millisecond)
+				r.Close()
+			}
+			<-wrote
+		}
+		if _, err := h.client.CloseIO(ctx, &taskapi.CloseIORequest{ID: "latein", ExecID: execID, Stdin: true}); err != nil {
+			t.Errorf("%s: CloseIO: %v", execID, err)
+		}
+		if _, err := h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "latein", ExecID: execID}); err != nil {
+			t.Errorf("%s: Delete: %v", execID, err)
+		}
+	}
+}
+
 // TestShimExecKilled: an exec killed with SIGKILL reports 137 to its waiter, and the container
 // runs on.
 func TestShimExecKilled(t *testing.T) { bothHusks(t, testShimExecKilled) }

@@ -47,12 +47,29 @@ func openStdin(path string) (*os.File, *os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open fifo %s: %w", path, err)
 	}
-	end, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", keep.Fd()), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	end, err := reopen(keep, os.O_RDONLY)
 	if err != nil {
 		keep.Close()
 		return nil, nil, fmt.Errorf("open fifo %s: %w", path, err)
 	}
 	return keep, end, nil
+}
+
+// reopen opens f's file again through /proc/self/fd, without File.Fd: that would turn f
+// blocking and take it out of Go's poller, and the drain of an exited process's stdin keepalive
+// must end when the keepalive is closed.
+func reopen(f *os.File, flag int) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var reopened *os.File
+	if cerr := rc.Control(func(fd uintptr) {
+		reopened, err = os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), flag|unix.O_CLOEXEC, 0)
+	}); cerr != nil {
+		return nil, cerr
+	}
+	return reopened, err
 }
 
 // openOutput opens stdout or stderr from a containerd stdio URI: a fifo path, file:// or
@@ -417,10 +434,25 @@ func (p *procIO) closeStdin() {
 	}
 }
 
-// exited drops the shim's keepalives once the process is gone, so the client reading the fifos
-// sees EOF after the last byte (unless a background child still holds the output).
+// drainStdin keeps stdin's fifo open once the process is gone, reading and discarding what
+// comes, until CloseIO or Delete closes it: containerd opens its stdin writer in the background
+// (as it opens its output readers), and an open that runs after the exit would otherwise find
+// no reader and wait in open(2) for good, holding up the client's attach and so the exec. (The
+// runc shim's stdin copy likewise keeps its reader until the client's stream ends.)
+func (p *procIO) drainStdin() {
+	p.mu.Lock()
+	keep := p.stdinKeep
+	p.mu.Unlock()
+	if keep != nil {
+		go io.Copy(io.Discard, keep) // ends when closeStdin or Close closes keep
+	}
+}
+
+// exited drops the shim's output keepalives once the process is gone, so the client reading the
+// fifos sees EOF after the last byte (unless a background child still holds the output), and
+// drains stdin until the client is done with it.
 func (p *procIO) exited() {
-	p.closeStdin()
+	p.drainStdin()
 	if p.master != nil {
 		// An epoll console waits out EIO as if the slave might come back: shutting it down makes
 		// the copy return EOF once the last output is read.

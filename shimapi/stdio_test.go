@@ -106,3 +106,56 @@ func TestOpenWhenReadSurvivesItsFifoBeingRemoved(t *testing.T) {
 		t.Errorf("%d fds open after the failed open, %d before", n, fds)
 	}
 }
+
+// A process that exits before its client's stdin writer opens: the open and the writes that
+// follow still go through (drained, more than a pipe holds), and closing stdin (CloseIO) ends
+// the drain, leaving no goroutine or fd behind.
+func TestExitedStdinTakesALateWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, fds := runtime.NumGoroutine(), openFds(t)
+	keep, end, err := openStdin(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &procIO{stdinKeep: keep}
+	end.Close() // the process has exited: its read end is gone
+	p.exited()
+	wrote := make(chan error, 1)
+	go func() {
+		w, err := os.OpenFile(path, os.O_WRONLY, 0) // blocking, as containerd's fifo writer
+		if err != nil {
+			wrote <- err
+			return
+		}
+		defer w.Close()
+		_, err = w.Write(make([]byte, 1<<20))
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("the late writer: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		// Release the writer: a reader of our own lets its open through, and its write then
+		// fails on the reader's close.
+		if r, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+			time.Sleep(100 * time.Millisecond)
+			r.Close()
+			<-wrote
+		}
+		t.Fatal("a stdin writer that opened after the exit never got through")
+	}
+	p.closeStdin()
+	time.Sleep(50 * time.Millisecond) // the drain ends
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after stdin was closed, %d before: the drain goes on\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+	if n := openFds(t); n != fds {
+		t.Errorf("%d fds open after stdin was closed, %d before", n, fds)
+	}
+}
