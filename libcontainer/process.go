@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/internal/children"
+	"github.com/husk-runtime/husk/libcontainer/cgroups"
 	"github.com/husk-runtime/husk/libcontainer/initproto"
 	"github.com/husk-runtime/husk/libcontainer/procenv"
 	"github.com/husk-runtime/husk/specs"
@@ -158,11 +159,14 @@ var nsTypeFlags = map[rspec.LinuxNamespaceType]int{
 // whatever the file is: an "ipc" path naming a mount namespace would make the init build and
 // pivot the rootfs in that namespace (husk's own, or the host's).
 func openNamespace(t rspec.LinuxNamespaceType, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	// A bare open: os.OpenFile would try the file on Go's poller, four more system calls
+	// for each namespace of each exec.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("namespace %s: %w", t, err)
+		return nil, fmt.Errorf("namespace %s: %w", t, &os.PathError{Op: "open", Path: path, Err: err})
 	}
-	got, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	f := os.NewFile(uintptr(fd), path)
+	got, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("namespace %s: path %q is not a namespace file", t, path)
@@ -234,9 +238,29 @@ type ExecOpts struct {
 
 // Exec starts a new process inside the running container and returns it once it has exec'd.
 func (c *Container) Exec(o ExecOpts) (*Process, error) {
-	if st := c.status(); st != Running && st != Created && !(st == Paused && o.IgnorePaused) {
-		return nil, fmt.Errorf("container %s: cannot exec in a %s container", c.state.ID, st)
+	cg := c.Cgroup()
+	if err := c.execable(c.statusWith(cg), o); err != nil {
+		return nil, err
 	}
+	v, err := c.execView()
+	if err != nil {
+		return nil, err
+	}
+	return c.execChecked(o, v, c.execJoins(v), cg)
+}
+
+// execable reports whether a container in status st takes an exec of o, and why not.
+func (c *Container) execable(st Status, o ExecOpts) error {
+	if st != Running && st != Created && !(st == Paused && o.IgnorePaused) {
+		return fmt.Errorf("container %s: cannot exec in a %s container", c.state.ID, st)
+	}
+	return nil
+}
+
+// execChecked is Exec once the container's status has said yes, with what it needs of the
+// container's state worked out (by Exec, or kept by an ExecCache): its exec view, the
+// namespaces to join and its cgroup.
+func (c *Container) execChecked(o ExecOpts, v *execView, joins map[rspec.LinuxNamespaceType]string, cg *cgroups.Manager) (*Process, error) {
 	if o.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
 		return nil, errors.New("process.terminal is true: --console-socket is required")
 	}
@@ -247,18 +271,13 @@ func (c *Container) Exec(o ExecOpts) (*Process, error) {
 	if console != nil && o.ConsoleConn == nil {
 		defer console.Close()
 	}
-	v, err := c.execView()
-	if err != nil {
-		return nil, err
-	}
-	p := &initProcess{setup: c.planExec(o, v, console), stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: c.execJoins(v),
+	p := &initProcess{setup: c.planExec(o, v, console), stdio: o.Stdio, preserveFds: o.PreserveFds, console: console, joinPaths: joins,
 		beforeRun: o.BeforeRun, affinity: o.Process.ExecCPUAffinity, debug: o.Debug, oomScoreAdj: o.Process.OOMScoreAdj, monitor: c.Monitor,
 		initBinary: o.InitBinary}
 	cfg, err := execConfig(c.state.ID, o.Process, v)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)
 	}
-	cg := c.Cgroup()
 	if len(o.Cgroups) > 0 {
 		if cg, err = cg.Sub(o.Cgroups); err != nil {
 			return nil, fmt.Errorf("container %s: exec: %w", c.state.ID, err)

@@ -14,6 +14,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/rawfile"
 	"github.com/husk-runtime/husk/specs"
 
 	"github.com/husk-runtime/husk/libcontainer/cgroups"
@@ -173,7 +174,7 @@ func salvageState(dir, id string) *State {
 // procStartTime returns field 22 of /proc/pid/stat (start time in clock ticks) and whether the
 // process is a zombie, which counts as stopped.
 func procStartTime(pid int) (uint64, bool, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := rawfile.Read("/proc/"+strconv.Itoa(pid)+"/stat", 4096)
 	if err != nil {
 		return 0, false, err
 	}
@@ -199,7 +200,10 @@ func (s *State) initAlive() bool {
 	return err == nil && !zombie && st == s.InitStartTime
 }
 
-func (c *Container) status() Status {
+func (c *Container) status() Status { return c.statusWith(nil) }
+
+// statusWith is status reading the freezer through cg (nil: a manager of its own).
+func (c *Container) statusWith(cg *cgroups.Manager) Status {
 	if c.state.InitPid == 0 {
 		return Creating
 	}
@@ -209,7 +213,10 @@ func (c *Container) status() Status {
 	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
 		return Created
 	}
-	if cgroups.Load(c.state.Cgroup).Frozen() {
+	if cg == nil {
+		cg = cgroups.Load(c.state.Cgroup)
+	}
+	if cg.Frozen() {
 		return Paused
 	}
 	return Running

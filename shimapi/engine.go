@@ -25,12 +25,13 @@ type engine struct {
 	reaper  *reaper
 	command *runtimeClient           // husk's command line, for checkpoint and restore (husk-criu)
 	init    *libcontainer.InitBinary // husk-init's sealed view, shared by the shim's engines
+	execs   *libcontainer.ExecCache  // containers' state as execs need it, shared likewise
 }
 
 // inProcessEngine returns an engine when binary is the husk installed beside this shim (whose
 // husk-init, and husk-systemd, the engine finds beside its own executable), else nil: another
 // runtime, or a husk elsewhere, is run as a command.
-func inProcessEngine(binary, root string, systemd bool, r *reaper, command *runtimeClient, init *libcontainer.InitBinary) *engine {
+func inProcessEngine(binary, root string, systemd bool, r *reaper, command *runtimeClient, init *libcontainer.InitBinary, execs *libcontainer.ExecCache) *engine {
 	self, err := os.Executable()
 	if err != nil {
 		return nil
@@ -50,7 +51,7 @@ func inProcessEngine(binary, root string, systemd bool, r *reaper, command *runt
 			return nil
 		}
 	}
-	return &engine{root: root, systemd: systemd, reaper: r, command: command, init: init}
+	return &engine{root: root, systemd: systemd, reaper: r, command: command, init: init, execs: execs}
 }
 
 // warn reports what goes wrong without failing an operation (a failing poststop hook) in the
@@ -122,15 +123,7 @@ func (e *engine) exec(id string, spec []byte, consoleSocket string, stdio [3]*os
 		if err := libcontainer.PrepareExecProcess(p); err != nil {
 			return err
 		}
-		ct, err := libcontainer.Load(e.root, id)
-		if err != nil {
-			return err
-		}
-		// As husk exec: the lock guards the state, read by now; it is not held while the
-		// process starts (in a paused container that waits for a resume, which needs the lock).
-		ct.Close()
-		ct.Monitor = e.reaper
-		proc, err := ct.Exec(libcontainer.ExecOpts{
+		proc, err := e.execs.Exec(e.root, id, e.reaper, libcontainer.ExecOpts{
 			Process: p, ConsoleSocket: consoleSocket, InitBinary: e.init,
 			Stdio: libcontainer.Stdio{Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2]},
 		})
@@ -162,6 +155,7 @@ func (e *engine) checkpoint(id string, args []string) error { return e.command.c
 
 // forceDelete is `husk delete --force`.
 func (e *engine) forceDelete(id string) error {
+	e.execs.Forget(e.root, id)
 	return e.do("delete", func() error { return libcontainer.ForceDeleteID(e.root, id, e.warn, e.reaper) })
 }
 

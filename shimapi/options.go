@@ -42,7 +42,7 @@ func (s *Service) runtimeFor(bundle string, opts *options.Options) containerRunt
 		_ = os.WriteFile(filepath.Join(bundle, "options.json"), b, 0o600)
 	}
 	command := &runtimeClient{binary: o.Binary, root: o.Root, logPath: filepath.Join(bundle, "log.json"), systemd: o.Systemd, reaper: s.reaper}
-	if e := inProcessEngine(o.Binary, o.Root, o.Systemd, s.reaper, command, &s.initBinary); e != nil {
+	if e := inProcessEngine(o.Binary, o.Root, o.Systemd, s.reaper, command, &s.initBinary, &s.execs); e != nil {
 		return e
 	}
 	return command

@@ -44,9 +44,11 @@ type Service struct {
 	// initBinary is husk-init's sealed view, made once for every create and exec of this
 	// shim's in-process engines.
 	initBinary libcontainer.InitBinary
-	epollOnce  sync.Once
-	epoller    *console.Epoller
-	epollErr   error
+	// execs keeps what an exec needs of each container's state between execs (probes).
+	execs     libcontainer.ExecCache
+	epollOnce sync.Once
+	epoller   *console.Epoller
+	epollErr  error
 }
 
 var empty = &emptypb.Empty{}

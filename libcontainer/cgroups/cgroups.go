@@ -259,6 +259,20 @@ func (m *Manager) mount(key string) string {
 	return d
 }
 
+// Resolved looks up every hierarchy's mount now and returns m, which from then on only reads
+// its fields in Apply, Frozen and the other per-process calls: one manager can then serve
+// concurrent execs (an ExecCache's).
+func (m *Manager) Resolved() *Manager {
+	if m.mode != Unified {
+		for k := range m.paths {
+			if k != "" {
+				m.mount(k)
+			}
+		}
+	}
+	return m
+}
+
 // v1Dir is the container's directory in the v1 hierarchy holding controller, "" if none.
 func (m *Manager) v1Dir(controller string) string {
 	if m.mode == Unified {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/husk-runtime/husk/internal/rawfile"
 )
 
 // freezerFile returns the file that freezes the cgroup and the values for frozen and thawed:
@@ -90,7 +92,7 @@ func (m *Manager) Frozen() bool {
 	if err != nil {
 		return false
 	}
-	b, err := os.ReadFile(file)
+	b, err := rawfile.Read(file, 64)
 	return err == nil && strings.TrimSpace(string(b)) == frozen
 }
 
