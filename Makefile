@@ -16,14 +16,18 @@ DEMO_DIR ?= build/demo
 
 all: build
 
+comma := ,
+INIT_ENTRY := $(if $(filter x86_64,$(shell uname -m)), -Wl$(comma)-e$(comma)husk_entry)
+
 build: build-deps
 	# husk, the command line, is pure Go and static: no libc to load on any of the four
 	# processes a container's life starts, and no cgroup, protobuf or eBPF libraries to initialise.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/husk ./cmd/runtime
 	# husk-init, the container's first process, needs cgo (setns before the Go runtime starts,
 	# libseccomp); it links libseccomp and glibc statically (no dynamic loading at each start),
-	# with osusergo/netgo keeping NSS out of static glibc.
-	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD),osusergo,netgo -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o bin/husk-init ./cmd/husk-init
+	# with osusergo/netgo keeping NSS out of static glibc. On x86_64 its entry point runs the
+	# fast paths of exec and create before static glibc's own start (libcontainer/nsenter/early.c).
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD),osusergo,netgo -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static$(INIT_ENTRY)"' -o bin/husk-init ./cmd/husk-init
 	# husk's checkpoint and restore: this command line with the criu tag (CRIU's RPC protocol
 	# and protobuf), exec'd by husk for those two commands only.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD),criu -ldflags '$(LDFLAGS)' -o bin/husk-criu ./cmd/runtime

@@ -1,5 +1,4 @@
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -11,16 +10,13 @@
 #include <linux/seccomp.h>
 #include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/vfs.h>
-#include <unistd.h>
+#include <sys/types.h>
 
+#include "hx.h"
 #include "proto.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -28,10 +24,11 @@
 #endif
 
 /* The exec fast path: `husk exec` of a plain process (no terminal, no LSM label; a seccomp
- * filter comes compiled, from the create) is set up here, in the constructor, and exec'd
- * before the Go runtime of husk-init ever starts: that start is most of an exec's cost. The
- * steps and their order are those of prepareProcess and setupUser in goinit/process.go and
- * goinit/user_linux.go, which handle every other case; keep the two in step.
+ * filter comes compiled, from the create) is set up here, before the Go runtime of husk-init
+ * ever starts (that start is most of an exec's cost), and from the binary's entry point, before
+ * the C library's too (early.c): so no C library here, only hx.h. The steps and their order are
+ * those of prepareProcess and setupUser in goinit/process.go and goinit/user_linux.go, which
+ * handle every other case; keep the two in step.
  *
  * The parent sends, once the process is in its cgroup, a 4-byte length and then NUL-separated
  * "key=value" records, computed and checked on the Go side. */
@@ -39,11 +36,13 @@
 /* The request's records and limits are initproto's (proto.h); ExecRequest.Check keeps the Go
  * side within them. */
 #define MAX_ITEMS HUSK_MAX_ITEMS
+/* The kernel's NGROUPS_MAX: setgroups(2) takes no more. */
+#define MAX_GROUPS 65536
 
 struct execfast {
 	uid_t uid;
 	gid_t gid;
-	gid_t *groups;
+	gid_t groups[MAX_GROUPS];
 	int ngroups;
 	long umask_val; /* -1: leave alone */
 	uint64_t bounding, effective, permitted, inheritable;
@@ -77,43 +76,44 @@ static int fast_ready; /* create: msgReady sent, nobody reads the sync socket an
 static void xfail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void xfail(const char *fmt, ...)
 {
-	char msg[512], line[1200], *o = line;
-	size_t i;
+	char msg[512], line[1200];
+	size_t i, o;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	o = hx_vfmt(msg, sizeof(msg) - 1, fmt, ap);
 	va_end(ap);
 	if (fast_ready) {
-		dprintf(2, "%s\n", msg); /* the one line runc's init prints there too */
-		_exit(127);
+		msg[o++] = '\n'; /* the one line runc's init prints there too */
+		(void)hx_write(2, msg, o);
+		hx_exit(127);
 	}
-	o += sprintf(o, "{\"type\":\"" HUSK_MSG_ERROR "\",\"message\":\"");
+	o = hx_fmt(line, sizeof(line), "{\"type\":\"" HUSK_MSG_ERROR "\",\"message\":\"");
 	/* Room left for the longest escape (6), the closing "}\n (3) and the NUL. */
-	for (i = 0; msg[i] && o < line + sizeof(line) - 16; i++) {
+	for (i = 0; msg[i] && o < sizeof(line) - 16; i++) {
 		unsigned char c = (unsigned char)msg[i];
 		if (c == '"' || c == '\\')
-			*o++ = '\\', *o++ = (char)c;
+			line[o++] = '\\', line[o++] = (char)c;
 		else if (c < 0x20)
-			o += sprintf(o, "\\u%04x", c);
+			o += hx_fmt(line + o, sizeof(line) - o, "\\u%04x", c);
 		else
-			*o++ = (char)c;
+			line[o++] = (char)c;
 	}
-	o += sprintf(o, "\"}\n");
+	o += hx_fmt(line + o, sizeof(line) - o, "\"}\n");
 	if (fast_syncfd >= 0)
-		(void)!write(fast_syncfd, line, (size_t)(o - line));
-	_exit(1);
+		(void)hx_write(fast_syncfd, line, o);
+	hx_exit(1);
 }
 
 static void read_full(int fd, void *buf, size_t n)
 {
 	char *p = buf;
 	while (n > 0) {
-		ssize_t r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
+		long r = hx_read(fd, p, n);
+		if (r == -EINTR)
 			continue;
 		if (r <= 0)
-			_exit(1); /* the parent is gone: it reports, or has aborted, the exec */
+			hx_exit(1); /* the parent is gone: it reports, or has aborted, the exec */
 		p += r;
 		n -= (size_t)r;
 	}
@@ -121,7 +121,12 @@ static void read_full(int fd, void *buf, size_t n)
 
 static uint64_t hex64(const char *s)
 {
-	return strtoull(s, NULL, 16);
+	return hx_strtoull(s, NULL, 16);
+}
+
+static unsigned long dec(const char *s)
+{
+	return (unsigned long)hx_strtoull(s, NULL, 10);
 }
 
 /* Splits the next "key=value" record of a request at *p (up to end) in place; 0 at the end. */
@@ -132,13 +137,24 @@ static int next_record(char **p, char *end, char **key, char **val)
 	if (*p >= end)
 		return 0;
 	*key = *p;
-	*p += strlen(*p) + 1;
-	v = strchr(*key, '=');
+	*p += hx_strlen(*p) + 1;
+	v = hx_strchr(*key, '=');
 	if (!v)
 		xfail("init: malformed request");
 	*v = 0;
 	*val = v + 1;
 	return 1;
+}
+
+static int hexdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 static void parse(char *blob, size_t len, struct execfast *x)
@@ -149,75 +165,70 @@ static void parse(char *blob, size_t len, struct execfast *x)
 	x->last_cap = -1;
 	x->fifo = -1;
 	while (next_record(&p, end, &rec, &v)) {
-		if (!strcmp(rec, HUSK_KEY_UID))
-			x->uid = (uid_t)strtoul(v, NULL, 10);
-		else if (!strcmp(rec, HUSK_KEY_GID))
-			x->gid = (gid_t)strtoul(v, NULL, 10);
-		else if (!strcmp(rec, HUSK_KEY_GROUP)) {
-			gid_t *g = realloc(x->groups, sizeof(gid_t) * (size_t)(x->ngroups + 1));
-			if (!g)
-				xfail("exec: out of memory");
-			x->groups = g;
-			x->groups[x->ngroups++] = (gid_t)strtoul(v, NULL, 10);
-		} else if (!strcmp(rec, HUSK_KEY_UMASK))
-			x->umask_val = strtol(v, NULL, 10);
-		else if (!strcmp(rec, HUSK_KEY_BOUNDING))
+		if (hx_streq(rec, HUSK_KEY_UID))
+			x->uid = (uid_t)dec(v);
+		else if (hx_streq(rec, HUSK_KEY_GID))
+			x->gid = (gid_t)dec(v);
+		else if (hx_streq(rec, HUSK_KEY_GROUP)) {
+			if (x->ngroups == MAX_GROUPS)
+				xfail("exec: more than %d additional groups", MAX_GROUPS);
+			x->groups[x->ngroups++] = (gid_t)dec(v);
+		} else if (hx_streq(rec, HUSK_KEY_UMASK))
+			x->umask_val = (long)dec(v);
+		else if (hx_streq(rec, HUSK_KEY_BOUNDING))
 			x->bounding = hex64(v);
-		else if (!strcmp(rec, HUSK_KEY_EFFECTIVE))
+		else if (hx_streq(rec, HUSK_KEY_EFFECTIVE))
 			x->effective = hex64(v);
-		else if (!strcmp(rec, HUSK_KEY_PERMITTED))
+		else if (hx_streq(rec, HUSK_KEY_PERMITTED))
 			x->permitted = hex64(v);
-		else if (!strcmp(rec, HUSK_KEY_INHERITABLE))
+		else if (hx_streq(rec, HUSK_KEY_INHERITABLE))
 			x->inheritable = hex64(v);
-		else if (!strcmp(rec, HUSK_KEY_AMBIENT)) {
+		else if (hx_streq(rec, HUSK_KEY_AMBIENT)) {
 			if (x->nambient == HUSK_MAX_AMBIENT)
 				xfail("exec: too many ambient capabilities");
-			x->ambient[x->nambient++] = atoi(v);
-		} else if (!strcmp(rec, HUSK_KEY_LAST_CAP))
-			x->last_cap = atoi(v);
-		else if (!strcmp(rec, HUSK_KEY_NO_NEW_PRIVS))
-			x->nnp = atoi(v);
-		else if (!strcmp(rec, HUSK_KEY_SECCOMP)) {
-			size_t n = strlen(v), i;
-			unsigned char *b;
+			x->ambient[x->nambient++] = hx_atoi(v);
+		} else if (hx_streq(rec, HUSK_KEY_LAST_CAP))
+			x->last_cap = hx_atoi(v);
+		else if (hx_streq(rec, HUSK_KEY_NO_NEW_PRIVS))
+			x->nnp = hx_atoi(v);
+		else if (hx_streq(rec, HUSK_KEY_SECCOMP)) {
+			size_t n = hx_strlen(v), i;
+			unsigned char *b = (unsigned char *)v; /* decoded in place: byte i from chars 2i, 2i+1 */
 			if (n == 0 || n % 16 != 0 || n / 16 > 0xffff)
 				xfail("exec: malformed seccomp filter");
-			b = malloc(n / 2);
-			if (!b)
-				xfail("exec: out of memory");
 			for (i = 0; i < n / 2; i++) {
-				char hexbyte[3] = {v[2 * i], v[2 * i + 1], 0}, *e;
-				b[i] = (unsigned char)strtoul(hexbyte, &e, 16);
-				if (*e)
+				int hi = hexdigit(v[2 * i]), lo = hexdigit(v[2 * i + 1]);
+				if (hi < 0 || lo < 0)
 					xfail("exec: malformed seccomp filter");
+				b[i] = (unsigned char)(hi << 4 | lo);
 			}
 			x->seccomp = (struct sock_filter *)b;
 			x->seccomp_len = (unsigned short)(n / 16);
-		} else if (!strcmp(rec, HUSK_KEY_SECCOMP_FLAGS))
-			x->seccomp_flags = strtoul(v, NULL, 16);
-		else if (!strcmp(rec, HUSK_KEY_CWD))
+		} else if (hx_streq(rec, HUSK_KEY_SECCOMP_FLAGS))
+			x->seccomp_flags = (unsigned long)hex64(v);
+		else if (hx_streq(rec, HUSK_KEY_CWD))
 			x->cwd = v;
-		else if (!strcmp(rec, HUSK_KEY_PRESERVE))
-			x->preserve = atoi(v);
-		else if (!strcmp(rec, HUSK_KEY_SETSID))
-			x->setsid = atoi(v);
-		else if (!strcmp(rec, HUSK_KEY_FIFO))
-			x->fifo = atoi(v);
-		else if (!strcmp(rec, HUSK_KEY_RLIMIT)) {
-			char *s1 = strchr(v, ','), *s2 = s1 ? strchr(s1 + 1, ',') : NULL;
+		else if (hx_streq(rec, HUSK_KEY_PRESERVE))
+			x->preserve = hx_atoi(v);
+		else if (hx_streq(rec, HUSK_KEY_SETSID))
+			x->setsid = hx_atoi(v);
+		else if (hx_streq(rec, HUSK_KEY_FIFO))
+			x->fifo = hx_atoi(v);
+		else if (hx_streq(rec, HUSK_KEY_RLIMIT)) {
+			char *s1 = hx_strchr(v, ','), *s2 = s1 ? hx_strchr(s1 + 1, ',') : NULL;
 			if (!s2)
 				xfail("exec: malformed rlimit");
 			if (x->nrlimits == HUSK_MAX_RLIMITS)
 				xfail("exec: too many rlimits");
-			x->rlimits[x->nrlimits].res = atoi(v);
-			x->rlimits[x->nrlimits].lim.rlim_cur = strtoull(s1 + 1, NULL, 10);
-			x->rlimits[x->nrlimits].lim.rlim_max = strtoull(s2 + 1, NULL, 10);
+			x->rlimits[x->nrlimits].res = hx_atoi(v);
+			x->rlimits[x->nrlimits].lim.rlim_cur = hx_strtoull(s1 + 1, NULL, 10);
+			x->rlimits[x->nrlimits].lim.rlim_max = hx_strtoull(s2 + 1, NULL, 10);
 			x->nrlimits++;
-		} else if (!strcmp(rec, HUSK_KEY_ARG)) {
+		} else if (hx_streq(rec, HUSK_KEY_ARG)) {
 			if (x->argc == MAX_ITEMS)
 				xfail("exec: more than %d arguments", MAX_ITEMS);
 			x->argv[x->argc++] = v;
-		} else if (!strcmp(rec, HUSK_KEY_ENV)) {
+		} else if (hx_streq(rec, HUSK_KEY_ENV)) {
 			if (x->envc == MAX_ITEMS)
 				xfail("exec: more than %d environment variables", MAX_ITEMS);
 			x->envp[x->envc++] = v;
@@ -230,9 +241,9 @@ static void parse(char *blob, size_t len, struct execfast *x)
 
 static const char *getenv_in(struct execfast *x, const char *key)
 {
-	size_t k = strlen(key);
+	size_t k = hx_strlen(key);
 	for (int i = 0; i < x->envc; i++)
-		if (!strncmp(x->envp[i], key, k) && x->envp[i][k] == '=')
+		if (!hx_strncmp(x->envp[i], key, k) && x->envp[i][k] == '=')
 			return x->envp[i] + k + 1;
 	return NULL;
 }
@@ -243,23 +254,23 @@ static const char *getenv_in(struct execfast *x, const char *key)
 static int executable(const char *path)
 {
 	struct stat st;
-	return stat(path, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111);
+	return hx_stat(path, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111);
 }
 
 static const char *lookpath(struct execfast *x, char *buf, size_t size)
 {
 	const char *name = x->argv[0], *path, *p;
 
-	if (strchr(name, '/'))
+	if (hx_strchr(name, '/'))
 		return executable(name) ? name : NULL;
 	path = getenv_in(x, "PATH");
 	for (p = path; p && *p;) {
-		const char *colon = strchr(p, ':');
-		size_t n = colon ? (size_t)(colon - p) : strlen(p);
+		const char *colon = hx_strchr(p, ':');
+		size_t n = colon ? (size_t)(colon - p) : hx_strlen(p);
 		if (n == 0)
-			snprintf(buf, size, "./%s", name);
+			hx_fmt(buf, size, "./%s", name);
 		else
-			snprintf(buf, size, "%.*s/%s", (int)n, p, name);
+			hx_fmt(buf, size, "%.*s/%s", (int)n, p, name);
 		if (executable(buf))
 			return buf[0] == '/' ? buf : NULL;
 		p = colon ? colon + 1 : p + n;
@@ -272,8 +283,9 @@ static const char *lookpath(struct execfast *x, char *buf, size_t size)
 static void load_seccomp(struct execfast *x)
 {
 	struct sock_fprog prog = {x->seccomp_len, x->seccomp};
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog) < 0)
-		xfail("load seccomp filter: %s", strerror(errno));
+	long r = HX_SYS(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog, 0, 0, 0);
+	if (r < 0)
+		xfail("load seccomp filter: %s", hx_strerror(r));
 }
 
 /* reopen_dev_null points the init's stdio that is the host's /dev/null at the container's
@@ -282,127 +294,134 @@ static void load_seccomp(struct execfast *x)
 static void reopen_dev_null(void)
 {
 	struct stat null, st;
-	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	long fd = hx_open("/dev/null", O_RDWR | O_CLOEXEC), r;
 
 	if (fd < 0)
 		return; /* a rootfs without /dev/null: nothing to point at */
-	if (fstat(fd, &null) < 0 || !S_ISCHR(null.st_mode)) {
-		close(fd);
+	if (hx_fstat(fd, &null) < 0 || !S_ISCHR(null.st_mode)) {
+		hx_close(fd);
 		return;
 	}
 	for (int i = 0; i < 3; i++)
-		if (fstat(i, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null.st_rdev && dup3(fd, i, 0) < 0)
-			xfail("reopen /dev/null as fd %d: %s", i, strerror(errno));
-	close(fd);
+		if (hx_fstat(i, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null.st_rdev && (r = hx_dup3(fd, i)) < 0)
+			xfail("reopen /dev/null as fd %d: %s", i, hx_strerror(r));
+	hx_close(fd);
+}
+
+/* cwd_inside: the working directory, as the kernel names it, is under the root: a cwd reached
+ * through a leaked fd lies outside it and the kernel says "(unreachable)" (CVE-2024-21626). */
+static int cwd_inside(void)
+{
+	char cwd[4096];
+	return hx_getcwd(cwd, sizeof(cwd)) > 0 && cwd[0] == '/';
 }
 
 static void apply(struct execfast *x)
 {
-	char cwdbuf[4096], pathbuf[4096];
+	char pathbuf[4096];
 	const char *prog;
 	int chdir_again = 0;
+	long r;
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 
-	if (x->setsid && setsid() < 0)
-		xfail("setsid: %s", strerror(errno));
+	if (x->setsid && (r = hx_setsid()) < 0)
+		xfail("setsid: %s", hx_strerror(r));
 	if (x->fifo >= 0)
 		reopen_dev_null();
 	for (int i = 0; i < x->nrlimits; i++)
-		if (prlimit(0, x->rlimits[i].res, &x->rlimits[i].lim, NULL) < 0)
-			xfail("setrlimit %d: %s", x->rlimits[i].res, strerror(errno));
+		if ((r = hx_prlimit(x->rlimits[i].res, &x->rlimits[i].lim)) < 0)
+			xfail("setrlimit %d: %s", x->rlimits[i].res, hx_strerror(r));
 	/* process.oomScoreAdj: written by the parent before the request is sent. */
 	x->envp[x->envc] = NULL; /* complete as sent: HOME and LISTEN_PID are the parent's job */
 	x->argv[x->argc] = NULL;
 
 	/* As runc: chdir with husk's own access first, and again as the user only if refused. */
-	if (chdir(x->cwd) < 0) {
-		if (errno != EACCES && errno != EPERM)
-			xfail("chdir to cwd \"%s\": %s", x->cwd, strerror(errno));
+	if ((r = hx_chdir(x->cwd)) < 0) {
+		if (r != -EACCES && r != -EPERM)
+			xfail("chdir to cwd \"%s\": %s", x->cwd, hx_strerror(r));
 		chdir_again = 1;
 	}
-	/* CVE-2024-21626: a cwd reached through a leaked fd lies outside the root, which getcwd
-	 * reports as unreachable (glibc turns that into an error). */
-	if (!chdir_again && (!getcwd(cwdbuf, sizeof(cwdbuf)) || cwdbuf[0] != '/'))
+	if (!chdir_again && !cwd_inside())
 		xfail("cwd \"%s\" is outside the container root", x->cwd);
 	prog = lookpath(x, pathbuf, sizeof(pathbuf));
 	if (!prog)
 		xfail("exec: \"%s\": executable file not found in $PATH", x->argv[0]);
-	if (x->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		xfail("set no_new_privs: %s", strerror(errno));
+	if (x->nnp && (r = hx_prctl(PR_SET_NO_NEW_PRIVS, 1)) < 0)
+		xfail("set no_new_privs: %s", hx_strerror(r));
 	/* Nothing of husk's may reach the user process (CVE-2024-21626). Before any filter: husk's
 	 * own setup must not depend on what the container's profile allows. */
-	if (syscall(SYS_close_range, 3 + x->preserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		xfail("close fds: %s", strerror(errno));
+	if ((r = HX_SYS(SYS_close_range, 3 + x->preserve, ~0U, CLOSE_RANGE_CLOEXEC, 0, 0, 0)) < 0)
+		xfail("close fds: %s", hx_strerror(r));
 	/* Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: do it now. */
 	if (x->seccomp && !x->nnp)
 		load_seccomp(x);
 
 	for (int c = 0; c <= x->last_cap; c++)
-		if (!(x->bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
-			xfail("drop bounding capability %d: %s", c, strerror(errno));
-	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-		xfail("keepcaps: %s", strerror(errno));
-	/* Raw syscalls: glibc's wrappers would signal every thread, and there is one. */
-	if (syscall(SYS_setgroups, (size_t)x->ngroups, x->groups) < 0 && !(errno == EPERM && x->ngroups == 0))
-		xfail("setgroups: %s", strerror(errno));
-	if (syscall(SYS_setresgid, x->gid, x->gid, x->gid) < 0)
-		xfail("setgid %u: %s", (unsigned)x->gid, strerror(errno));
-	if (syscall(SYS_setresuid, x->uid, x->uid, x->uid) < 0)
-		xfail("setuid %u: %s", (unsigned)x->uid, strerror(errno));
-	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-		xfail("keepcaps: %s", strerror(errno));
+		if (!(x->bounding & (1ULL << c)) && (r = hx_prctl(PR_CAPBSET_DROP, c)) < 0 && r != -EINVAL)
+			xfail("drop bounding capability %d: %s", c, hx_strerror(r));
+	if ((r = hx_prctl(PR_SET_KEEPCAPS, 1)) < 0)
+		xfail("keepcaps: %s", hx_strerror(r));
+	if ((r = HX_SYS(SYS_setgroups, x->ngroups, x->groups, 0, 0, 0, 0)) < 0 && !(r == -EPERM && x->ngroups == 0))
+		xfail("setgroups: %s", hx_strerror(r));
+	if ((r = HX_SYS(SYS_setresgid, x->gid, x->gid, x->gid, 0, 0, 0)) < 0)
+		xfail("setgid %u: %s", (unsigned)x->gid, hx_strerror(r));
+	if ((r = HX_SYS(SYS_setresuid, x->uid, x->uid, x->uid, 0, 0, 0)) < 0)
+		xfail("setuid %u: %s", (unsigned)x->uid, hx_strerror(r));
+	if ((r = hx_prctl(PR_SET_KEEPCAPS, 0)) < 0)
+		xfail("keepcaps: %s", hx_strerror(r));
 	if (x->umask_val >= 0)
-		umask((mode_t)x->umask_val);
+		hx_umask(x->umask_val);
 	data[0].effective = (uint32_t)x->effective;
 	data[0].permitted = (uint32_t)x->permitted;
 	data[0].inheritable = (uint32_t)x->inheritable;
 	data[1].effective = (uint32_t)(x->effective >> 32);
 	data[1].permitted = (uint32_t)(x->permitted >> 32);
 	data[1].inheritable = (uint32_t)(x->inheritable >> 32);
-	if (syscall(SYS_capset, &hdr, data) < 0)
-		xfail("capset: %s", strerror(errno));
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		xfail("clear ambient capabilities: %s", strerror(errno));
+	if ((r = HX_SYS(SYS_capset, &hdr, data, 0, 0, 0, 0)) < 0)
+		xfail("capset: %s", hx_strerror(r));
+	if ((r = hx_prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0)) < 0 && r != -EINVAL)
+		xfail("clear ambient capabilities: %s", hx_strerror(r));
 	/* As runc and crun: an ambient capability that cannot be raised (not both permitted and
 	 * inheritable) is skipped; husk warned about it before the create. */
 	for (int i = 0; i < x->nambient; i++)
-		(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, x->ambient[i], 0, 0);
+		(void)hx_prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, x->ambient[i]);
 	if (chdir_again) {
-		if (chdir(x->cwd) < 0)
-			xfail("chdir to cwd \"%s\" as uid %u: %s", x->cwd, (unsigned)x->uid, strerror(errno));
-		if (!getcwd(cwdbuf, sizeof(cwdbuf)) || cwdbuf[0] != '/')
+		if ((r = hx_chdir(x->cwd)) < 0)
+			xfail("chdir to cwd \"%s\" as uid %u: %s", x->cwd, (unsigned)x->uid, hx_strerror(r));
+		if (!cwd_inside())
 			xfail("cwd \"%s\" is outside the container root", x->cwd);
 	}
 	if (x->fifo >= 0) {
 		/* As the Go init: ready, then blocked until `husk start` opens the fifo's other end. */
 		static const char ready[] = "{\"type\":\"" HUSK_MSG_READY "\"}\n";
 		char fifo[64];
-		int ff;
+		long ff;
 
-		if (write(fast_syncfd, ready, sizeof(ready) - 1) != (ssize_t)(sizeof(ready) - 1))
-			_exit(1);
-		close(fast_syncfd);
+		if (hx_write(fast_syncfd, ready, sizeof(ready) - 1) != (long)(sizeof(ready) - 1))
+			hx_exit(1);
+		hx_close(fast_syncfd);
 		fast_syncfd = -1;
 		fast_ready = 1;
-		snprintf(fifo, sizeof(fifo), "/proc/self/fd/%d", x->fifo);
-		ff = open(fifo, O_WRONLY | O_CLOEXEC);
+		hx_fmt(fifo, sizeof(fifo), "/proc/self/fd/%d", x->fifo);
+		ff = hx_open(fifo, O_WRONLY | O_CLOEXEC);
 		if (ff < 0)
-			xfail("open exec fifo: %s", strerror(errno));
-		if (write(ff, "0", 1) != 1)
-			xfail("write exec fifo: %s", strerror(errno));
-		close(ff);
-		close(x->fifo);
+			xfail("open exec fifo: %s", hx_strerror(ff));
+		if ((r = hx_write(ff, "0", 1)) != 1)
+			xfail("write exec fifo: %s", hx_strerror(r < 0 ? r : -EIO));
+		hx_close(ff);
+		hx_close(x->fifo);
 	}
 	/* With no_new_privs, as late as possible: the filter need not allow husk's own calls. */
 	if (x->seccomp && x->nnp)
 		load_seccomp(x);
-	execve(prog, x->argv, x->envp);
+	r = hx_execve(prog, x->argv, x->envp);
 	{
 		/* In Go's (and so runc's) words: strerror's, first letter lowercase. */
 		char err[128];
-		snprintf(err, sizeof(err), "%s", strerror(errno));
-		err[0] = (char)tolower((unsigned char)err[0]);
+		hx_fmt(err, sizeof(err), "%s", hx_strerror(r));
+		if (err[0] >= 'A' && err[0] <= 'Z')
+			err[0] = (char)(err[0] - 'A' + 'a');
 		xfail("exec %s: %s", x->argv[0], err);
 	}
 }
@@ -412,22 +431,23 @@ static char *read_request(int syncfd, uint32_t *lenp)
 {
 	unsigned char hdr[4];
 	uint32_t len;
-	char *blob;
+	long blob;
 
 	read_full(syncfd, hdr, sizeof(hdr));
 	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
 	if (len > (uint32_t)HUSK_MAX_REQUEST)
 		xfail("init: bad request size %u", len);
-	blob = malloc(len + 1);
-	if (!blob)
+	blob = hx_mmap_anon((size_t)len + 1);
+	if (blob < 0)
 		xfail("init: out of memory");
-	read_full(syncfd, blob, len);
-	blob[len] = 0;
+	read_full(syncfd, (char *)blob, len);
+	((char *)blob)[len] = 0;
 	*lenp = len;
-	return blob;
+	return (char *)blob;
 }
 
-/* Called by the constructor, after the namespaces are joined, when _HUSK_EXECFAST is set. */
+/* Called after the namespaces are joined (from the entry point or the constructor) when
+ * _HUSK_EXECFAST is set. */
 void husk_execfast(int syncfd)
 {
 	static struct execfast x;
@@ -436,7 +456,7 @@ void husk_execfast(int syncfd)
 
 	fast_syncfd = syncfd;
 	if (syncfd < 0)
-		_exit(1);
+		hx_exit(1);
 	blob = read_request(syncfd, &len);
 	if (len == 0)
 		xfail("exec: empty request");
@@ -456,19 +476,19 @@ static void parse_create(char *blob, size_t len, struct createfast *c)
 	char *p = blob, *rec, *v;
 
 	while (next_record(&p, blob + len, &rec, &v)) {
-		if (!strcmp(rec, HUSK_KEY_CGROUP_NS))
-			c->cgroupns = atoi(v);
-		else if (!strcmp(rec, HUSK_KEY_KEYRING))
+		if (hx_streq(rec, HUSK_KEY_CGROUP_NS))
+			c->cgroupns = hx_atoi(v);
+		else if (hx_streq(rec, HUSK_KEY_KEYRING))
 			c->keyring = v;
-		else if (!strcmp(rec, HUSK_KEY_PROC))
-			c->proc = atoi(v);
+		else if (hx_streq(rec, HUSK_KEY_PROC))
+			c->proc = hx_atoi(v);
 		else
 			xfail("init: unknown request field %s", rec);
 	}
 }
 
-/* The create fast path (createfast.go), when HUSK_ENV_CREATE_FAST is set: this constructor is
- * the container's whole init. First what only the init can do, in its cgroup already: a cgroup
+/* The create fast path (createfast.go), when HUSK_ENV_CREATE_FAST is set: this code is the
+ * container's whole init. First what only the init can do, in its cgroup already: a cgroup
  * namespace, the session keyring, and a procfs context in its pid namespace for husk to mount.
  * husk then builds the rootfs from a thread in our namespaces and sends the process, which is
  * set up as an exec's, with the exec fifo to wait on before execve. */
@@ -478,30 +498,31 @@ void husk_createfast(int syncfd)
 	struct createfast c = {0};
 	uint32_t len;
 	char *blob;
-	int procfd = -1;
+	long procfd = -1, r;
 	char line[64];
+	size_t n;
 
 	fast_syncfd = syncfd;
 	if (syncfd < 0)
-		_exit(1);
+		hx_exit(1);
 	blob = read_request(syncfd, &len);
 	parse_create(blob, len, &c);
-	if (c.cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-		xfail("new cgroup namespace: %s", strerror(errno));
-	if (c.keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.keyring) < 0 && errno != ENOSYS)
-		xfail("join session keyring: %s", strerror(errno));
+	if (c.cgroupns && (r = hx_unshare(CLONE_NEWCGROUP)) < 0)
+		xfail("new cgroup namespace: %s", hx_strerror(r));
+	if (c.keyring && (r = HX_SYS(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.keyring, 0, 0, 0, 0)) < 0 && r != -ENOSYS)
+		xfail("join session keyring: %s", hx_strerror(r));
 	if (c.proc) {
-		procfd = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+		procfd = HX_SYS(SYS_fsopen, "proc", FSOPEN_CLOEXEC, 0, 0, 0, 0);
 		if (procfd < 0)
-			xfail("open a procfs context: %s", strerror(errno));
+			xfail("open a procfs context: %s", hx_strerror(procfd));
 	}
-	free(blob);
-	snprintf(line, sizeof(line), "{\"type\":\"" HUSK_MSG_NS_READY "\",\"pid\":%d}\n", procfd);
-	if (write(syncfd, line, strlen(line)) != (ssize_t)strlen(line))
-		_exit(1);
+	HX_SYS(SYS_munmap, blob, (size_t)len + 1, 0, 0, 0, 0);
+	n = hx_fmt(line, sizeof(line), "{\"type\":\"" HUSK_MSG_NS_READY "\",\"pid\":%d}\n", (int)procfd);
+	if (hx_write(syncfd, line, n) != (long)n)
+		hx_exit(1);
 	blob = read_request(syncfd, &len);
 	if (procfd >= 0)
-		close(procfd); /* husk has its own copy (pidfd_getfd) by now */
+		hx_close(procfd); /* husk has its own copy (pidfd_getfd) by now */
 	if (len == 0)
 		xfail("init: empty request");
 	parse(blob, len, &x);
@@ -509,7 +530,12 @@ void husk_createfast(int syncfd)
 }
 
 #ifdef HUSK_PARSE_TEST
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* For the parsers' test (nsenter/parsetest): what a request was read as, written to fd as
  * records in the request's own form, so the Go side can compare them with what it encoded. */

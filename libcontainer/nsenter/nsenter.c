@@ -10,25 +10,29 @@
 #include <linux/nsfs.h>
 #include <unistd.h>
 
+#include "hx.h"
 #include "proto.h"
+
+/* Up to husk_nsenter, nothing here uses the C library (hx.h): the entry point runs it before
+ * the library has started (early.c). */
 
 /* Reports a failure to the parent on the sync socket in the JSON-line protocol the Go side
  * speaks, then exits: the parent turns it into the user's error. */
-static void fail(int syncfd, const char *what, int fd, int err)
+static void fail(int syncfd, const char *what, int fd, long err)
 {
 	char buf[256];
-	int n = snprintf(buf, sizeof(buf),
-			 "{\"type\":\"" HUSK_MSG_ERROR "\",\"message\":\"join namespace: %s (fd %d): %s\"}\n",
-			 what, fd, strerror(err));
+	size_t n = hx_fmt(buf, sizeof(buf),
+			  "{\"type\":\"" HUSK_MSG_ERROR "\",\"message\":\"join namespace: %s (fd %d): %s\"}\n",
+			  what, fd, hx_strerror(err));
 	if (syncfd >= 0 && n > 0)
-		(void)!write(syncfd, buf, (size_t)n);
-	_exit(1);
+		(void)hx_write(syncfd, buf, n);
+	hx_exit(1);
 }
 
 /* nstype_name names the namespace an fd refers to, for the error. */
 static const char *nstype_name(int fd)
 {
-	switch (ioctl(fd, NS_GET_NSTYPE)) {
+	switch (hx_ioctl(fd, NS_GET_NSTYPE)) {
 	case CLONE_NEWUSER:
 		return "setns user";
 	case CLONE_NEWIPC:
@@ -49,55 +53,51 @@ static const char *nstype_name(int fd)
 	return "setns";
 }
 
-/* join_list joins the comma-separated namespace fds in list. As runc does, in two passes: a
+/* husk_join_list joins the comma-separated namespace fds in list. As runc does, in two passes: a
  * namespace owned by an ancestor of the user namespace being joined (a host-network pod shares
  * the host's UTS and network namespaces) can only be joined before the user namespace, one owned
  * by it only after; so every other namespace is tried first, the user namespace joined, and what
  * refused (EPERM) joined then. */
-static void join_list(const char *list, int syncfd)
+void husk_join_list(const char *list, int syncfd)
 {
 	int fds[16], n = 0, later[16], nlater = 0, i;
-	char *end;
+	const char *end;
+	long r;
 
 	while (list && *list) {
-		long fd = strtol(list, &end, 10);
-		if (end == list || n == 16)
+		unsigned long long fd = hx_strtoull(list, &end, 10);
+		if (end == list || n == 16 || fd > 0x7fffffff)
 			fail(syncfd, "bad namespace list", -1, EINVAL);
 		fds[n++] = (int)fd;
 		list = *end == ',' ? end + 1 : end;
 	}
 	for (i = 0; i < n; i++) {
-		if (ioctl(fds[i], NS_GET_NSTYPE) == CLONE_NEWUSER)
+		if (hx_ioctl(fds[i], NS_GET_NSTYPE) == CLONE_NEWUSER)
 			continue;
-		if (setns(fds[i], 0) < 0) {
-			int err = errno;
-			if (err != EPERM)
-				fail(syncfd, nstype_name(fds[i]), fds[i], err);
+		if ((r = hx_setns(fds[i])) < 0) {
+			if (r != -EPERM)
+				fail(syncfd, nstype_name(fds[i]), fds[i], r);
 			later[nlater++] = fds[i];
 			continue;
 		}
-		close(fds[i]);
+		hx_close(fds[i]);
 	}
 	for (i = 0; i < n; i++) {
-		if (ioctl(fds[i], NS_GET_NSTYPE) != CLONE_NEWUSER)
+		if (hx_ioctl(fds[i], NS_GET_NSTYPE) != CLONE_NEWUSER)
 			continue;
-		if (setns(fds[i], 0) < 0) {
-			int err = errno;
-			fail(syncfd, nstype_name(fds[i]), fds[i], err);
-		}
-		close(fds[i]);
+		if ((r = hx_setns(fds[i])) < 0)
+			fail(syncfd, nstype_name(fds[i]), fds[i], r);
+		hx_close(fds[i]);
 		/* Become the namespace's root, as runc does: husk's ids are not mapped in it, and an
 		 * unmapped owner cannot create files (EOVERFLOW). */
-		if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
-			fail(syncfd, "become root in the joined user namespace", -1, errno);
-		(void)syscall(SYS_setgroups, 0, NULL);
+		if ((r = HX_SYS(SYS_setresgid, 0, 0, 0, 0, 0, 0)) < 0 || (r = HX_SYS(SYS_setresuid, 0, 0, 0, 0, 0, 0)) < 0)
+			fail(syncfd, "become root in the joined user namespace", -1, r);
+		(void)HX_SYS(SYS_setgroups, 0, NULL, 0, 0, 0, 0);
 	}
 	for (i = 0; i < nlater; i++) {
-		if (setns(later[i], 0) < 0) {
-			int err = errno;
-			fail(syncfd, nstype_name(later[i]), later[i], err);
-		}
-		close(later[i]);
+		if ((r = hx_setns(later[i])) < 0)
+			fail(syncfd, nstype_name(later[i]), later[i], r);
+		hx_close(later[i]);
 	}
 }
 
@@ -131,27 +131,27 @@ void husk_nsenter(void)
 			husk_createfast(syncfd);
 		return;
 	}
-	join_list(list, syncfd);
+	husk_join_list(list, syncfd);
 	unsetenv(HUSK_ENV_NS_FDS);
 	unsetenv(HUSK_ENV_UNSHARE);
 	if (unshare_flags & ~(unsigned long)CLONE_NEWPID) {
 		if (unshare((int)(unshare_flags & ~(unsigned long)CLONE_NEWPID)) < 0)
-			fail(syncfd, "unshare", -1, errno);
+			fail(syncfd, "unshare", -1, -errno);
 	}
 	if (unshare_flags & CLONE_NEWPID) {
 		if (unshare(CLONE_NEWPID) < 0)
-			fail(syncfd, "unshare pid namespace", -1, errno);
+			fail(syncfd, "unshare pid namespace", -1, -errno);
 	}
 	if ((forklist && *forklist) || (unshare_flags & CLONE_NEWPID)) {
 		pid_t child;
 		char buf[64];
 		int n;
 
-		join_list(forklist, syncfd);
+		husk_join_list(forklist, syncfd);
 		unsetenv(HUSK_ENV_NS_FDS_FORK);
 		child = fork();
 		if (child < 0)
-			fail(syncfd, "fork into pid namespace", -1, errno);
+			fail(syncfd, "fork into pid namespace", -1, -errno);
 		if (child > 0) {
 			n = snprintf(buf, sizeof(buf), "{\"type\":\"" HUSK_MSG_PID "\",\"pid\":%d}\n", (int)child);
 			if (write(syncfd, buf, (size_t)n) != n)
