@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/containerd/api/types/runc/options"
@@ -35,6 +36,12 @@ func TestShimExecCPU(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("HUSK_SHIM_EXEC_CPU_PROBES")); err == nil {
 		probes = v
 	}
+	if v, err := strconv.Atoi(os.Getenv("HUSK_SHIM_EXEC_CPU_ROUNDS")); err == nil {
+		rounds = v
+	}
+	// A pace (a duration) spaces the probes as a kubelet's do (one a second): what the shim
+	// spends between them (its runtime's timers and background work) counts too.
+	pace, _ := time.ParseDuration(os.Getenv("HUSK_SHIM_EXEC_CPU_PACE"))
 	type shim struct {
 		h              *shimHarness
 		self, children []float64 // ms per probe, one per round
@@ -87,6 +94,7 @@ func TestShimExecCPU(t *testing.T) {
 			self0, child0 := procCPU(t, s.h.cmd.Process.Pid)
 			for n := 0; n < probes; n++ {
 				probe(s.h, fmt.Sprintf("cpu%d", idx), r*probes+n)
+				time.Sleep(pace)
 			}
 			self1, child1 := procCPU(t, s.h.cmd.Process.Pid)
 			s.self = append(s.self, (self1-self0)/float64(probes))
