@@ -117,10 +117,11 @@ static inline char *hx_strchr(const char *s, int c)
 }
 
 /* hx_strtoull parses an unsigned number in base 10 or 16 (no sign, no prefix), as strtoull
- * would: up to the first character that is not a digit, *end pointing there. */
+ * would: up to the first character that is not a digit, *end pointing there, and a value past
+ * 64 bits saturated. */
 static inline unsigned long long hx_strtoull(const char *s, const char **end, int base)
 {
-	unsigned long long v = 0;
+	unsigned long long v = 0, max = ~0ULL;
 	for (;; s++) {
 		int d;
 		if (*s >= '0' && *s <= '9')
@@ -131,7 +132,7 @@ static inline unsigned long long hx_strtoull(const char *s, const char **end, in
 			d = *s - 'A' + 10;
 		else
 			break;
-		v = v * (unsigned)base + (unsigned)d;
+		v = v > (max - (unsigned)d) / (unsigned)base ? max : v * (unsigned)base + (unsigned)d;
 	}
 	if (end)
 		*end = s;
@@ -163,10 +164,12 @@ static inline const char *hx_strerror(long err)
 static inline size_t hx_vfmt(char *buf, size_t size, const char *fmt, va_list ap)
 {
 	size_t o = 0;
-#define HX_PUT(ch)                         \
-	do {                               \
-		if (o + 1 < size)          \
-			buf[o++] = (char)(ch); \
+	/* ch is evaluated once, written or not: digits[--n] and va_arg must run either way. */
+#define HX_PUT(ch)                          \
+	do {                                \
+		char hx_ch = (char)(ch);    \
+		if (o + 1 < size)           \
+			buf[o++] = hx_ch;   \
 	} while (0)
 	if (size == 0)
 		return 0;

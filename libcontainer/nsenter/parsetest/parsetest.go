@@ -7,6 +7,70 @@ package parsetest
 /*
 #cgo CFLAGS: -Wall -O2 -DHUSK_PARSE_TEST
 #include "../execfast.c"
+
+// hx_check compares hx.h's helpers, which run before the C library starts, with the C
+// library's own on a set of cases: it returns 0, or the first case that differs (its two
+// results in got and want).
+#define HX_CASE(...)                                           \
+	do {                                                   \
+		n++;                                           \
+		hx_fmt(got, size, __VA_ARGS__);                \
+		snprintf(want, size, __VA_ARGS__);             \
+		if (strcmp(got, want))                         \
+			return n;                              \
+	} while (0)
+static int hx_check(char *got, char *want, size_t size, size_t small)
+{
+	int n = 0;
+	HX_CASE("plain");
+	HX_CASE("%s|%d|%u|%x|%c|%%", "str", -42, 4000000000u, 0xbeefu, 'q');
+	HX_CASE("%ld %lu %lx %lld %llu %llx", -9000000000L, 18000000000UL, 0xfeedfacecafeUL, (long long)-1 << 63,
+		~0ULL, 0x1234567890abcdefULL);
+	HX_CASE("%d %d %d", 0, 2147483647, -2147483647 - 1);
+	HX_CASE("%.*s/%s", 3, "abcdef", "name");
+	HX_CASE("%.*s|", 0, "abc");
+	HX_CASE("\\u%04x \\u%04x %02x %02x", 0x1f, 0x7, 0xab, 0x5);
+	HX_CASE("%s", "");
+	n++;
+	hx_fmt(got, small, "%s-%d", "truncated at the buffer's end", 12345);
+	snprintf(want, small, "%s-%d", "truncated at the buffer's end", 12345);
+	if (strcmp(got, want))
+		return n;
+	for (int e = 0; e <= 133; e++) {
+		n++;
+		snprintf(got, size, "%s", hx_strerror(e));
+		snprintf(want, size, "%s", strerror(e));
+		if (strcmp(got, want))
+			return n;
+		snprintf(got, size, "%s", hx_strerror(-e));
+		if (strcmp(got, want))
+			return n;
+	}
+	const char *nums[] = {"0", "42", "18446744073709551615", "12abc", "", "7,9"};
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		const char *end1;
+		char *end2;
+		n++;
+		snprintf(got, size, "%llu", hx_strtoull(nums[i], &end1, 10));
+		snprintf(want, size, "%llu", strtoull(nums[i], &end2, 10));
+		if (strcmp(got, want) || end1 != end2)
+			return n;
+		n++;
+		snprintf(got, size, "%llx", hx_strtoull(nums[i], &end1, 16));
+		snprintf(want, size, "%llx", strtoull(nums[i], &end2, 16));
+		if (strcmp(got, want) || end1 != end2)
+			return n;
+	}
+	const char *ints[] = {"0", "-1", "+7", "2147483647", "-2147483648", "12x"};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		n++;
+		snprintf(got, size, "%d", hx_atoi(ints[i]));
+		snprintf(want, size, "%d", atoi(ints[i]));
+		if (strcmp(got, want))
+			return n;
+	}
+	return 0;
+}
 */
 import "C"
 
@@ -17,6 +81,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"unsafe"
 )
 
@@ -60,4 +125,21 @@ func Parse(req []byte, create bool) ([]byte, error) {
 	res := make([]byte, 4, 4+len(got))
 	binary.LittleEndian.PutUint32(res, uint32(len(got)))
 	return append(res, got...), nil
+}
+
+// CheckHelpers runs hx_check: "" when hx.h's helpers agree with the C library's, else the case
+// that differs.
+func CheckHelpers() string {
+	got, want := make([]byte, 512), make([]byte, 512)
+	n := C.hx_check((*C.char)(unsafe.Pointer(&got[0])), (*C.char)(unsafe.Pointer(&want[0])), 512, 16)
+	if n == 0 {
+		return ""
+	}
+	cstr := func(b []byte) string {
+		if i := strings.IndexByte(string(b), 0); i >= 0 {
+			return string(b[:i])
+		}
+		return string(b)
+	}
+	return fmt.Sprintf("case %d: hx.h gives %q, the C library %q", int(n), cstr(got), cstr(want))
 }

@@ -253,3 +253,12 @@ func (n *number) int() int {
 	}
 	return v
 }
+
+// The helpers husk-init's early entry uses instead of the C library's (nsenter/hx.h: its
+// formatter, error texts and number parsing) give what the C library's would, truncation and
+// all: the constructor's messages are the user's errors.
+func TestHelpersMatchTheCLibrary(t *testing.T) {
+	if diff := CheckHelpers(); diff != "" {
+		t.Error(diff)
+	}
+}
