@@ -50,21 +50,7 @@ func TestShimExecCPU(t *testing.T) {
 	shims := make([]*shim, len(bins))
 	for i, bin := range bins {
 		h := startShimBinary(t, bin)
-		b := newBundle(t, "sleep", "1000")
-		b.write(t)
-		id := fmt.Sprintf("cpu%d", i)
-		husk := filepath.Join(filepath.Dir(bin), "husk")
-		if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Options: runcOptions(t, husk)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: id}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			h.client.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: 9})
-			h.client.Wait(ctx, &taskapi.WaitRequest{ID: id})
-			h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id})
-		})
+		h.sleeper(t, fmt.Sprintf("cpu%d", i), runcOptions(t, filepath.Join(filepath.Dir(bin), "husk")))
 		shims[i] = &shim{h: h}
 	}
 	proc, _ := json.Marshal(rspec.Process{Args: []string{"true"}, Env: []string{"PATH=/bin"}, Cwd: "/"})

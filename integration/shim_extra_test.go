@@ -506,17 +506,7 @@ func TestShimStdinTakesALateWriter(t *testing.T) { bothHusks(t, testShimStdinTak
 func testShimStdinTakesALateWriter(t *testing.T, husk string) {
 	h := startShim(t)
 	ctx := context.Background()
-	b := newBundle(t, "sleep", "1000")
-	b.write(t)
-	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: "latein", Bundle: b.dir, Options: runcOptions(t, husk)}); err != nil {
-		t.Fatal(err)
-	}
-	h.client.Start(ctx, &taskapi.StartRequest{ID: "latein"})
-	defer func() {
-		h.client.Kill(ctx, &taskapi.KillRequest{ID: "latein", Signal: 9})
-		h.client.Wait(ctx, &taskapi.WaitRequest{ID: "latein"})
-		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: "latein"})
-	}()
+	h.sleeper(t, "latein", runcOptions(t, husk))
 	readNow := make(chan struct{})
 	close(readNow)
 	for _, terminal := range []bool{false, true} {
@@ -1037,6 +1027,26 @@ func heldExecRuntime(t *testing.T) (wrapper, gate string) {
 }
 
 // exec creates exec execID of container id running args (PATH=/bin, in /).
+// sleeper creates and starts container id running `sleep 1000` through the shim with opts;
+// it is killed, waited for and deleted when the test ends.
+func (h *shimHarness) sleeper(t *testing.T, id string, opts *anypb.Any) {
+	t.Helper()
+	ctx := context.Background()
+	b := newBundle(t, "sleep", "1000")
+	b.write(t)
+	if _, err := h.client.Create(ctx, &taskapi.CreateTaskRequest{ID: id, Bundle: b.dir, Options: opts}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.client.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: 9})
+		h.client.Wait(ctx, &taskapi.WaitRequest{ID: id})
+		h.client.Delete(ctx, &taskapi.DeleteRequest{ID: id})
+	})
+	if _, err := h.client.Start(ctx, &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (h *shimHarness) exec(id, execID string, args ...string) error {
 	proc, _ := json.Marshal(rspec.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/"})
 	_, err := h.client.Exec(context.Background(), &taskapi.ExecProcessRequest{ID: id, ExecID: execID, Spec: &anypb.Any{Value: proc}})

@@ -155,7 +155,8 @@ func (e *engine) checkpoint(id string, args []string) error { return e.command.c
 
 // forceDelete is `husk delete --force`.
 func (e *engine) forceDelete(id string) error {
-	e.execs.Forget(e.root, id)
+	// Forgotten once gone: an exec between the two would otherwise keep an entry for good.
+	defer e.execs.Forget(e.root, id)
 	return e.do("delete", func() error { return libcontainer.ForceDeleteID(e.root, id, e.warn, e.reaper) })
 }
 

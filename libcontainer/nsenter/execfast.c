@@ -146,17 +146,6 @@ static int next_record(char **p, char *end, char **key, char **val)
 	return 1;
 }
 
-static int hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void parse(char *blob, size_t len, struct execfast *x)
 {
 	char *p = blob, *end = blob + len, *rec, *v;
@@ -197,7 +186,7 @@ static void parse(char *blob, size_t len, struct execfast *x)
 			if (n == 0 || n % 16 != 0 || n / 16 > 0xffff)
 				xfail("exec: malformed seccomp filter");
 			for (i = 0; i < n / 2; i++) {
-				int hi = hexdigit(v[2 * i]), lo = hexdigit(v[2 * i + 1]);
+				int hi = hx_digit(v[2 * i], 16), lo = hx_digit(v[2 * i + 1], 16);
 				if (hi < 0 || lo < 0)
 					xfail("exec: malformed seccomp filter");
 				b[i] = (unsigned char)(hi << 4 | lo);

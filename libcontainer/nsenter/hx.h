@@ -116,24 +116,26 @@ static inline char *hx_strchr(const char *s, int c)
 	}
 }
 
+/* hx_digit is c's value as a digit of base (10 or 16), or -1. */
+static inline int hx_digit(char c, int base)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (base == 16 && c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (base == 16 && c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* hx_strtoull parses an unsigned number in base 10 or 16 (no sign, no prefix), as strtoull
  * would: up to the first character that is not a digit, *end pointing there, and a value past
  * 64 bits saturated. */
 static inline unsigned long long hx_strtoull(const char *s, const char **end, int base)
 {
 	unsigned long long v = 0, max = ~0ULL;
-	for (;; s++) {
-		int d;
-		if (*s >= '0' && *s <= '9')
-			d = *s - '0';
-		else if (base == 16 && *s >= 'a' && *s <= 'f')
-			d = *s - 'a' + 10;
-		else if (base == 16 && *s >= 'A' && *s <= 'F')
-			d = *s - 'A' + 10;
-		else
-			break;
+	for (int d; (d = hx_digit(*s, base)) >= 0; s++)
 		v = v > (max - (unsigned)d) / (unsigned)base ? max : v * (unsigned)base + (unsigned)d;
-	}
 	if (end)
 		*end = s;
 	return v;
