@@ -112,5 +112,13 @@ for layout in $layouts; do
 	elif grep -q 'GUESTTEST FAIL' "$OUT/console.log"; then
 		rc=1
 	fi
+	# A failing guest's console (and what its tests wrote) is kept where CI keeps failure logs.
+	if [ $rc != 0 ] && [ -n "${HUSK_FAILURE_LOGS:-}" ]; then
+		mkdir -p "$HUSK_FAILURE_LOGS/guest-$layout" && cp -a "$OUT"/. "$HUSK_FAILURE_LOGS/guest-$layout/" 2>/dev/null || true
+	fi
+done
+# CI shows the end of its output only: the failures again, last, whichever layout had them.
+for layout in $layouts; do
+	grep -a 'GUESTTEST FAIL' "$B/out-$layout/console.log" 2>/dev/null | sed "s/^.*GUESTTEST /test-systemd: [$layout] /"
 done
 exit $rc
