@@ -913,6 +913,28 @@ func TestMaskedDirectoriesShareOneTmpfs(t *testing.T) {
 	})
 }
 
+// TestMaskedPathsResolveInsideTheRootfs: a masked path is looked up inside the rootfs, its
+// symlinked parents too (an absolute one, and one that climbs past the root, both land inside
+// it, as runc's securejoin lookup), and a symlink as its last component is left alone (not
+// followed to what it names). Kept when masking went from two opens per path to one openat2.
+func TestMaskedPathsResolveInsideTheRootfs(t *testing.T) {
+	bothPaths(t, func(t *testing.T, flags []string) {
+		b := newBundle(t, "sh", "-c", `ls -A /target/a /target/b /target/keep | grep -v -e : -e '^$' | tr '\n' ' '`)
+		for _, d := range []string{"target/a/seen-a", "target/b/seen-b", "target/keep/seen-keep"} {
+			os.MkdirAll(filepath.Join(b.rootfs(), d), 0o755)
+		}
+		os.Symlink("/target", filepath.Join(b.rootfs(), "abs"))
+		os.Symlink("../../../../../../../../target", filepath.Join(b.rootfs(), "climb"))
+		os.Symlink("/target/keep", filepath.Join(b.rootfs(), "last"))
+		b.spec.Root.Readonly = false
+		b.spec.Linux.MaskedPaths = []string{"/abs/a", "/climb/b", "/last", "/proc/self/root/target/keep"}
+		b.write(t)
+		if out := b.must(t, append(append([]string{"run"}, flags...), uniqueID(t))...); out != "seen-keep " {
+			t.Fatalf("visible under /target/a, /target/b, /target/keep: %q, want only seen-keep (a and b masked through their symlinked parents, keep named only by a symlink and a magic link)", out)
+		}
+	})
+}
+
 // TestEmptyHomeFromPasswd: an empty HOME= in the config is replaced from the image's
 // /etc/passwd, as runc 1.5 does (husk kept it empty), on both create paths and for exec.
 func TestEmptyHomeFromPasswd(t *testing.T) {

@@ -90,6 +90,10 @@ type result struct {
 	StartP50ms  float64 `json:"start_p50_ms"`
 	StartP99ms  float64 `json:"start_p99_ms"`
 	CreateP50ms float64 `json:"create_container_p50_ms"` // CRI CreateContainer alone
+	// CPU per pod started, as for the probes: what bounds pods/s on a node that is short of CPU.
+	StartStackCPUms      float64 `json:"start_stack_cpu_ms_per_pod"`      // containerd + shims + runtime + the pods
+	StartContainerdCPUms float64 `json:"start_containerd_cpu_ms_per_pod"` // containerd's own
+	StartRuntimeCPUms    float64 `json:"start_runtime_cpu_ms_per_pod"`    // the rest: shims, runtimes, pods
 	// Probes: one ExecSync of true per pod per second.
 	Probes          int     `json:"probes"`
 	ProbeP50ms      float64 `json:"probe_p50_ms"`
@@ -214,6 +218,7 @@ func scale(rt runtimeapi.RuntimeServiceClient, c config, h string, n int) (resul
 	errs := make([]error, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	cpu0, own0 := cgroupCPU(c.cpuacct, c.daemonCgroup)+cgroupCPU(c.cpuacct, c.cgroupParent), procCPU(c.daemonPid)
 	t0 := time.Now()
 	for w := 0; w < c.concurrency; w++ {
 		wg.Add(1)
@@ -226,6 +231,10 @@ func scale(rt runtimeapi.RuntimeServiceClient, c config, h string, n int) (resul
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
+	cpu1, own1 := cgroupCPU(c.cpuacct, c.daemonCgroup)+cgroupCPU(c.cpuacct, c.cgroupParent), procCPU(c.daemonPid)
+	perPod := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(n) }
+	r.StartStackCPUms, r.StartContainerdCPUms = perPod(cpu1-cpu0), perPod(own1-own0)
+	r.StartRuntimeCPUms = r.StartStackCPUms - r.StartContainerdCPUms
 	defer removePods(rt, pods)
 	for _, err := range errs {
 		if err != nil {

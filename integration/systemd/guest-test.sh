@@ -14,6 +14,14 @@ check() { # description, then a command that must succeed
 	if "$@" >/tmp/check.out 2>&1; then ok "$d"; else bad "$d: $(tail -3 /tmp/check.out | tr '\n' ' ')"; fi
 }
 sec() { say "---- $*"; }
+# eventually SECONDS COMMAND...: polls COMMAND until it succeeds, for what ends asynchronously
+# (a unit's stop job, a shim's exit after containerd's shutdown): under software emulation a
+# fixed pause before the check was sometimes too short.
+eventually() {
+	_ev=$(( $1 * 5 )); shift
+	until "$@" >/dev/null 2>&1; do _ev=$((_ev - 1)); [ $_ev -le 0 ] && return 1; sleep 0.2; done
+}
+inactive() { [ "$(systemctl is-active "$1" 2>&1)" != active ]; }
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 H="husk --root /run/husk --systemd-cgroup"
 CG=/sys/fs/cgroup
@@ -147,9 +155,10 @@ $H events --stats test1 | jq -e '.data.memory.usage.usage > 0' >/dev/null && ok 
 check "husk kill --all" $H kill --all test1 KILL
 sleep 0.5
 check "husk delete test1" $H delete test1
-sleep 0.5
+eventually 10 inactive $U
 st=$(systemctl is-active $U 2>&1)
 [ "$st" != active ] && ok "$U gone after delete ($st)" || bad "$U still $st"
+eventually 10 test ! -d "$S"
 [ ! -d "$S" ] && ok "its cgroup is gone" || bad "cgroup $S left"
 [ "$(failed_units)" = "$failed0" ] && ok "no failed units" || bad "failed units: $(systemctl list-units --failed --no-legend --plain | tr '\n' ' ')"
 
@@ -192,7 +201,9 @@ P=/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podabc.slice/cri-c
 pid=$($H state k1 | jq .pid)
 grep -q "$P" /proc/$pid/cgroup && ok "cgroup $P" || bad "cgroup: $(cat /proc/$pid/cgroup | tr '\n' ' ')"
 check "delete -f k1" $H delete -f k1
-sleep 0.5
+kubeslices() { systemctl list-units --all --no-legend --plain 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' '; }
+nokubeslices() { [ -z "$(kubeslices)" ]; }
+eventually 10 nokubeslices
 left=$(systemctl list-units --all --no-legend --plain 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' ')
 [ -z "$left" ] && ok "the slices husk's unit brought up are stopped once empty" || bad "slices left active: $left"
 
@@ -251,14 +262,14 @@ if $C run -d --runtime io.containerd.husk.v2 --runtime-config-path /etc/ctd/husk
 	[ "$(prop ctd-hs1.scope ActiveState)" = active ] && ok "husk shim, SystemdCgroup: ctd-hs1.scope active" || bad "husk shim: ctd-hs1.scope $(prop ctd-hs1.scope ActiveState)"
 	$C t exec --exec-id e1 hs1 cat /proc/self/cgroup | grep -q ctd-hs1.scope && ok "husk shim: exec in the scope" || bad "husk shim exec: $($C t exec --exec-id e2 hs1 cat /proc/self/cgroup)"
 	$C t kill -s KILL hs1; sleep 1; $C t rm hs1 >/dev/null; $C c rm hs1
-	sleep 0.5
+	eventually 10 inactive ctd-hs1.scope
 	[ "$(systemctl is-active ctd-hs1.scope 2>&1)" != active ] && ok "husk shim: scope gone after task rm" || bad "husk shim: ctd-hs1.scope still active"
 else bad "ctr run --runtime io.containerd.husk.v2 --runtime-config-path: $(tail -3 /tmp/hs1 | tr '\n' ' ')"; fi
 if $C run -d --runtime io.containerd.runc.v2 --runc-binary /usr/local/bin/husk --runc-systemd-cgroup --cgroup "system.slice:ctd:rs1" $IMG rs1 sleep 1000 > /tmp/rs1 2>&1; then
 	sleep 1
 	[ "$(prop ctd-rs1.scope ActiveState)" = active ] && ok "runc shim + husk, SystemdCgroup: ctd-rs1.scope active" || bad "runc shim + husk: ctd-rs1.scope $(prop ctd-rs1.scope ActiveState)"
 	$C t kill -s KILL rs1; sleep 1; $C t rm rs1 >/dev/null; $C c rm rs1
-	sleep 0.5
+	eventually 10 inactive ctd-rs1.scope
 	[ "$(systemctl is-active ctd-rs1.scope 2>&1)" != active ] && ok "runc shim + husk: scope gone after task rm" || bad "runc shim + husk: ctd-rs1.scope still active"
 else bad "ctr run --runc-binary husk --runc-systemd-cgroup: $(tail -3 /tmp/rs1 | tr '\n' ' ')"; fi
 
@@ -308,10 +319,14 @@ EOF
 	done
 	[ $oomok = 5 ] && ok "5 of 5 OOM-killed containers reported OOMKilled (exit 137)" || bad "$oomok of 5 OOM-killed containers reported OOMKilled"
 	crictl stopp "$pod" >/dev/null && crictl rmp "$pod" >/dev/null && ok "stopp + rmp" || bad "stopp/rmp"
-	sleep 1
-	left=$(systemctl list-units --all --no-legend --plain 'cri-containerd*' 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' ')
+	podunits() { systemctl list-units --all --no-legend --plain 'cri-containerd*' 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' '; }
+	nopodunits() { [ -z "$(podunits)" ]; }
+	eventually 10 nopodunits
+	left=$(podunits)
 	[ -z "$left" ] && ok "no unit or slice left after the pod" || bad "left active: $left"
-	pgrep -f containerd-shim-husk-v2 >/dev/null && bad "a husk shim is left" || ok "no husk shim left"
+	noshim() { ! pgrep -f containerd-shim-husk-v2; }
+	eventually 10 noshim
+	pgrep -f containerd-shim-husk-v2 >/dev/null && bad "a husk shim is left: $(pgrep -af containerd-shim-husk-v2 | tr '\n' ' ')" || ok "no husk shim left"
 else bad "crictl runp: $(cat /tmp/runp.err)"; tail -5 /tmp/ctd.log | sed 's/^/GUESTTEST INFO ctd| /'; fi
 kill $CTDPID
 [ "$(failed_units)" = "$failed0" ] && ok "no failed units at the end" || bad "failed units: $(systemctl list-units --failed --no-legend --plain | tr '\n' ' ')"

@@ -49,7 +49,9 @@ func mkdirAllInRoot(root *os.File, p string) (*os.File, error) {
 
 // procFd names an open fd so that mount(2) acts on exactly the inode we resolved and checked,
 // not on whatever a path names by the time the kernel walks it (CVE-2021-30465).
-func procFd(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+func procFd(f *os.File) string { return procFdNum(int(f.Fd())) }
+
+func procFdNum(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // checkNoEscape walks dest the way a naive host-side resolution would and refuses a relative
 // symlink that climbs out of the rootfs: such a destination is an attack on the host, and
@@ -186,6 +188,32 @@ func openNoFollow(root *os.File, p string) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	return os.NewFile(uintptr(fd), p), nil
+}
+
+// openNoFollowFd is openNoFollow in one openat2 (the parent resolved inside root, the last
+// component not followed) and as a bare fd, the caller's to close: masking opens a path per
+// masked directory, hundreds on a node that masks a directory per CPU, and an *os.File costs
+// an fcntl and the runtime's close bookkeeping each.
+func openNoFollowFd(root *os.File, p string) (int, error) {
+	p = path.Clean("/" + p)
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	for tries := 0; ; tries++ {
+		fd, err := unix.Openat2(int(root.Fd()), p, how)
+		switch {
+		case err == nil:
+			return fd, nil
+		case err == unix.ENOSYS:
+			f, err := openNoFollow(root, p)
+			if err != nil {
+				return -1, err
+			}
+			defer f.Close()
+			return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		case (err == unix.EAGAIN || err == unix.EINTR) && tries < 32:
+			continue // a rename raced the lookup: the kernel asks for a retry
+		}
+		return -1, &os.PathError{Op: "openat2", Path: p, Err: err}
+	}
 }
 
 // openDevNull opens the container's /dev/null and checks it really is the null device, so a

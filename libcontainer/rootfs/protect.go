@@ -161,22 +161,30 @@ func openExisting(root *os.File, p string) (*os.File, unix.Stat_t, error) {
 }
 
 func (m *masker) mask(p string) error {
-	f, st, err := openExisting(m.root, p)
-	if f == nil || err != nil {
+	fd, err := openNoFollowFd(m.root, p)
+	if err != nil {
+		if missing(err) {
+			return nil // a path to protect that the image lacks
+		}
 		return err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	target := procFdNum(fd)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
 		return nil
 	case unix.S_IFDIR:
 		if m.sharedDir != nil {
-			if err := unix.Mount(procFd(m.sharedDir), procFd(f), "", unix.MS_BIND, ""); err == nil {
+			if err := unix.Mount(procFd(m.sharedDir), target, "", unix.MS_BIND, ""); err == nil {
 				return nil
 			}
 			// A bind can fail where a new tmpfs does not (an LSM rule): mount one of its own.
 		}
-		if err := unix.Mount("tmpfs", procFd(f), "tmpfs", unix.MS_RDONLY, "size=0k"); err != nil {
+		if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_RDONLY, "size=0k"); err != nil {
 			return err
 		}
 		if m.sharedDir == nil {
@@ -194,7 +202,7 @@ func (m *masker) mask(p string) error {
 		}
 		return nil
 	}
-	return unix.Mount(procFd(m.null), procFd(f), "", unix.MS_BIND, "")
+	return unix.Mount(procFd(m.null), target, "", unix.MS_BIND, "")
 }
 
 func readonlyPath(root *os.File, p string) error {
