@@ -34,6 +34,7 @@ func (s *Service) remove(c *container, p *process) (*taskapi.DeleteResponse, err
 		p.io.Close()
 	}
 	c.gone = true
+	c.oom.close()
 	delete(s.containers, c.id)
 	if s.byPid[p.pid] == p {
 		// Only when its exit never came: the pid may be another container's by now.

@@ -1,6 +1,7 @@
 package shimapi
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,7 +30,11 @@ type oomWatch struct {
 	latest      atomic.Uint64 // the highest count read, by any goroutine
 	invoked     atomic.Uint64 // cgroup v2: the highest "oom" (OOM killer invocations) read
 	efd         int           // eventfd (v1) or inotify fd (v2) that wakes watchOOM, -1 for none
+	file        *os.File      // efd once watchOOM has it: read there, drained by the exit (v1)
 	v1          bool          // efd fires as the OOM starts, before the kill is counted
+	// cgroup v1: the eventfd's signals read once the cgroup was gone. Each is an OOM notice,
+	// or the one its removal sends: two or more mean an OOM the watch could not read in time.
+	goneSignals atomic.Uint64
 }
 
 func newOOMWatch(cg *cgroups.Manager) *oomWatch {
@@ -136,10 +141,13 @@ func raise(v *atomic.Uint64, n uint64) bool {
 // invocation to its kill (awaitKill). cgroup v1's eventfd fires only as the cgroup enters OOM,
 // so each of its wakes is an invocation; cgroup v2 wakes on every memory.events change (a
 // container at its memory.high too), and its "oom" count says which are.
-func (w *oomWatch) onWake() {
+func (w *oomWatch) onWake(signals uint64) {
 	invoked, present := w.sample()
 	if w.v1 {
 		invoked = present // its eventfd also fires as the cgroup is removed: then nothing is left
+		if !present {
+			w.goneSignals.Add(signals)
+		}
 	}
 	if invoked {
 		w.killsAtInv.Store(w.latest.Load())
@@ -202,7 +210,63 @@ func (w *oomWatch) killsAfterGone(exitAt time.Time) uint64 {
 	if recent(w.invokedAt.Load()) && w.latest.Load() == w.killsAtInv.Load() {
 		return 1
 	}
+	if w.v1 && w.noticedAfterGone(removalWait) {
+		return 1
+	}
 	return 0
+}
+
+// removalWait bounds how long an exit waits for a gone cgroup v1's removal notice, when one
+// signal of its eventfd is not yet known to be an OOM's or the removal's.
+const removalWait = 100 * time.Millisecond
+
+// noticedAfterGone reports whether the eventfd of a gone cgroup v1 carried an OOM notice that
+// the watch read too late to find the cgroup (a busy node: the scope went before the watch's
+// goroutine ran). The notice comes before the kill and so before the init's exit: by the exit
+// it is in the eventfd, read or not. The removal sends one signal too, a moment after the
+// cgroup goes (the kernel's workqueue): one signal waits that long for a second, which makes
+// one of them an OOM's; without it, none is taken for one (a plain SIGKILL must not pass for
+// an OOM kill).
+func (w *oomWatch) noticedAfterGone(wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		w.drain()
+		n := w.goneSignals.Load()
+		if n >= 2 {
+			return true
+		}
+		if n == 0 || !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// drain adds what the eventfd holds now to goneSignals, without waiting: through Control,
+// which the watch's pending read does not hold up (Read would, until a signal came), and which
+// a closed file refuses (its number may be another file's by then).
+func (w *oomWatch) drain() {
+	if w.file == nil {
+		return
+	}
+	rc, err := w.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		var b [8]byte
+		if n, err := unix.Read(int(fd), b[:]); err == nil && n == len(b) {
+			w.goneSignals.Add(binary.NativeEndian.Uint64(b[:]))
+		}
+	})
+}
+
+// close ends the watch (the container's delete): a cgroup v1 watch outlives its cgroup, to
+// read the removal notice that tells an OOM's notice from it.
+func (w *oomWatch) close() {
+	if w != nil && w.file != nil {
+		w.file.Close()
+	}
 }
 
 // checkOOM publishes TaskOOM if the container had OOM kills since the last check; the caller
@@ -230,23 +294,34 @@ func (s *Service) watchOOM(c *container) {
 		return
 	}
 	efd := os.NewFile(uintptr(c.oom.efd), "oom-eventfd")
+	c.oom.file = efd
 	go func() {
 		defer efd.Close()
 		buf := make([]byte, 4096) // room for an inotify event and its name
 		for {
-			if _, err := efd.Read(buf); err != nil {
+			n, err := efd.Read(buf)
+			if err != nil {
 				return
+			}
+			var signals uint64
+			if c.oom.v1 && n == 8 {
+				signals = binary.NativeEndian.Uint64(buf[:8]) // the eventfd's count
 			}
 			// Read (and follow an OOM to its kill) before waiting for the service lock: the
 			// cgroup may not outlive the wait (see count).
-			c.oom.onWake()
+			c.oom.onWake(signals)
 			s.mu.Lock()
 			cur, ok := s.containers[c.id]
 			if ok && cur == c {
 				s.checkOOM(c, false, time.Time{})
 			}
 			s.mu.Unlock()
-			if !ok || cur != c || !fileExists(c.oom.counterFile) {
+			if !ok || cur != c {
+				return
+			}
+			// A gone cgroup v1's watch reads on, until the delete closes it: its removal
+			// notice is still to come (see noticedAfterGone).
+			if !c.oom.v1 && !fileExists(c.oom.counterFile) {
 				return
 			}
 		}

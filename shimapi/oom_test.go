@@ -36,7 +36,7 @@ func TestOOMWatchFollowsAnInvocationToItsKill(t *testing.T) {
 	}}
 	w := &oomWatch{read: s.read, efd: -1}
 	w.seen = w.count()
-	w.onWake()
+	w.onWake(1)
 	if got := w.count(); got != 1 {
 		t.Fatalf("OOM kills seen after the cgroup went: %d, want 1", got)
 	}
@@ -47,7 +47,7 @@ func TestOOMWatchDoesNotPollWithoutAnInvocation(t *testing.T) {
 	s := &scriptedCounters{steps: [][2]uint64{{0, 0}, {0, 0}, {0, 0}, {0, 0}}}
 	w := &oomWatch{read: s.read, efd: -1}
 	w.seen = w.count()
-	w.onWake()
+	w.onWake(1)
 	if s.reads != 2 {
 		t.Fatalf("%d reads for one wake without an OOM, want 1 (after the first at create)", s.reads-1)
 	}
@@ -64,7 +64,7 @@ func TestOOMWatchFollowsACgroupV1WakeToItsKill(t *testing.T) {
 	}}
 	w := &oomWatch{read: s.read, efd: -1, v1: true}
 	w.seen = w.count()
-	w.onWake()
+	w.onWake(1)
 	if got := w.count(); got != 1 {
 		t.Fatalf("OOM kills seen after a v1 wake: %d, want 1", got)
 	}
@@ -106,7 +106,7 @@ func TestOOMWatchInfersAKillItsGoneCgroupTookAlong(t *testing.T) {
 		parent := &scriptedParent{steps: c.parent}
 		w := &oomWatch{read: own.read, readParent: parent.read, efd: -1}
 		w.seen = w.count()
-		w.onWake()
+		w.onWake(1)
 		if got := w.count(); got != 0 {
 			t.Fatalf("%s: own count %d before the cgroup went, want 0", c.name, got)
 		}
@@ -141,7 +141,7 @@ func TestOOMWatchInfersACgroupV1KillFromItsInvocation(t *testing.T) {
 		own := &scriptedCounters{steps: c.steps}
 		w := &oomWatch{read: own.read, efd: -1, v1: true}
 		w.seen = w.count()
-		w.onWake()
+		w.onWake(1)
 		if got := w.killsAfterGone(c.exitAt); got != c.want {
 			t.Errorf("%s: inferred %d kills, want %d", c.name, got, c.want)
 		}
@@ -154,7 +154,7 @@ func TestOOMWatchTrustsTheParentOverAnInvocation(t *testing.T) {
 	own := &scriptedCounters{steps: [][2]uint64{{0, 0}, {1, 0}}} // at create; a wake: invoked; then gone
 	w := &oomWatch{read: own.read, readParent: (&scriptedParent{steps: []uint64{3}}).read, efd: -1}
 	w.seen = w.count()
-	w.onWake()
+	w.onWake(1)
 	if got := w.killsAfterGone(time.Now()); got != 0 {
 		t.Errorf("inferred %d kills with no rise of the parent's count, want 0", got)
 	}
