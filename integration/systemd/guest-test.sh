@@ -204,7 +204,7 @@ check "delete -f k1" $H delete -f k1
 kubeslices() { systemctl list-units --all --no-legend --plain 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' '; }
 nokubeslices() { [ -z "$(kubeslices)" ]; }
 eventually 10 nokubeslices
-left=$(systemctl list-units --all --no-legend --plain 'kubepods*' | awk '$3=="active"{print $1}' | tr '\n' ' ')
+left=$(kubeslices)
 [ -z "$left" ] && ok "the slices husk's unit brought up are stopped once empty" || bad "slices left active: $left"
 
 sec "5 bad input"

@@ -19,18 +19,26 @@ import (
 // back through procfs to name the *os.File: ~0.1 ms a call, tens of calls a create. Kernels
 // without openat2 go to pathrs, which resolves in userspace.
 func OpenInRoot(root *os.File, p string) (*os.File, error) {
-	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := openat2InRoot(root, p, 0)
+	switch err {
+	case nil:
+		return os.NewFile(uintptr(fd), p), nil
+	case unix.ENOSYS:
+		return pathrs.OpenatInRoot(root, p)
+	}
+	return nil, &os.PathError{Op: "openat2", Path: p, Err: err}
+}
+
+// openat2InRoot opens p below root as an O_PATH fd (flags added), resolved inside root and
+// through no magic link, retried when a rename raced the lookup; unix.ENOSYS without openat2.
+func openat2InRoot(root *os.File, p string, flags uint64) (int, error) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC | flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	for tries := 0; ; tries++ {
 		fd, err := unix.Openat2(int(root.Fd()), p, how)
-		switch {
-		case err == nil:
-			return os.NewFile(uintptr(fd), p), nil
-		case err == unix.ENOSYS:
-			return pathrs.OpenatInRoot(root, p)
-		case (err == unix.EAGAIN || err == unix.EINTR) && tries < 32:
-			continue // a rename raced the lookup: the kernel asks for a retry
+		if (err == unix.EAGAIN || err == unix.EINTR) && tries < 32 {
+			continue // the kernel asks for a retry
 		}
-		return nil, &os.PathError{Op: "openat2", Path: p, Err: err}
+		return fd, err
 	}
 }
 
@@ -196,24 +204,19 @@ func openNoFollow(root *os.File, p string) (*os.File, error) {
 // an fcntl and the runtime's close bookkeeping each.
 func openNoFollowFd(root *os.File, p string) (int, error) {
 	p = path.Clean("/" + p)
-	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	for tries := 0; ; tries++ {
-		fd, err := unix.Openat2(int(root.Fd()), p, how)
-		switch {
-		case err == nil:
-			return fd, nil
-		case err == unix.ENOSYS:
-			f, err := openNoFollow(root, p)
-			if err != nil {
-				return -1, err
-			}
-			defer f.Close()
-			return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		case (err == unix.EAGAIN || err == unix.EINTR) && tries < 32:
-			continue // a rename raced the lookup: the kernel asks for a retry
+	fd, err := openat2InRoot(root, p, unix.O_NOFOLLOW)
+	switch err {
+	case nil:
+		return fd, nil
+	case unix.ENOSYS:
+		f, err := openNoFollow(root, p)
+		if err != nil {
+			return -1, err
 		}
-		return -1, &os.PathError{Op: "openat2", Path: p, Err: err}
+		defer f.Close()
+		return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	}
+	return -1, &os.PathError{Op: "openat2", Path: p, Err: err}
 }
 
 // openDevNull opens the container's /dev/null and checks it really is the null device, so a
